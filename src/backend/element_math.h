@@ -1,0 +1,80 @@
+// Per-element math shared by the CPU loops and the CUDA kernels: the same inline function is
+// compiled for the host and (under nvcc) for the device, so the arithmetic is tested on every
+// machine and only the launch differs between backends. No loops, no memory management here.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define MD_HOST_DEVICE __host__ __device__ __forceinline__
+#else
+#define MD_HOST_DEVICE inline
+#endif
+
+namespace md::math {
+
+template <typename T>
+MD_HOST_DEVICE T relu(T x) { return x > T(0) ? x : T(0); }
+// Gradient of ReLU from its output: passes where y > 0 (PyTorch: the gradient at 0 is 0).
+template <typename T>
+MD_HOST_DEVICE T relu_grad(T y, T grad_y) { return y > T(0) ? grad_y : T(0); }
+
+template <typename T>
+MD_HOST_DEVICE T sigmoid(T x) {
+  return x >= T(0) ? T(1) / (T(1) + exp(-x)) : exp(x) / (T(1) + exp(x));
+}
+template <typename T>
+MD_HOST_DEVICE T sigmoid_grad(T y, T grad_y) { return grad_y * y * (T(1) - y); }
+
+// SGD with momentum, PyTorch semantics (dampening 0; the momentum buffer starts at zero, which
+// equals PyTorch's "buffer = first gradient" since m·0 + g = g). Updates p and buf in place.
+template <typename T>
+MD_HOST_DEVICE void sgd_step(T& param, T grad, T& momentum_buffer, T learning_rate, T momentum,
+                             T weight_decay, bool nesterov) {
+  T g = grad + weight_decay * param;
+  if (momentum != T(0)) {
+    momentum_buffer = momentum * momentum_buffer + g;
+    g = nesterov ? g + momentum * momentum_buffer : momentum_buffer;
+  }
+  param -= learning_rate * g;
+}
+
+// Adam, torch.optim.Adam semantics (L2 weight decay added to the gradient, no amsgrad).
+// bias_correction1 = 1 - beta1^step, bias_correction2 = 1 - beta2^step.
+template <typename T>
+MD_HOST_DEVICE void adam_step(T& param, T grad, T& exp_avg, T& exp_avg_sq, T learning_rate, T beta1,
+                              T beta2, T epsilon, T weight_decay, T bias_correction1,
+                              T bias_correction2) {
+  T g = grad + weight_decay * param;
+  exp_avg = beta1 * exp_avg + (T(1) - beta1) * g;
+  exp_avg_sq = beta2 * exp_avg_sq + (T(1) - beta2) * g * g;
+  T denom = sqrt(exp_avg_sq) / sqrt(bias_correction2) + epsilon;
+  param -= (learning_rate / bias_correction1) * exp_avg / denom;
+}
+
+// Bilinear source coordinate of output index `dst` (PyTorch, align_corners=False): the two
+// source indices and the weight of the second one.
+struct BilinearTap {
+  std::int64_t index0;
+  std::int64_t index1;
+  double weight1;
+};
+MD_HOST_DEVICE BilinearTap bilinear_tap(std::int64_t dst, std::int64_t in_size, std::int64_t out_size) {
+  double scale = static_cast<double>(in_size) / static_cast<double>(out_size);
+  double src = (static_cast<double>(dst) + 0.5) * scale - 0.5;
+  if (src < 0) src = 0;
+  std::int64_t index0 = static_cast<std::int64_t>(src);
+  if (index0 > in_size - 1) index0 = in_size - 1;
+  std::int64_t index1 = index0 + 1 < in_size ? index0 + 1 : in_size - 1;
+  return BilinearTap{index0, index1, src - static_cast<double>(index0)};
+}
+
+// Nearest source index (PyTorch mode='nearest': floor(dst * in / out)).
+MD_HOST_DEVICE std::int64_t nearest_source(std::int64_t dst, std::int64_t in_size, std::int64_t out_size) {
+  double scale = static_cast<double>(in_size) / static_cast<double>(out_size);
+  std::int64_t src = static_cast<std::int64_t>(floor(static_cast<double>(dst) * scale));
+  return src < in_size - 1 ? src : in_size - 1;
+}
+
+}  // namespace md::math

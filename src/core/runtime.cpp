@@ -1,0 +1,73 @@
+#include "core/runtime.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <vector>
+
+#include "core/error.h"
+
+namespace md {
+namespace {
+
+// 64-byte aligned host memory: full cache lines for the BLAS and vectorized loops.
+class CpuRuntime final : public DeviceRuntime {
+ public:
+  void* allocate(std::size_t bytes, Device) override {
+    if (bytes == 0) return nullptr;
+    std::size_t rounded = (bytes + 63) / 64 * 64;
+    void* pointer = std::aligned_alloc(64, rounded);
+    if (pointer == nullptr) throw Error("host allocation of " + std::to_string(bytes) + " bytes failed");
+    return pointer;
+  }
+  void deallocate(void* pointer, std::size_t, Device) noexcept override { std::free(pointer); }
+  void copy_to_host(void* host_dst, const void* src, std::size_t bytes, Device) override {
+    if (bytes) std::memcpy(host_dst, src, bytes);
+  }
+  void copy_from_host(void* dst, const void* host_src, std::size_t bytes, Device) override {
+    if (bytes) std::memcpy(dst, host_src, bytes);
+  }
+  void copy_within(void* dst, const void* src, std::size_t bytes, Device) override {
+    if (bytes) std::memmove(dst, src, bytes);
+  }
+  void synchronize(Device) override {}
+};
+
+CpuRuntime cpu_runtime;
+DeviceRuntime* runtimes[2] = {&cpu_runtime, nullptr};
+
+}  // namespace
+
+DeviceRuntime& runtime_for(DeviceType type) {
+  DeviceRuntime* runtime = runtimes[static_cast<int>(type)];
+  if (runtime == nullptr) {
+    throw Error("no runtime for device type cuda: this build has no CUDA backend (MD_CUDA=OFF) "
+                "or backend::init() was not called");
+  }
+  return *runtime;
+}
+
+void register_runtime(DeviceType type, DeviceRuntime* runtime) {
+  runtimes[static_cast<int>(type)] = runtime;
+}
+
+bool has_runtime(DeviceType type) { return runtimes[static_cast<int>(type)] != nullptr; }
+
+void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, std::size_t bytes) {
+  if (bytes == 0) return;
+  if (dst_device.is_cpu() && src_device.is_cpu()) {
+    std::memmove(dst, src, bytes);
+  } else if (dst_device.is_cpu()) {
+    runtime_for(src_device.type).copy_to_host(dst, src, bytes, src_device);
+  } else if (src_device.is_cpu()) {
+    runtime_for(dst_device.type).copy_from_host(dst, src, bytes, dst_device);
+  } else if (dst_device == src_device) {
+    runtime_for(dst_device.type).copy_within(dst, src, bytes, dst_device);
+  } else {
+    std::vector<unsigned char> staging(bytes);
+    runtime_for(src_device.type).copy_to_host(staging.data(), src, bytes, src_device);
+    runtime_for(dst_device.type).copy_from_host(dst, staging.data(), bytes, dst_device);
+  }
+}
+
+}  // namespace md
