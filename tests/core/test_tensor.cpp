@@ -27,8 +27,9 @@ TEST(Tensor, CloneIsDeepAndDtypeChecked) {
   Tensor a = Tensor::from_vector<double>({2}, {1.5, -2.0});
   Tensor b = a.clone();
   b.data<double>()[0] = 0;
-  EXPECT_EQ(a.item() , a.item());
   EXPECT_EQ(a.to_vector<double>()[0], 1.5);
+  EXPECT_EQ(b.to_vector<double>()[0], 0.0);
+  EXPECT_EQ(a.narrow_rows(1, 2).item(), -2.0);
   EXPECT_THROW(a.data<float>(), Error);
   EXPECT_EQ(a.to_dtype(DType::Float32).to_vector<float>(), (std::vector<float>{1.5f, -2.0f}));
 }
