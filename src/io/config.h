@@ -1,0 +1,242 @@
+// Trial configuration (DESIGN.md §6 "Trial config (YAML)"): the typed, validated form of a
+// trial's YAML file plus `--set key.path=value` overrides, its canonical YAML text (stored in
+// every trial log, and the input of the trial id), and an opaque YAML tree for the sweep layer.
+// Every user mistake is an md::InputError naming the source, the full key path and, where
+// known, the line or the override that caused it. yaml-cpp stays private to config.cpp: no type
+// of it appears here, so nothing above io needs its headers. This file knows nothing about
+// models, data or training: names like model.arch are passed on unchecked beyond their syntax.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace md::io {
+
+enum class DatasetName { Cifar100, Idx, Imagenet };
+enum class MethodName { Baseline, Byot, MetaDistiller };
+enum class MetaData { NextBatch, Holdout };
+enum class MetaOptimizer { Sgd, Adam };
+enum class ScheduleName { Multistep, Cosine };
+enum class Precision { Fp32, Bf16 };
+
+// The YAML spelling of each enum value: cifar100, idx, imagenet, baseline, byot, metadistiller,
+// next_batch, holdout, sgd, adam, multistep, cosine, fp32, bf16.
+std::string_view to_string(DatasetName value);
+std::string_view to_string(MethodName value);
+std::string_view to_string(MetaData value);
+std::string_view to_string(MetaOptimizer value);
+std::string_view to_string(ScheduleName value);
+std::string_view to_string(Precision value);
+
+// dataset: name and root are required. The four file keys exist only for name idx (an error
+// otherwise); they are relative to root unless absolute, `.gz` or raw, and default to the
+// Fashion-MNIST names train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz,
+// t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz. For cifar100 and imagenet they are empty.
+struct DatasetConfig {
+  DatasetName name = DatasetName::Cifar100;
+  std::string root;
+  std::string train_images;
+  std::string train_labels;
+  std::string test_images;
+  std::string test_labels;
+  bool operator==(const DatasetConfig&) const = default;
+};
+
+struct ModelConfig {
+  std::string arch = "resnet18_cifar";
+  int num_classes = 0;    // 0: taken from the data set
+  int in_channels = 0;    // 0: taken from the data set
+  std::string init_from;  // checkpoint to fine-tune from; empty: none (existence not checked here)
+  bool operator==(const ModelConfig&) const = default;
+};
+
+// method.meta.optimizer: the generator's optimizer, {name: sgd | adam, lr: 0.001}.
+struct MetaOptimizerConfig {
+  MetaOptimizer name = MetaOptimizer::Adam;
+  double lr = 0.001;
+  bool operator==(const MetaOptimizerConfig&) const = default;
+};
+
+// method.meta: used by metadistiller only; accepted (and checked) with every method so that one
+// base config serves a sweep over method.name.
+struct MetaConfig {
+  int every = 1;          // update the generator every `every` student steps
+  double epsilon = 0.01;  // finite-difference step ε₀ (ε = ε₀/‖v‖)
+  MetaData data = MetaData::NextBatch;
+  double holdout_fraction = 0.1;  // of the training set, when data is holdout
+  MetaOptimizerConfig optimizer;
+  int generator_width = 128;
+  bool operator==(const MetaConfig&) const = default;
+};
+
+struct MethodConfig {
+  MethodName name = MethodName::Baseline;
+  double temperature = 3.0;
+  double alpha = 0.3;
+  double hint = 0.0;  // BYOT feature-hint weight β
+  MetaConfig meta;
+  bool operator==(const MethodConfig&) const = default;
+};
+
+struct ScheduleConfig {
+  ScheduleName name = ScheduleName::Multistep;
+  std::vector<int> milestones = {100, 150};  // epochs, strictly increasing (multistep)
+  double gamma = 0.1;                        // multistep decay factor
+  int warmup_epochs = 0;                     // linear warm-up before either schedule
+  bool operator==(const ScheduleConfig&) const = default;
+};
+
+struct OptimConfig {
+  int epochs = 200;
+  int batch_size = 128;  // per trial (split over its ranks)
+  double lr = 0.1;
+  double momentum = 0.9;
+  bool nesterov = false;
+  double weight_decay = 5e-4;
+  double label_smoothing = 0.0;
+  ScheduleConfig schedule;
+  bool operator==(const OptimConfig&) const = default;
+};
+
+struct AugmentConfig {
+  int random_crop = 4;  // padding of the random crop; 0: no crop
+  bool flip = true;     // random horizontal flip
+  int cutout = 0;       // Cutout square side; 0: none
+  bool operator==(const AugmentConfig&) const = default;
+};
+
+struct RuntimeConfig {
+  std::string device = "auto";  // auto | cpu | cuda | cuda:N
+  Precision precision = Precision::Fp32;
+  int threads = 0;  // CPU threads; 0: the library default
+  std::uint64_t seed = 0;
+  bool deterministic = false;
+  int ranks_per_trial = 1;
+  int log_every = 50;                  // steps between /train rows
+  int checkpoint_every_epochs = 1;     // 0: checkpoint only when interrupted and at the end
+  std::int64_t max_train_batches = 0;  // per epoch; 0: all (short runs and tests)
+  std::int64_t max_eval_batches = 0;   // per evaluation; 0: all
+  bool operator==(const RuntimeConfig&) const = default;
+};
+
+struct TrialConfig {
+  DatasetConfig dataset;
+  ModelConfig model;
+  MethodConfig method;
+  OptimConfig optim;
+  AugmentConfig augment;
+  RuntimeConfig runtime;
+  // Where the config came from, for messages: a file name, "<inline>", a sweep entry. Not part
+  // of the configuration: ignored by operator==, to_yaml and trial_id.
+  std::string source;
+
+  // Equal configurations (every key), whatever their source.
+  bool operator==(const TrialConfig& other) const;
+};
+
+// Reads a trial config file, applies the overrides ("key.path=value", the value parsed as YAML:
+// a scalar, or a flow sequence/mapping such as optim.schedule.milestones=[30,60]) to the YAML
+// tree in order, validates, and fills the defaults. InputError on a missing file, a YAML syntax
+// error (with line and column), an override without '=', an unknown key at any level (listing
+// the allowed keys), a wrong type, an out-of-range or unknown enum value (listing the allowed
+// values), or a missing dataset.name/dataset.root. Overrides are checked exactly like file keys;
+// their messages name the override instead of a line.
+TrialConfig load_trial_config(const std::string& path,
+                              const std::vector<std::string>& overrides = {});
+// The same for YAML text; source_name ("<inline>", a file name) prefixes every message.
+TrialConfig parse_trial_config(const std::string& yaml_text, const std::string& source_name,
+                               const std::vector<std::string>& overrides = {});
+
+// The resolved config as canonical YAML: every key, defaults included, in the fixed order of
+// DESIGN.md §6, block style (flow only for milestones). Numbers are printed exactly (shortest
+// round-trip form, floats always with a '.'), so parse_trial_config(to_yaml(c)) == c.
+std::string to_yaml(const TrialConfig& config);
+
+// A trial's stable id: 16 lowercase hex digits of the 64-bit FNV-1a hash of to_yaml(config)
+// after these keys, which do not change a trial's result, are reset to their defaults:
+// runtime.device, runtime.threads, runtime.log_every, runtime.checkpoint_every_epochs. The same
+// resolved config always gives the same id, whatever the key order or spelling of its input.
+std::string trial_id(const TrialConfig& config);
+
+// The text a YAML reader (yaml-cpp, PyYAML) reads back as exactly this double: the shortest
+// round-trip form, with a '.' ("3.0", "0.1", "5.0e-04"). Finite values only.
+std::string format_yaml_number(double value);
+
+class ConfigTree;
+
+// Validates a trial config tree and fills the defaults, with the same checks and messages as
+// parse_trial_config. source_name names the origin in messages and in TrialConfig::source;
+// empty: the tree's own source name. Key paths in messages are prefixed by the tree's path
+// when it is not a document root (e.g. "base.optim.lr" for a sweep's inline base config).
+TrialConfig resolve(const ConfigTree& tree, const std::string& source_name = {});
+
+// A YAML document (or a part of one) as a value: copies are deep and independent. Used for trial
+// configs and by the sweep layer (base config, grid values, overrides per trial). Every node
+// remembers where it came from (its line and column in the source, or the override that set
+// it), so messages about it point there. Accessors throw InputError naming the source and the
+// node's key path when the node is not of the kind asked for.
+class ConfigTree {
+ public:
+  enum class Kind { Null, Scalar, Sequence, Mapping };
+
+  // A missing or unreadable file, or a YAML syntax error, duplicate key, non-scalar key or more
+  // than one document: InputError.
+  static ConfigTree from_file(const std::string& path);
+  static ConfigTree from_text(const std::string& text, const std::string& source_name);
+
+  ConfigTree(const ConfigTree& other);
+  ConfigTree& operator=(const ConfigTree& other);
+  ConfigTree(ConfigTree&& other) noexcept;
+  ConfigTree& operator=(ConfigTree&& other) noexcept;
+  ~ConfigTree();
+
+  ConfigTree clone() const { return *this; }
+
+  const std::string& source_name() const;
+  // Key path of this node in its document ("" for the root, "grid", "base.optim", "x[2]").
+  const std::string& path() const;
+  Kind kind() const;
+
+  // Mappings. Keys are single keys and may contain dots (sweep grid keys do).
+  std::vector<std::string> keys() const;  // in document order
+  bool contains(const std::string& key) const;
+  ConfigTree child(const std::string& key) const;  // InputError when absent
+  // Sequences.
+  std::size_t size() const;
+  ConfigTree element(std::size_t index) const;
+  // Scalars: the text as written (quotes removed).
+  const std::string& scalar() const;
+  // True for a quoted ('5', "5") or string-tagged scalar, which never reads as a number or bool.
+  bool is_quoted() const;
+
+  // Throws InputError "<source>: <path>: <message> (line L, column C | from <override>)".
+  [[noreturn]] void fail(const std::string& message) const;
+
+  // Sets the node at a dotted key path (relative to this node, which must be a mapping or null)
+  // to a YAML value, creating the mappings on the way. `origin` says where the value came from
+  // in messages ("--set optim.lr=0.2", "sweep.yaml grid model.arch"); empty: "--set path=value"
+  // for a text value, "set path" for a tree. The path is not checked against the trial schema
+  // here (resolve does that). InputError when the path is malformed, passes through a scalar or
+  // sequence, or the value is not valid YAML.
+  void set(const std::string& key_path, const std::string& yaml_value,
+           const std::string& origin = {});
+  void set(const std::string& key_path, const ConfigTree& value, const std::string& origin = {});
+  // Applies "key.path=value" (the `--set` argument); InputError without '=' or with an empty key.
+  void apply_override(const std::string& assignment);
+
+  // Block-style YAML that from_text reads back as the same tree (comments and anchors are not
+  // kept; quoted scalars stay quoted).
+  std::string to_text() const;
+
+  struct Impl;
+
+ private:
+  explicit ConfigTree(std::unique_ptr<Impl> impl);
+  friend TrialConfig resolve(const ConfigTree& tree, const std::string& source_name);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace md::io
