@@ -60,17 +60,22 @@ void Tape::backward(const Variable& root, double seed) {
 }
 
 void Tape::backward(const Variable& root, const Tensor& seed_grad) {
-  MD_CHECK(root.defined() && root.requires_grad(),
-           "backward from a value that does not require a gradient");
-  MD_CHECK(seed_grad.shape() == root.value().shape(), "seed gradient ", seed_grad.describe(),
-           " for ", root.value().describe());
-  Variable root_copy = root;
-  GradSlot slot = root_copy.grad_slot();
-  Backend& backend = backend::of(root.value());
-  if (slot.write == Write::Overwrite) {
-    backend.copy(seed_grad, *slot.tensor);
-  } else {
-    backend.axpby(1.0, seed_grad, 1.0, *slot.tensor);
+  backward(std::vector<std::pair<Variable, Tensor>>{{root, seed_grad}});
+}
+
+void Tape::backward(const std::vector<std::pair<Variable, Tensor>>& roots) {
+  for (const auto& [root, seed_grad] : roots) {
+    MD_CHECK(root.defined() && root.requires_grad(),
+             "backward from a value that does not require a gradient");
+    MD_CHECK(seed_grad.shape() == root.value().shape(), "seed gradient ", seed_grad.describe(),
+             " for ", root.value().describe());
+    GradSlot slot = root.grad_slot();
+    Backend& backend = backend::of(root.value());
+    if (slot.write == Write::Overwrite) {
+      backend.copy(seed_grad, *slot.tensor);
+    } else {
+      backend.axpby(1.0, seed_grad, 1.0, *slot.tensor);
+    }
   }
   // Entries are released as they run, so intermediates are freed during the backward pass.
   std::vector<Entry> entries = std::move(entries_);

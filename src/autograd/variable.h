@@ -61,6 +61,8 @@ class Tape {
   void backward(const Variable& root, double seed = 1.0);
   // The same with a seed gradient of root's shape (d(sum(seed ⊙ root))/d(inputs)).
   void backward(const Variable& root, const Tensor& seed_grad);
+  // Several roots at once, each with its seed gradient: d(Σ_r sum(seed_r ⊙ root_r))/d(inputs).
+  void backward(const std::vector<std::pair<Variable, Tensor>>& roots);
   void clear() { entries_.clear(); }
   std::size_t size() const { return entries_.size(); }
 

@@ -22,7 +22,9 @@ MD_HOST_DEVICE T relu_grad(T y, T grad_y) { return y > T(0) ? grad_y : T(0); }
 
 template <typename T>
 MD_HOST_DEVICE T sigmoid(T x) {
-  return x >= T(0) ? T(1) / (T(1) + exp(-x)) : exp(x) / (T(1) + exp(x));
+  // exp of a float is a double on the host (only std:: has float overloads): cast back to T.
+  const T e = static_cast<T>(exp(x >= T(0) ? -x : x));
+  return x >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
 }
 template <typename T>
 MD_HOST_DEVICE T sigmoid_grad(T y, T grad_y) { return grad_y * y * (T(1) - y); }
@@ -49,7 +51,7 @@ MD_HOST_DEVICE void adam_step(T& param, T grad, T& exp_avg, T& exp_avg_sq, T lea
   T g = grad + weight_decay * param;
   exp_avg = beta1 * exp_avg + (T(1) - beta1) * g;
   exp_avg_sq = beta2 * exp_avg_sq + (T(1) - beta2) * g * g;
-  T denom = sqrt(exp_avg_sq) / sqrt(bias_correction2) + epsilon;
+  T denom = static_cast<T>(sqrt(exp_avg_sq)) / static_cast<T>(sqrt(bias_correction2)) + epsilon;
   param -= (learning_rate / bias_correction1) * exp_avg / denom;
 }
 

@@ -12,15 +12,20 @@ Conv2d::Conv2d(ModelLayout& layout, const std::string& name, const Conv2dSpec& s
            spec.params.groups);
   const std::int64_t in_per_group = spec.in_channels / spec.params.groups;
   const double fan_in = static_cast<double>(in_per_group * spec.kernel * spec.kernel);
-  const double fan_out =
-      static_cast<double>(spec.out_channels / spec.params.groups * spec.kernel * spec.kernel);
+  // PyTorch's fan_out (torch.nn.init._calculate_fan_in_and_fan_out) is out_channels * k * k,
+  // not divided by groups: torchvision's MobileNetV2 depthwise convolutions use it.
+  const double fan_out = static_cast<double>(spec.out_channels * spec.kernel * spec.kernel);
   const double fan = spec.init == InitKind::KaimingNormalFanOut ? fan_out : fan_in;
   weight_ = layout.parameters.add(join(name, "weight"),
                                   {spec.out_channels, in_per_group, spec.kernel, spec.kernel},
                                   InitSpec{spec.init, fan});
   if (spec.bias == Bias::With) {
+    // As for Linear: PyTorch's default init gives a uniform bias; torchvision's models that
+    // initialize the weight themselves (VGG, MobileNetV2) zero the bias.
+    const InitKind bias_init =
+        spec.init == InitKind::UniformFanIn ? InitKind::UniformFanIn : InitKind::Zeros;
     bias_ = layout.parameters.add(join(name, "bias"), {spec.out_channels},
-                                  InitSpec{InitKind::UniformFanIn, fan_in});
+                                  InitSpec{bias_init, fan_in});
   }
 }
 

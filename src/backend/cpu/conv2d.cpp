@@ -1,0 +1,464 @@
+// conv2d on the CPU: forward, backward-data, backward-filter, and the channel bias.
+// General path: im2col over a chunk of samples, one GEMM per group, col2im for the data
+// gradient. Depthwise convolutions (one input and one output channel per group) use direct
+// loops instead, since a GEMM with one row per group wastes the BLAS call. The chunk size
+// depends only on the shapes, and every reduction runs in a fixed order (the GEMM over the
+// chunks in sample order, the depthwise filter sums per channel), so results do not depend on
+// the thread count.
+#include <vector>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/cpu_common.h"
+
+namespace md::cpu {
+namespace {
+
+struct ConvGeometry {
+  std::int64_t batch = 0;
+  std::int64_t in_channels = 0;
+  std::int64_t in_height = 0;
+  std::int64_t in_width = 0;
+  std::int64_t out_channels = 0;
+  std::int64_t out_height = 0;
+  std::int64_t out_width = 0;
+  std::int64_t kernel = 0;
+  std::int64_t groups = 0;
+  std::int64_t stride = 0;
+  std::int64_t padding = 0;
+  std::int64_t dilation = 0;
+
+  std::int64_t in_plane() const { return in_height * in_width; }
+  std::int64_t out_plane() const { return out_height * out_width; }
+  std::int64_t in_per_group() const { return in_channels / groups; }
+  std::int64_t out_per_group() const { return out_channels / groups; }
+  std::int64_t taps() const { return kernel * kernel; }
+  // Rows of the column matrix of one group: (input channel, kh, kw).
+  std::int64_t group_rows() const { return in_per_group() * taps(); }
+  bool depthwise() const { return in_per_group() == 1 && out_per_group() == 1; }
+  // A 1x1 stride-1 unpadded convolution: the input already is its column matrix.
+  bool pointwise() const { return kernel == 1 && stride == 1 && padding == 0; }
+};
+
+// x: (N, C, H, W), weight: (O, C/groups, K, K); validates through conv2d_output_shape.
+ConvGeometry make_geometry(const Shape& x, const Shape& weight, const Conv2dParams& params) {
+  const Shape y = conv2d_output_shape(x, weight, params);
+  ConvGeometry geometry;
+  geometry.batch = x[0];
+  geometry.in_channels = x[1];
+  geometry.in_height = x[2];
+  geometry.in_width = x[3];
+  geometry.out_channels = y[1];
+  geometry.out_height = y[2];
+  geometry.out_width = y[3];
+  geometry.kernel = weight[2];
+  geometry.groups = params.groups;
+  geometry.stride = params.stride;
+  geometry.padding = params.padding;
+  geometry.dilation = params.dilation;
+  return geometry;
+}
+
+// Samples per im2col chunk: enough columns for an efficient GEMM, a bounded column buffer.
+std::int64_t chunk_samples(const ConvGeometry& geometry) {
+  constexpr std::int64_t target_columns = 2048;
+  constexpr std::int64_t max_column_elements = std::int64_t{1} << 23;
+  const std::int64_t by_columns =
+      (target_columns + geometry.out_plane() - 1) / std::max<std::int64_t>(geometry.out_plane(), 1);
+  const std::int64_t sample_elements =
+      std::max<std::int64_t>(geometry.in_channels * geometry.taps() * geometry.out_plane(), 1);
+  const std::int64_t by_memory = std::max<std::int64_t>(max_column_elements / sample_elements, 1);
+  return std::clamp<std::int64_t>(std::min(by_columns, by_memory), 1,
+                                  std::max<std::int64_t>(geometry.batch, 1));
+}
+
+// The output positions o in [0, out_size) whose input index o·stride + offset lies in
+// [0, in_size), where offset = tap·dilation − padding: the positions a kernel tap reaches.
+struct ValidRange {
+  std::int64_t begin = 0;
+  std::int64_t end = 0;
+};
+
+ValidRange valid_outputs(std::int64_t offset, std::int64_t stride, std::int64_t in_size,
+                         std::int64_t out_size) {
+  const std::int64_t begin = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+  const std::int64_t last_input = in_size - 1 - offset;
+  const std::int64_t end = last_input < 0 ? 0 : std::min(out_size, last_input / stride + 1);
+  return ValidRange{std::min(begin, end), end};
+}
+
+// columns: (C·K·K, count·Ho·Wo) for samples [first, first + count) of x: (N, C, H, W).
+template <typename T>
+void im2col(const ConvGeometry& g, const T* x, std::int64_t first, std::int64_t count, T* columns) {
+  const std::int64_t row_length = count * g.out_plane();
+  parallel_for(g.in_channels * g.taps() * count, g.out_plane(), [&](std::int64_t task) {
+    const std::int64_t sample = task % count;
+    const std::int64_t row = task / count;
+    const std::int64_t channel = row / g.taps();
+    const std::int64_t row_offset = (row % g.taps()) / g.kernel * g.dilation - g.padding;
+    const std::int64_t col_offset = row % g.kernel * g.dilation - g.padding;
+    const ValidRange rows = valid_outputs(row_offset, g.stride, g.in_height, g.out_height);
+    const ValidRange cols = valid_outputs(col_offset, g.stride, g.in_width, g.out_width);
+    const T* plane = x + ((first + sample) * g.in_channels + channel) * g.in_plane();
+    T* out = columns + row * row_length + sample * g.out_plane();
+    std::fill(out, out + rows.begin * g.out_width, T(0));
+    for (std::int64_t oh = rows.begin; oh < rows.end; ++oh) {
+      const T* in_row = plane + (oh * g.stride + row_offset) * g.in_width;
+      T* out_row = out + oh * g.out_width;
+      std::fill(out_row, out_row + cols.begin, T(0));
+      for (std::int64_t ow = cols.begin; ow < cols.end; ++ow) {
+        out_row[ow] = in_row[ow * g.stride + col_offset];
+      }
+      std::fill(out_row + cols.end, out_row + g.out_width, T(0));
+    }
+    std::fill(out + rows.end * g.out_width, out + g.out_plane(), T(0));
+  });
+}
+
+// grad_x (+)= col2im(columns) for samples [first, first + count); columns as in im2col.
+template <typename T>
+void col2im(const ConvGeometry& g, const T* columns, std::int64_t first, std::int64_t count,
+            T* grad_x, Write write) {
+  const std::int64_t row_length = count * g.out_plane();
+  parallel_for(count * g.in_channels, g.taps() * g.out_plane(), [&](std::int64_t task) {
+    const std::int64_t sample = task / g.in_channels;
+    const std::int64_t channel = task % g.in_channels;
+    T* plane = grad_x + ((first + sample) * g.in_channels + channel) * g.in_plane();
+    if (write == Write::Overwrite) std::fill(plane, plane + g.in_plane(), T(0));
+    for (std::int64_t tap = 0; tap < g.taps(); ++tap) {
+      const std::int64_t row_offset = tap / g.kernel * g.dilation - g.padding;
+      const std::int64_t col_offset = tap % g.kernel * g.dilation - g.padding;
+      const ValidRange rows = valid_outputs(row_offset, g.stride, g.in_height, g.out_height);
+      const ValidRange cols = valid_outputs(col_offset, g.stride, g.in_width, g.out_width);
+      const T* in = columns + (channel * g.taps() + tap) * row_length + sample * g.out_plane();
+      for (std::int64_t oh = rows.begin; oh < rows.end; ++oh) {
+        T* out_row = plane + (oh * g.stride + row_offset) * g.in_width;
+        const T* in_row = in + oh * g.out_width;
+        for (std::int64_t ow = cols.begin; ow < cols.end; ++ow) {
+          out_row[ow * g.stride + col_offset] += in_row[ow];
+        }
+      }
+    }
+  });
+}
+
+// packed: (O, count·Ho·Wo) <-> y: (N, O, Ho, Wo) for samples [first, first + count).
+template <typename T>
+void unpack_samples(const ConvGeometry& g, const T* packed, std::int64_t first, std::int64_t count,
+                    T* y) {
+  parallel_for(count * g.out_channels, g.out_plane(), [&](std::int64_t task) {
+    const std::int64_t sample = task / g.out_channels;
+    const std::int64_t channel = task % g.out_channels;
+    const T* from = packed + channel * count * g.out_plane() + sample * g.out_plane();
+    std::copy(from, from + g.out_plane(),
+              y + ((first + sample) * g.out_channels + channel) * g.out_plane());
+  });
+}
+
+template <typename T>
+void pack_samples(const ConvGeometry& g, const T* y, std::int64_t first, std::int64_t count,
+                  T* packed) {
+  parallel_for(count * g.out_channels, g.out_plane(), [&](std::int64_t task) {
+    const std::int64_t sample = task / g.out_channels;
+    const std::int64_t channel = task % g.out_channels;
+    const T* from = y + ((first + sample) * g.out_channels + channel) * g.out_plane();
+    std::copy(from, from + g.out_plane(),
+              packed + channel * count * g.out_plane() + sample * g.out_plane());
+  });
+}
+
+// ---- general path (im2col + GEMM)
+
+// x: (N, C, H, W), weight: (O, C/groups, K, K), y: (N, O, Ho, Wo)
+template <typename T>
+void conv_forward_gemm(const ConvGeometry& g, const T* x, const T* weight, T* y) {
+  const std::int64_t chunk = chunk_samples(g);
+  std::vector<T> columns;
+  std::vector<T> packed;
+  for (std::int64_t first = 0; first < g.batch; first += chunk) {
+    const std::int64_t count = std::min(chunk, g.batch - first);
+    const std::int64_t width = count * g.out_plane();
+    const T* cols = x + first * g.in_channels * g.in_plane();
+    if (!(count == 1 && g.pointwise())) {
+      columns.resize(static_cast<std::size_t>(g.in_channels * g.taps() * width));
+      im2col(g, x, first, count, columns.data());
+      cols = columns.data();
+    }
+    T* out = y + first * g.out_channels * g.out_plane();
+    if (count > 1) {
+      packed.resize(static_cast<std::size_t>(g.out_channels * width));
+      out = packed.data();
+    }
+    for (std::int64_t group = 0; group < g.groups; ++group) {
+      gemm<T>(CblasNoTrans, CblasNoTrans, g.out_per_group(), width, g.group_rows(), T(1),
+              weight + group * g.out_per_group() * g.group_rows(), g.group_rows(),
+              cols + group * g.group_rows() * width, width, T(0),
+              out + group * g.out_per_group() * width, width);
+    }
+    if (count > 1) unpack_samples(g, packed.data(), first, count, y);
+  }
+}
+
+// grad_y: (N, O, Ho, Wo), weight: (O, C/groups, K, K), grad_x: (N, C, H, W)
+template <typename T>
+void conv_backward_data_gemm(const ConvGeometry& g, const T* grad_y, const T* weight, T* grad_x,
+                             Write write) {
+  const std::int64_t chunk = chunk_samples(g);
+  std::vector<T> columns;
+  std::vector<T> packed;
+  for (std::int64_t first = 0; first < g.batch; first += chunk) {
+    const std::int64_t count = std::min(chunk, g.batch - first);
+    const std::int64_t width = count * g.out_plane();
+    const T* upstream = grad_y + first * g.out_channels * g.out_plane();
+    if (count > 1) {
+      packed.resize(static_cast<std::size_t>(g.out_channels * width));
+      pack_samples(g, grad_y, first, count, packed.data());
+      upstream = packed.data();
+    }
+    // A pointwise single-sample chunk writes grad_x directly (its column matrix is grad_x).
+    const bool direct = count == 1 && g.pointwise();
+    T* cols = grad_x + first * g.in_channels * g.in_plane();
+    const T beta = direct && write == Write::Accumulate ? T(1) : T(0);
+    if (!direct) {
+      columns.resize(static_cast<std::size_t>(g.in_channels * g.taps() * width));
+      cols = columns.data();
+    }
+    for (std::int64_t group = 0; group < g.groups; ++group) {
+      gemm<T>(CblasTrans, CblasNoTrans, g.group_rows(), width, g.out_per_group(), T(1),
+              weight + group * g.out_per_group() * g.group_rows(), g.group_rows(),
+              upstream + group * g.out_per_group() * width, width, beta,
+              cols + group * g.group_rows() * width, width);
+    }
+    if (!direct) col2im(g, columns.data(), first, count, grad_x, write);
+  }
+}
+
+// x: (N, C, H, W), grad_y: (N, O, Ho, Wo), grad_weight: (O, C/groups, K, K)
+template <typename T>
+void conv_backward_filter_gemm(const ConvGeometry& g, const T* x, const T* grad_y, T* grad_weight,
+                               Write write) {
+  const std::int64_t chunk = chunk_samples(g);
+  std::vector<T> columns;
+  std::vector<T> packed;
+  if (g.batch == 0 && write == Write::Overwrite) {
+    std::fill(grad_weight, grad_weight + g.out_channels * g.group_rows(), T(0));
+  }
+  for (std::int64_t first = 0; first < g.batch; first += chunk) {
+    const std::int64_t count = std::min(chunk, g.batch - first);
+    const std::int64_t width = count * g.out_plane();
+    const T* cols = x + first * g.in_channels * g.in_plane();
+    if (!(count == 1 && g.pointwise())) {
+      columns.resize(static_cast<std::size_t>(g.in_channels * g.taps() * width));
+      im2col(g, x, first, count, columns.data());
+      cols = columns.data();
+    }
+    const T* upstream = grad_y + first * g.out_channels * g.out_plane();
+    if (count > 1) {
+      packed.resize(static_cast<std::size_t>(g.out_channels * width));
+      pack_samples(g, grad_y, first, count, packed.data());
+      upstream = packed.data();
+    }
+    const T beta = first == 0 && write == Write::Overwrite ? T(0) : T(1);
+    for (std::int64_t group = 0; group < g.groups; ++group) {
+      gemm<T>(CblasNoTrans, CblasTrans, g.out_per_group(), g.group_rows(), width, T(1),
+              upstream + group * g.out_per_group() * width, width,
+              cols + group * g.group_rows() * width, width, beta,
+              grad_weight + group * g.out_per_group() * g.group_rows(), g.group_rows());
+    }
+  }
+}
+
+// ---- depthwise path (direct loops over the kernel taps; groups == C == O)
+
+// Calls visit(tap_input, output_row, tap, cols) for every (kernel tap, output row) pair that
+// reaches the input: output column ow of that row reads input element tap_input.at(ow) of the
+// plane, and cols are the output columns whose reads fall inside the input.
+// Where output column ow of one output row reads, for one kernel tap: input element
+// row_start + ow·stride + col_offset of the plane.
+struct TapInput {
+  std::int64_t row_start;
+  std::int64_t col_offset;
+  std::int64_t stride;
+  std::int64_t at(std::int64_t ow) const { return row_start + ow * stride + col_offset; }
+};
+
+template <typename Visit>
+void for_each_tap_row(const ConvGeometry& g, const Visit& visit) {
+  for (std::int64_t kernel_row = 0; kernel_row < g.kernel; ++kernel_row) {
+    const std::int64_t row_offset = kernel_row * g.dilation - g.padding;
+    const ValidRange rows = valid_outputs(row_offset, g.stride, g.in_height, g.out_height);
+    for (std::int64_t kernel_col = 0; kernel_col < g.kernel; ++kernel_col) {
+      const std::int64_t col_offset = kernel_col * g.dilation - g.padding;
+      const ValidRange cols = valid_outputs(col_offset, g.stride, g.in_width, g.out_width);
+      for (std::int64_t oh = rows.begin; oh < rows.end; ++oh) {
+        const TapInput tap_input{(oh * g.stride + row_offset) * g.in_width, col_offset, g.stride};
+        visit(tap_input, oh * g.out_width, kernel_row * g.kernel + kernel_col, cols);
+      }
+    }
+  }
+}
+
+template <typename T>
+void conv_forward_depthwise(const ConvGeometry& g, const T* x, const T* weight, T* y) {
+  parallel_for(g.batch * g.in_channels, g.taps() * g.out_plane(), [&](std::int64_t plane_index) {
+    const T* plane = x + plane_index * g.in_plane();
+    const T* filter = weight + plane_index % g.in_channels * g.taps();
+    T* out = y + plane_index * g.out_plane();
+    std::fill(out, out + g.out_plane(), T(0));
+    for_each_tap_row(g, [&](const TapInput& tap_input, std::int64_t out_offset, std::int64_t tap,
+                            const ValidRange& cols) {
+      T* out_row = out + out_offset;
+      const T tap_weight = filter[tap];
+      for (std::int64_t ow = cols.begin; ow < cols.end; ++ow) {
+        out_row[ow] += tap_weight * plane[tap_input.at(ow)];
+      }
+    });
+  });
+}
+
+template <typename T>
+void conv_backward_data_depthwise(const ConvGeometry& g, const T* grad_y, const T* weight,
+                                  T* grad_x, Write write) {
+  parallel_for(g.batch * g.in_channels, g.taps() * g.out_plane(), [&](std::int64_t plane_index) {
+    const T* upstream = grad_y + plane_index * g.out_plane();
+    const T* filter = weight + plane_index % g.in_channels * g.taps();
+    T* plane = grad_x + plane_index * g.in_plane();
+    if (write == Write::Overwrite) std::fill(plane, plane + g.in_plane(), T(0));
+    for_each_tap_row(g, [&](const TapInput& tap_input, std::int64_t out_offset, std::int64_t tap,
+                            const ValidRange& cols) {
+      const T* out_row = upstream + out_offset;
+      const T tap_weight = filter[tap];
+      for (std::int64_t ow = cols.begin; ow < cols.end; ++ow) {
+        plane[tap_input.at(ow)] += tap_weight * out_row[ow];
+      }
+    });
+  });
+}
+
+template <typename T>
+void conv_backward_filter_depthwise(const ConvGeometry& g, const T* x, const T* grad_y,
+                                    T* grad_weight, Write write) {
+  parallel_for(g.in_channels, g.batch * g.taps() * g.out_plane(), [&](std::int64_t channel) {
+    std::vector<T> totals(static_cast<std::size_t>(g.taps()), T(0));
+    for (std::int64_t sample = 0; sample < g.batch; ++sample) {
+      const T* plane = x + (sample * g.in_channels + channel) * g.in_plane();
+      const T* upstream = grad_y + (sample * g.in_channels + channel) * g.out_plane();
+      for_each_tap_row(g, [&](const TapInput& tap_input, std::int64_t out_offset, std::int64_t tap,
+                              const ValidRange& cols) {
+        const T* out_row = upstream + out_offset;
+        T total = T(0);
+        for (std::int64_t ow = cols.begin; ow < cols.end; ++ow) {
+          total += out_row[ow] * plane[tap_input.at(ow)];
+        }
+        totals[static_cast<std::size_t>(tap)] += total;
+      });
+    }
+    T* filter = grad_weight + channel * g.taps();
+    for (std::int64_t tap = 0; tap < g.taps(); ++tap) {
+      write_value(filter[tap], totals[static_cast<std::size_t>(tap)], write);
+    }
+  });
+}
+
+}  // namespace
+
+void CpuBackend::conv2d_forward(const Tensor& x, const Tensor& weight, Tensor& y,
+                                const Conv2dParams& params) {
+  const char* op = "conv2d_forward";
+  dispatch_float(x.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    check_tensor(op, "x", x, x.dtype());
+    check_tensor(op, "weight", weight, x.dtype());
+    const ConvGeometry geometry = make_geometry(x.shape(), weight.shape(), params);
+    check_tensor(op, "y", y, x.dtype(), conv2d_output_shape(x.shape(), weight.shape(), params));
+    if (geometry.depthwise()) {
+      conv_forward_depthwise<T>(geometry, x.data<T>(), weight.data<T>(), y.data<T>());
+    } else {
+      conv_forward_gemm<T>(geometry, x.data<T>(), weight.data<T>(), y.data<T>());
+    }
+  });
+}
+
+void CpuBackend::conv2d_backward_data(const Tensor& grad_y, const Tensor& weight, Tensor& grad_x,
+                                      const Conv2dParams& params, Write write) {
+  const char* op = "conv2d_backward_data";
+  dispatch_float(grad_y.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    check_tensor(op, "grad_x", grad_x, grad_y.dtype());
+    check_tensor(op, "weight", weight, grad_y.dtype());
+    const ConvGeometry geometry = make_geometry(grad_x.shape(), weight.shape(), params);
+    check_tensor(op, "grad_y", grad_y, grad_y.dtype(),
+                 conv2d_output_shape(grad_x.shape(), weight.shape(), params));
+    if (geometry.depthwise()) {
+      conv_backward_data_depthwise<T>(geometry, grad_y.data<T>(), weight.data<T>(),
+                                      grad_x.data<T>(), write);
+    } else {
+      conv_backward_data_gemm<T>(geometry, grad_y.data<T>(), weight.data<T>(), grad_x.data<T>(),
+                                 write);
+    }
+  });
+}
+
+void CpuBackend::conv2d_backward_filter(const Tensor& x, const Tensor& grad_y, Tensor& grad_weight,
+                                        const Conv2dParams& params, Write write) {
+  const char* op = "conv2d_backward_filter";
+  dispatch_float(x.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    check_tensor(op, "x", x, x.dtype());
+    check_tensor(op, "grad_weight", grad_weight, x.dtype());
+    const ConvGeometry geometry = make_geometry(x.shape(), grad_weight.shape(), params);
+    check_tensor(op, "grad_y", grad_y, x.dtype(),
+                 conv2d_output_shape(x.shape(), grad_weight.shape(), params));
+    if (geometry.depthwise()) {
+      conv_backward_filter_depthwise<T>(geometry, x.data<T>(), grad_y.data<T>(),
+                                        grad_weight.data<T>(), write);
+    } else {
+      conv_backward_filter_gemm<T>(geometry, x.data<T>(), grad_y.data<T>(), grad_weight.data<T>(),
+                                   write);
+    }
+  });
+}
+
+void CpuBackend::add_channel_bias(Tensor& y, const Tensor& bias) {
+  const char* op = "add_channel_bias";
+  dispatch_float(y.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    check_tensor(op, "y", y, y.dtype());
+    MD_CHECK(y.ndim() >= 2, "cpu ", op, ": y ", y.describe(), " is not (N, C, ...)");
+    const std::int64_t channels = y.dim(1);
+    check_tensor(op, "bias", bias, y.dtype(), Shape{channels});
+    const std::int64_t inner = channels == 0 ? 0 : y.numel() / (y.dim(0) * channels);
+    T* out = y.data<T>();
+    const T* values = bias.data<T>();
+    parallel_for(y.dim(0) * channels, inner, [&](std::int64_t plane_index) {
+      const T value = values[plane_index % channels];
+      T* plane = out + plane_index * inner;
+      for (std::int64_t i = 0; i < inner; ++i) plane[i] += value;
+    });
+  });
+}
+
+void CpuBackend::channel_bias_backward(const Tensor& grad_y, Tensor& grad_bias, Write write) {
+  const char* op = "channel_bias_backward";
+  dispatch_float(grad_y.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    check_tensor(op, "grad_y", grad_y, grad_y.dtype());
+    MD_CHECK(grad_y.ndim() >= 2, "cpu ", op, ": grad_y ", grad_y.describe(), " is not (N, C, ...)");
+    const std::int64_t batch = grad_y.dim(0);
+    const std::int64_t channels = grad_y.dim(1);
+    check_tensor(op, "grad_bias", grad_bias, grad_y.dtype(), Shape{channels});
+    const std::int64_t inner =
+        channels == 0 || batch == 0 ? 0 : grad_y.numel() / (batch * channels);
+    const T* upstream = grad_y.data<T>();
+    T* out = grad_bias.data<T>();
+    parallel_for(channels, batch * inner, [&](std::int64_t channel) {
+      T total = T(0);
+      for (std::int64_t sample = 0; sample < batch; ++sample) {
+        const T* plane = upstream + (sample * channels + channel) * inner;
+        for (std::int64_t i = 0; i < inner; ++i) total += plane[i];
+      }
+      write_value(out[channel], total, write);
+    });
+  });
+}
+
+}  // namespace md::cpu

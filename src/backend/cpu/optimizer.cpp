@@ -1,0 +1,66 @@
+// Fused optimizer steps on the CPU over whole flat buffers (PyTorch semantics), through the
+// per-element md::math steps that the CUDA kernels share. Element i touches only element i of
+// each buffer, so the step is the same for every thread count.
+#include <cmath>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/cpu_common.h"
+#include "backend/element_math.h"
+
+namespace md::cpu {
+void CpuBackend::sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buffer,
+                            const SgdParams& params) {
+  const char* op = "sgd_update";
+  dispatch_float(param.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    check_tensor(op, "param", param, param.dtype());
+    check_numel(op, "grad", grad, param.dtype(), param.numel());
+    const bool with_momentum = params.momentum != 0.0;
+    if (with_momentum)
+      check_numel(op, "momentum_buffer", momentum_buffer, param.dtype(), param.numel());
+    MD_CHECK(!params.nesterov || with_momentum, "cpu ", op, ": nesterov needs a momentum");
+    T* values = param.data<T>();
+    const T* gradient = grad.data<T>();
+    T* buffer = with_momentum ? momentum_buffer.data<T>() : nullptr;
+    const T learning_rate = static_cast<T>(params.learning_rate);
+    const T momentum = static_cast<T>(params.momentum);
+    const T weight_decay = static_cast<T>(params.weight_decay);
+    parallel_for(param.numel(), 1, [&](std::int64_t i) {
+      T unused_buffer = T(0);
+      T& slot = buffer != nullptr ? buffer[i] : unused_buffer;
+      math::sgd_step(values[i], gradient[i], slot, learning_rate, momentum, weight_decay,
+                     params.nesterov);
+    });
+  });
+}
+
+void CpuBackend::adam_update(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq,
+                             const AdamParams& params) {
+  const char* op = "adam_update";
+  dispatch_float(param.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    check_tensor(op, "param", param, param.dtype());
+    check_numel(op, "grad", grad, param.dtype(), param.numel());
+    check_numel(op, "exp_avg", exp_avg, param.dtype(), param.numel());
+    check_numel(op, "exp_avg_sq", exp_avg_sq, param.dtype(), param.numel());
+    MD_CHECK(params.step >= 1, "cpu ", op, ": step ", params.step, " is not 1-based");
+    const double step = static_cast<double>(params.step);
+    const T bias_correction1 = static_cast<T>(1.0 - std::pow(params.beta1, step));
+    const T bias_correction2 = static_cast<T>(1.0 - std::pow(params.beta2, step));
+    T* values = param.data<T>();
+    const T* gradient = grad.data<T>();
+    T* first_moment = exp_avg.data<T>();
+    T* second_moment = exp_avg_sq.data<T>();
+    const T learning_rate = static_cast<T>(params.learning_rate);
+    const T beta1 = static_cast<T>(params.beta1);
+    const T beta2 = static_cast<T>(params.beta2);
+    const T epsilon = static_cast<T>(params.epsilon);
+    const T weight_decay = static_cast<T>(params.weight_decay);
+    parallel_for(param.numel(), 1, [&](std::int64_t i) {
+      math::adam_step(values[i], gradient[i], first_moment[i], second_moment[i], learning_rate,
+                      beta1, beta2, epsilon, weight_decay, bias_correction1, bias_correction2);
+    });
+  });
+}
+
+}  // namespace md::cpu
