@@ -1,0 +1,27 @@
+"""Analysis of metadistill sweeps in Python: a sweep's HDF5 trial logs as pandas DataFrames
+(`load_sweep`, `load_curves`) and figures (`python3 -m metadistill_analysis.plots`).
+
+The C++ `metadistill report` makes the tables; this package is for notebooks and plots. It reads
+the trial-log format of DESIGN.md section 6 (root attributes, /train and /epoch tables, /final
+attributes) and never writes logs.
+"""
+
+from .logs import (
+    TRIAL_LOG_SCHEMA_VERSION,
+    find_trial_logs,
+    flatten_config,
+    load_curves,
+    load_sweep,
+    read_trial_log,
+    varying_config_keys,
+)
+
+__all__ = [
+    "TRIAL_LOG_SCHEMA_VERSION",
+    "find_trial_logs",
+    "flatten_config",
+    "load_curves",
+    "load_sweep",
+    "read_trial_log",
+    "varying_config_keys",
+]
