@@ -252,6 +252,47 @@ CheckpointData read_checkpoint(const std::string& path) {
   return data;
 }
 
+Tensor read_array(const std::string& path, const std::string& dataset) {
+  h5::ApiGuard guard;
+  h5::FileContext file{path, h5::Blame::Input};
+  h5::File handle = h5::open_file(file, h5::FileMode::ReadOnly);
+  const std::string dataset_path = "/" + dataset;
+  if (!h5::link_exists(handle.id(), dataset, file, dataset_path)) {
+    h5::throw_file_error(file, dataset_path, "no such dataset");
+  }
+  return read_tensor(handle.id(), dataset, file, dataset_path);
+}
+
+void write_arrays(const std::string& path, const NamedTensors& arrays) {
+  std::set<std::string> seen;
+  for (const auto& [name, tensor] : arrays) {
+    h5::check_link_name(name, "array");
+    MD_CHECK(seen.insert(name).second, "array '", name, "' appears twice");
+    MD_CHECK(tensor.defined(), "array '", name, "' is undefined");
+  }
+  h5::ApiGuard guard;
+  const std::string temporary = path + ".tmp";
+  h5::FileContext file{temporary, h5::Blame::Library};
+  h5::File handle = h5::create_file(file);
+  try {
+    h5::Datatype bfloat16 = h5::bfloat16_type(file);
+    for (const auto& [name, tensor] : arrays) {
+      write_tensor(handle.id(), name, tensor, bfloat16, file, "/" + name);
+    }
+    h5::flush_file(handle, file);
+    handle.close(file, "");
+    if (std::rename(temporary.c_str(), path.c_str()) != 0) {
+      throw Error(
+          detail::concat("renaming ", temporary, " to ", path, " failed: ", std::strerror(errno)));
+    }
+  } catch (...) {
+    handle = h5::File();
+    std::error_code ignored;
+    std::filesystem::remove(temporary, ignored);
+    throw;
+  }
+}
+
 const Tensor* find_tensor(const NamedTensors& tensors, const std::string& name) {
   for (const auto& [tensor_name, tensor] : tensors) {
     if (tensor_name == name) return &tensor;

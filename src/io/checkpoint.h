@@ -56,6 +56,12 @@ void write_checkpoint(const std::string& path, const CheckpointData& data);
 CheckpointData read_checkpoint(const std::string& path);
 
 // The tensor named `name` in `tensors`, or nullptr.
+// Plain array files (the input and output of `metadistill predict`): datasets at the root.
+// read_array: md::InputError naming the file and dataset when missing or malformed; the dtype
+// follows the checkpoint read rule. write_arrays: written to path + ".tmp" and renamed.
+Tensor read_array(const std::string& path, const std::string& dataset);
+void write_arrays(const std::string& path, const NamedTensors& arrays);
+
 const Tensor* find_tensor(const NamedTensors& tensors, const std::string& name);
 
 }  // namespace md::io

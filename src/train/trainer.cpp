@@ -1,0 +1,667 @@
+#include "train/trainer.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <optional>
+
+#include "autograd/functions.h"
+#include "backend/backend.h"
+#include "core/interrupt.h"
+#include "core/logging.h"
+#include "data/cifar100.h"
+#include "data/idx.h"
+#include "data/image_set.h"
+#include "data/loader.h"
+#include "io/checkpoint.h"
+#include "io/trial_log.h"
+#include "models/label_generator.h"
+#include "models/student.h"
+#include "train/losses.h"
+#include "train/learner.h"
+#include "train/weights.h"
+#include "train/schedule.h"
+
+namespace md::train {
+namespace {
+
+using autograd::Variable;
+using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+constexpr std::int64_t kSchemaVersion = 1;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::string now_iso8601() {
+  std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
+std::string hostname() {
+  char name[256] = {0};
+  gethostname(name, sizeof name - 1);
+  return name;
+}
+
+std::string format_duration(double seconds) {
+  long total = static_cast<long>(seconds);
+  char text[32];
+  std::snprintf(text, sizeof text, "%02ld:%02ld:%02ld", total / 3600, (total / 60) % 60, total % 60);
+  return text;
+}
+
+MethodKind method_kind(io::MethodName name) {
+  switch (name) {
+    case io::MethodName::Baseline: return MethodKind::Baseline;
+    case io::MethodName::Byot: return MethodKind::Byot;
+    case io::MethodName::MetaDistiller: return MethodKind::MetaDistiller;
+  }
+  return MethodKind::Baseline;
+}
+
+std::string resolve_path(const std::string& root, const std::string& name) {
+  if (name.empty() || fs::path(name).is_absolute()) return name;
+  return (fs::path(root) / name).string();
+}
+
+struct DataSets {
+  data::ImageSet train;
+  data::ImageSet meta_holdout;  // empty unless method.meta.data == holdout
+  data::ImageSet test;
+  data::Normalization normalization;
+};
+
+DataSets load_data(const io::TrialConfig& config) {
+  DataSets sets;
+  const io::DatasetConfig& dataset = config.dataset;
+  switch (dataset.name) {
+    case io::DatasetName::Cifar100:
+      sets.train = data::load_cifar100(dataset.root, data::Split::Train);
+      sets.test = data::load_cifar100(dataset.root, data::Split::Test);
+      break;
+    case io::DatasetName::Idx:
+      sets.train = data::load_idx(resolve_path(dataset.root, dataset.train_images),
+                                  resolve_path(dataset.root, dataset.train_labels));
+      sets.test = data::load_idx(resolve_path(dataset.root, dataset.test_images),
+                                 resolve_path(dataset.root, dataset.test_labels));
+      break;
+    case io::DatasetName::Imagenet:
+      throw InputError(config.source + ": dataset.name: imagenet needs packed shards "
+                       "(metadistill pack-imagenet), which this build does not read yet");
+  }
+  MD_INPUT_CHECK(sets.train.channels == sets.test.channels && sets.train.height == sets.test.height &&
+                     sets.train.width == sets.test.width,
+                 sets.test.source, ": test images are ", sets.test.channels, "x", sets.test.height, "x",
+                 sets.test.width, " but training images are ", sets.train.channels, "x",
+                 sets.train.height, "x", sets.train.width);
+  const bool holdout = config.method.name == io::MethodName::MetaDistiller &&
+                       config.method.meta.data == io::MetaData::Holdout;
+  if (holdout) {
+    auto [train_part, holdout_part] =
+        data::split_holdout(sets.train, config.method.meta.holdout_fraction, config.runtime.seed);
+    sets.train = std::move(train_part);
+    sets.meta_holdout = std::move(holdout_part);
+  }
+  sets.normalization = data::compute_normalization(sets.train);
+  return sets;
+}
+
+class TrialRunner {
+ public:
+  TrialRunner(const io::TrialConfig& config, const TrialContext& context)
+      : config_(config),
+        context_(context),
+        collective_(context.collective != nullptr ? context.collective : &single_rank_),
+        backend_(backend::get(context.device)) {
+    id_ = io::trial_id(config);
+    log_path_ = (fs::path(context.out_dir) / (id_ + ".h5")).string();
+    checkpoint_path_ = (fs::path(context.out_dir) / (id_ + ".ckpt.h5")).string();
+    writer_ = collective_->rank() == 0;
+    loss_spec_ = LossSpec{method_kind(config.method.name), config.method.temperature,
+                          config.method.alpha, config.method.hint, config.optim.label_smoothing};
+  }
+
+  TrialResult run();
+
+ private:
+  void build();
+  void open_log(bool resuming);
+  bool load_checkpoint();
+  void save_checkpoint();
+  void load_initial_weights(const std::string& path);
+  void train_epoch();
+  void train_step(const data::Batch& batch, double learning_rate);
+  data::Batch next_meta_batch();
+  std::map<std::string, double> evaluate();
+  void write_log_row(double learning_rate, double images_per_second);
+  void report_progress(double images_per_second, bool final_line);
+  bool use_generator() const { return loss_spec_.method == MethodKind::MetaDistiller; }
+  const models::Student& student() const { return learner_->student(); }
+
+  io::TrialConfig config_;
+  TrialContext context_;
+  Collective single_rank_;
+  Collective* collective_;
+  Backend& backend_;
+  bool writer_ = true;
+  std::string id_, log_path_, checkpoint_path_;
+  LossSpec loss_spec_;
+
+  DataSets data_;
+  std::unique_ptr<Learner> learner_;
+  std::unique_ptr<data::BatchLoader> train_loader_, meta_loader_, test_loader_;
+  std::optional<io::TrialLog> log_;
+
+  int epoch_ = 0;                  // the epoch being (or next to be) trained
+  std::int64_t batch_in_epoch_ = 0;  // the next batch of that epoch
+  std::int64_t meta_epoch_ = 0;
+  std::int64_t batches_per_epoch_ = 0;
+  double wall_before_ = 0.0;  // wall seconds of earlier runs of this trial
+  Clock::time_point start_ = Clock::now();
+
+  // Running sums since the last log row (device scalars, read at log time only).
+  Tensor loss_sum_;
+  std::int64_t loss_count_ = 0;
+  Tensor epoch_loss_sum_;
+  std::int64_t epoch_loss_count_ = 0;
+  double ce_last_ = 0.0, kd_last_ = 0.0, hint_last_ = 0.0;
+  double meta_loss_last_ = NAN, v_norm_last_ = NAN, epsilon_last_ = NAN, generator_grad_norm_last_ = NAN;
+  std::int64_t images_since_log_ = 0;
+  Clock::time_point log_clock_ = Clock::now();
+  double last_images_per_second_ = 0.0;
+  double last_test_accuracy_ = NAN;
+  double last_loss_ = NAN;
+  bool diverged_ = false;
+  std::map<std::string, std::vector<double>> epoch_history_;
+  models::ModelSpec model_spec_;
+};
+
+}  // namespace
+
+const char* status_name(TrialStatus status) {
+  switch (status) {
+    case TrialStatus::Complete: return "complete";
+    case TrialStatus::Failed: return "failed";
+    case TrialStatus::Diverged: return "diverged";
+    case TrialStatus::Interrupted: return "interrupted";
+  }
+  return "unknown";
+}
+
+Device resolve_device(const std::string& device_text, int local_rank) {
+  if (device_text == "auto") {
+    int count = backend::cuda_device_count();
+    return count > 0 ? Device::cuda(local_rank % count) : Device::cpu();
+  }
+  Device device = Device::parse(device_text);
+  if (device.is_cuda() && device_text == "cuda") {
+    int count = backend::cuda_device_count();
+    if (count == 0) throw InputError("runtime.device: cuda requested but no CUDA device is available");
+    device.index = local_rank % count;
+  }
+  return device;
+}
+
+namespace {
+
+void TrialRunner::build() {
+  if (config_.runtime.threads > 0) backend::set_cpu_threads(config_.runtime.threads);
+  data_ = load_data(config_);
+  models::ModelSpec& spec = model_spec_;
+  spec.arch = config_.model.arch;
+  spec.num_classes = config_.model.num_classes > 0 ? config_.model.num_classes : data_.train.num_classes;
+  spec.in_channels = config_.model.in_channels > 0 ? config_.model.in_channels : data_.train.channels;
+  MD_INPUT_CHECK(spec.in_channels == data_.train.channels, config_.source, ": model.in_channels is ",
+                 spec.in_channels, " but the data has ", data_.train.channels, " channels");
+  MD_INPUT_CHECK(spec.num_classes >= data_.train.num_classes, config_.source, ": model.num_classes is ",
+                 spec.num_classes, " but the data has labels up to ", data_.train.num_classes - 1);
+  LearnerSpec learner_spec;
+  learner_spec.model = spec;
+  learner_spec.loss = loss_spec_;
+  learner_spec.sgd = SgdParams{.learning_rate = config_.optim.lr, .momentum = config_.optim.momentum,
+                               .weight_decay = config_.optim.weight_decay,
+                               .nesterov = config_.optim.nesterov};
+  learner_spec.meta = MetaSpec{
+      .every = config_.method.meta.every,
+      .epsilon = config_.method.meta.epsilon,
+      .optimizer = config_.method.meta.optimizer.name == io::MetaOptimizer::Adam ? GeneratorOptimizer::Adam
+                                                                             : GeneratorOptimizer::Sgd,
+      .learning_rate = config_.method.meta.optimizer.lr,
+      .generator_width = config_.method.meta.generator_width};
+  learner_spec.seed = config_.runtime.seed;
+  learner_spec.device = context_.device;
+  learner_ = std::make_unique<Learner>(learner_spec, *collective_);
+  if (!config_.model.init_from.empty()) load_initial_weights(config_.model.init_from);
+
+  const int world = collective_->size();
+  MD_INPUT_CHECK(config_.optim.batch_size % world == 0, config_.source, ": optim.batch_size ",
+                 config_.optim.batch_size, " is not divisible by the ", world, " ranks of the trial");
+  data::LoaderSpec train_spec;
+  train_spec.batch_size = config_.optim.batch_size / world;
+  train_spec.shuffle = data::Shuffle::On;
+  train_spec.augment = data::AugmentSpec{config_.augment.random_crop,
+                                         config_.augment.flip ? data::Flip::Horizontal : data::Flip::None,
+                                         config_.augment.cutout};
+  train_spec.normalization = data_.normalization;
+  train_spec.seed = config_.runtime.seed;
+  train_spec.remainder = data::Remainder::Drop;
+  train_spec.rank = collective_->rank();
+  train_spec.world_size = world;
+  train_spec.threads = std::max(1, config_.runtime.threads > 0 ? config_.runtime.threads / 2 : 1);
+  train_loader_ = std::make_unique<data::BatchLoader>(data_.train, train_spec);
+  batches_per_epoch_ = train_loader_->batches_per_epoch();
+  if (config_.runtime.max_train_batches > 0) {
+    batches_per_epoch_ = std::min(batches_per_epoch_, config_.runtime.max_train_batches);
+  }
+  MD_INPUT_CHECK(batches_per_epoch_ > 0, config_.source, ": optim.batch_size ", config_.optim.batch_size,
+                 " is larger than the training set (", data_.train.count, " images)");
+  if (use_generator()) {
+    data::LoaderSpec meta_spec = train_spec;
+    meta_spec.seed = config_.runtime.seed + 0x9e3779b9ULL;  // an order independent of the training one
+    const bool holdout = config_.method.meta.data == io::MetaData::Holdout;
+    if (holdout) meta_spec.batch_size = std::min<std::int64_t>(meta_spec.batch_size, data_.meta_holdout.count / world);
+    MD_INPUT_CHECK(meta_spec.batch_size > 0, config_.source, ": method.meta.holdout_fraction leaves no meta batch");
+    meta_loader_ = std::make_unique<data::BatchLoader>(holdout ? data_.meta_holdout : data_.train, meta_spec);
+    meta_loader_->start_epoch(meta_epoch_);
+  }
+  data::LoaderSpec test_spec;
+  test_spec.batch_size = std::max<std::int64_t>(1, std::min<std::int64_t>(256, config_.optim.batch_size));
+  test_spec.shuffle = data::Shuffle::Off;
+  test_spec.normalization = data_.normalization;
+  test_spec.remainder = data::Remainder::Keep;
+  test_spec.rank = collective_->rank();
+  test_spec.world_size = world;
+  test_spec.threads = train_spec.threads;
+  test_loader_ = std::make_unique<data::BatchLoader>(data_.test, test_spec);
+
+  loss_sum_ = Tensor::zeros({}, DType::Float32, context_.device);
+  epoch_loss_sum_ = Tensor::zeros({}, DType::Float32, context_.device);
+}
+
+void TrialRunner::open_log(bool resuming) {
+  if (!writer_) return;
+  if (resuming && fs::exists(log_path_)) {
+    io::TrialLogContents contents = io::read_trial_log(log_path_);
+    for (const auto& [metric, values] : contents.tables["epoch"]) {
+      const auto keep = std::min<std::size_t>(values.size(), static_cast<std::size_t>(epoch_));
+      epoch_history_[metric].assign(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(keep));
+    }
+    log_.emplace(io::TrialLog::open(log_path_, io::OpenMode::Resume, {}));
+    // Rows written after the checkpoint are replayed by this run: cut them.
+    log_->truncate_rows("epoch", epoch_);
+    log_->truncate_rows("train", learner_->steps() / std::max(1, config_.runtime.log_every));
+  } else {
+    std::map<std::string, io::AttrValue> attributes{
+        {"schema_version", kSchemaVersion},
+        {"trial_id", id_},
+        {"sweep", context_.sweep_name},
+        {"config", io::to_yaml(config_)},
+        {"git_sha", std::string(MD_GIT_SHA)},
+        {"host", hostname()},
+        {"device_name", context_.device.str()},
+        {"ranks", static_cast<std::int64_t>(collective_->size())},
+        {"start_time", now_iso8601()},
+        {"error", std::string()},
+    };
+    log_.emplace(io::TrialLog::open(log_path_, io::OpenMode::Create, attributes));
+  }
+  log_->set_attribute("status", std::string("running"));
+  log_->flush();
+}
+
+void TrialRunner::load_initial_weights(const std::string& path) {
+  io::CheckpointData data = io::read_checkpoint(path);
+  load_student(data, path, student(), learner_->model(), WeightGroups::BackboneOnly);
+  log_info("initialized ", config_.model.arch, " from ", path);
+}
+
+void TrialRunner::save_checkpoint() {
+  if (!writer_) return;
+  io::CheckpointData data;
+  put_student(data, student(), learner_->model());
+  data.groups["optim"].emplace_back("momentum", learner_->optimizer().momentum_buffer().to(Device::cpu()).clone());
+  if (use_generator()) {
+    put_layout(data, "gen", learner_->generator().layout().parameters, learner_->generator_buffers().parameters);
+    if (learner_->generator_adam() != nullptr) {
+      data.groups["gen_optim"].emplace_back("exp_avg", learner_->generator_adam()->exp_avg().to(Device::cpu()).clone());
+      data.groups["gen_optim"].emplace_back("exp_avg_sq", learner_->generator_adam()->exp_avg_sq().to(Device::cpu()).clone());
+      data.attributes["gen_adam_steps"] = learner_->generator_adam()->steps();
+    } else {
+      data.groups["gen_optim"].emplace_back("momentum", learner_->generator_sgd()->momentum_buffer().to(Device::cpu()).clone());
+    }
+  }
+  data.attributes["schema_version"] = kSchemaVersion;
+  data.attributes["arch"] = config_.model.arch;
+  data.attributes["num_classes"] = static_cast<std::int64_t>(model_spec_.num_classes);
+  data.attributes["in_channels"] = static_cast<std::int64_t>(model_spec_.in_channels);
+  data.attributes["trial_id"] = id_;
+  data.attributes["config"] = io::to_yaml(config_);
+  data.attributes["epoch"] = static_cast<std::int64_t>(epoch_);
+  data.attributes["batch_in_epoch"] = batch_in_epoch_;
+  data.attributes["step"] = learner_->steps();
+  data.attributes["meta_epoch"] = meta_epoch_;
+  data.attributes["meta_position"] = meta_loader_ ? meta_loader_->position() : std::int64_t{0};
+  data.attributes["wall_s"] = wall_before_ + seconds_since(start_);
+  io::write_checkpoint(checkpoint_path_, data);
+}
+
+std::int64_t int_attribute(const io::CheckpointData& data, const std::string& path, const std::string& name) {
+  auto it = data.attributes.find(name);
+  MD_INPUT_CHECK(it != data.attributes.end() && std::holds_alternative<std::int64_t>(it->second), path,
+                 ": checkpoint attribute '", name, "' is missing or not an integer");
+  return std::get<std::int64_t>(it->second);
+}
+
+bool TrialRunner::load_checkpoint() {
+  if (!fs::exists(checkpoint_path_)) return false;
+  io::CheckpointData data = io::read_checkpoint(checkpoint_path_);
+  auto id = data.attributes.find("trial_id");
+  MD_INPUT_CHECK(id != data.attributes.end() && std::holds_alternative<std::string>(id->second) &&
+                     std::get<std::string>(id->second) == id_,
+                 checkpoint_path_, ": belongs to another trial");
+  load_student(data, checkpoint_path_, student(), learner_->model(), WeightGroups::BackboneAndAux);
+  load_flat(data, checkpoint_path_, "optim", "momentum", learner_->optimizer().momentum_buffer());
+  if (use_generator()) {
+    load_layout(data, checkpoint_path_, "gen", learner_->generator().layout().parameters,
+                learner_->generator_buffers().parameters);
+    if (learner_->generator_adam() != nullptr) {
+      load_flat(data, checkpoint_path_, "gen_optim", "exp_avg", learner_->generator_adam()->exp_avg());
+      load_flat(data, checkpoint_path_, "gen_optim", "exp_avg_sq", learner_->generator_adam()->exp_avg_sq());
+      learner_->generator_adam()->set_steps(int_attribute(data, checkpoint_path_, "gen_adam_steps"));
+    } else {
+      load_flat(data, checkpoint_path_, "gen_optim", "momentum", learner_->generator_sgd()->momentum_buffer());
+    }
+    meta_epoch_ = int_attribute(data, checkpoint_path_, "meta_epoch");
+    meta_loader_->start_epoch(meta_epoch_, int_attribute(data, checkpoint_path_, "meta_position"));
+  }
+  epoch_ = static_cast<int>(int_attribute(data, checkpoint_path_, "epoch"));
+  batch_in_epoch_ = int_attribute(data, checkpoint_path_, "batch_in_epoch");
+  learner_->set_steps(int_attribute(data, checkpoint_path_, "step"));
+  if (auto wall = data.attributes.find("wall_s"); wall != data.attributes.end() &&
+                                                  std::holds_alternative<double>(wall->second)) {
+    wall_before_ = std::get<double>(wall->second);
+  }
+  log_info("resuming trial ", id_, " at epoch ", epoch_, " batch ", batch_in_epoch_, " (step ", learner_->steps(), ")");
+  return true;
+}
+
+data::Batch TrialRunner::next_meta_batch() {
+  data::Batch batch;
+  if (!meta_loader_->next(batch)) {
+    meta_loader_->start_epoch(++meta_epoch_);
+    MD_CHECK(meta_loader_->next(batch), "the meta loader has no batches");
+  }
+  return batch;
+}
+
+void TrialRunner::train_step(const data::Batch& host_batch, double learning_rate) {
+  const Tensor images = host_batch.images.to(context_.device);
+  const Tensor labels = host_batch.labels.to(context_.device);
+  StepReport report = learner_->step(images, labels, learning_rate, [this] {
+    const data::Batch batch = next_meta_batch();
+    return std::make_pair(batch.images.to(context_.device), batch.labels.to(context_.device));
+  });
+  backend_.axpby(1.0, report.loss, 1.0, loss_sum_);
+  backend_.axpby(1.0, report.loss, 1.0, epoch_loss_sum_);
+  ++loss_count_;
+  ++epoch_loss_count_;
+  if (learner_->steps() % std::max(1, config_.runtime.log_every) == 0) {
+    ce_last_ = LossTerms::value(report.terms.ce);
+    kd_last_ = LossTerms::value(report.terms.kd);
+    hint_last_ = LossTerms::value(report.terms.hint);
+  }
+  if (report.meta_step) {
+    meta_loss_last_ = report.meta_loss;
+    v_norm_last_ = report.v_norm;
+    epsilon_last_ = report.epsilon;
+    generator_grad_norm_last_ = report.generator_grad_norm;
+  }
+}
+
+void TrialRunner::write_log_row(double learning_rate, double images_per_second) {
+  const double loss = loss_count_ > 0 ? loss_sum_.item() / static_cast<double>(loss_count_) : NAN;
+  last_loss_ = loss;
+  backend_.fill(loss_sum_, 0.0);
+  loss_count_ = 0;
+  if (!std::isfinite(loss)) diverged_ = true;
+  if (!writer_) return;
+  std::map<std::string, double> row{
+      {"step", static_cast<double>(learner_->steps())},
+      {"epoch", epoch_ + static_cast<double>(batch_in_epoch_) / static_cast<double>(batches_per_epoch_)},
+      {"lr", learning_rate},
+      {"loss", loss},
+      {"loss_ce", ce_last_},
+      {"loss_kd", kd_last_},
+      {"loss_hint", hint_last_},
+      {"images_per_s", images_per_second},
+  };
+  if (use_generator()) {
+    row["loss_meta"] = meta_loss_last_;
+    row["meta_v_norm"] = v_norm_last_;
+    row["meta_epsilon"] = epsilon_last_;
+    row["generator_grad_norm"] = generator_grad_norm_last_;
+  }
+  log_->append("train", row);
+}
+
+void TrialRunner::report_progress(double images_per_second, bool final_line) {
+  if (!writer_ || context_.progress == Progress::Off) return;
+  const bool terminal = context_.progress == Progress::Terminal ||
+                        (context_.progress == Progress::Auto && isatty(fileno(stderr)));
+  const double done = epoch_ * static_cast<double>(batches_per_epoch_) + static_cast<double>(batch_in_epoch_);
+  const double total = config_.optim.epochs * static_cast<double>(batches_per_epoch_);
+  const double elapsed = seconds_since(start_);
+  static thread_local double done_at_start = -1;
+  if (done_at_start < 0) done_at_start = done;
+  const double rate = (done - done_at_start) / std::max(elapsed, 1e-9);
+  const double eta = rate > 0 ? (total - done) / rate : 0.0;
+  char line[256];
+  std::snprintf(line, sizeof line, "%s epoch %d/%d batch %lld/%lld loss %.4f %.0f img/s test %.4f ETA %s",
+                context_.label.c_str(), epoch_ + 1, config_.optim.epochs,
+                static_cast<long long>(batch_in_epoch_), static_cast<long long>(batches_per_epoch_),
+                last_loss_, images_per_second, last_test_accuracy_, format_duration(eta).c_str());
+  if (terminal) {
+    std::fprintf(stderr, "\r%s\033[K%s", line, final_line ? "\n" : "");
+  } else {
+    std::fprintf(stderr, "%s\n", line);
+  }
+  std::fflush(stderr);
+}
+
+std::map<std::string, double> TrialRunner::evaluate() {
+  autograd::NoGrad no_grad;
+  const int heads = student().num_heads();
+  std::vector<double> correct(static_cast<std::size_t>(heads) + 1, 0.0);
+  double count = 0.0, loss_sum = 0.0;
+  test_loader_->start_epoch(0);
+  data::Batch batch;
+  std::int64_t batches = 0;
+  while (test_loader_->next(batch)) {
+    if (config_.runtime.max_eval_batches > 0 && batches >= config_.runtime.max_eval_batches) break;
+    ++batches;
+    models::StudentOutput output = learner_->evaluate(batch.images.to(context_.device));
+    const Tensor labels = batch.labels;
+    Variable final_loss = autograd::cross_entropy(output.logits.back(), labels.to(context_.device));
+    const auto n = labels.numel();
+    loss_sum += final_loss.value().item() * static_cast<double>(n);
+    const std::int32_t* label = labels.data<std::int32_t>();
+    std::vector<std::vector<float>> logits;
+    for (const Variable& head : output.logits) logits.push_back(head.value().to_vector<float>());
+    const std::int64_t classes = output.logits.back().value().dim(1);
+    for (std::int64_t i = 0; i < n; ++i) {
+      std::vector<double> ensemble(static_cast<std::size_t>(classes), 0.0);
+      for (int h = 0; h < heads; ++h) {
+        const float* row = logits[static_cast<std::size_t>(h)].data() + i * classes;
+        std::int64_t best = 0;
+        for (std::int64_t k = 0; k < classes; ++k) {
+          ensemble[static_cast<std::size_t>(k)] += row[k];
+          if (row[k] > row[best]) best = k;
+        }
+        if (best == label[i]) correct[static_cast<std::size_t>(h)] += 1.0;
+      }
+      std::int64_t best = 0;
+      for (std::int64_t k = 0; k < classes; ++k) {
+        if (ensemble[static_cast<std::size_t>(k)] > ensemble[static_cast<std::size_t>(best)]) best = k;
+      }
+      if (best == label[i]) correct.back() += 1.0;
+    }
+    count += static_cast<double>(n);
+  }
+  count = collective_->sum(count);
+  loss_sum = collective_->sum(loss_sum);
+  std::map<std::string, double> metrics;
+  for (int h = 0; h < heads; ++h) {
+    const double accuracy = collective_->sum(correct[static_cast<std::size_t>(h)]) / count;
+    metrics["test_acc_head" + std::to_string(h)] = accuracy;
+    if (h == heads - 1) metrics["test_acc_final"] = accuracy;
+  }
+  metrics["test_acc_ensemble"] = collective_->sum(correct.back()) / count;
+  metrics["test_loss"] = loss_sum / count;
+  return metrics;
+}
+
+void TrialRunner::train_epoch() {
+  train_loader_->start_epoch(epoch_, batch_in_epoch_);
+  data::Batch batch;
+  log_clock_ = Clock::now();
+  images_since_log_ = 0;
+  while (batch_in_epoch_ < batches_per_epoch_ && train_loader_->next(batch)) {
+    if (collective_->any(interrupt_requested())) {
+      save_checkpoint();
+      throw Interrupted("trial " + id_ + " interrupted by signal " + std::to_string(interrupt_signal()) +
+                        " at epoch " + std::to_string(epoch_) + " batch " + std::to_string(batch_in_epoch_) +
+                        "; checkpoint written to " + checkpoint_path_);
+    }
+    const double lr = learning_rate(
+        ScheduleSpec{config_.optim.schedule.name == io::ScheduleName::Cosine ? ScheduleKind::Cosine
+                                                                              : ScheduleKind::Multistep,
+                     config_.optim.lr, config_.optim.epochs, config_.optim.schedule.milestones,
+                     config_.optim.schedule.gamma, config_.optim.schedule.warmup_epochs},
+        epoch_, batch_in_epoch_, batches_per_epoch_);
+    train_step(batch, lr);
+    ++batch_in_epoch_;
+    images_since_log_ += batch.labels.numel() * collective_->size();
+    if (learner_->steps() % std::max(1, config_.runtime.log_every) == 0) {
+      const double seconds = seconds_since(log_clock_);
+      last_images_per_second_ = static_cast<double>(images_since_log_) / std::max(seconds, 1e-9);
+      write_log_row(lr, last_images_per_second_);
+      report_progress(last_images_per_second_, false);
+      images_since_log_ = 0;
+      log_clock_ = Clock::now();
+      if (collective_->any(diverged_)) {
+        diverged_ = true;
+        return;
+      }
+    }
+  }
+}
+
+TrialResult TrialRunner::run() {
+  TrialResult result;
+  result.trial_id = id_;
+  result.log_path = log_path_;
+  fs::create_directories(context_.out_dir);
+  build();
+  const bool resumed = load_checkpoint();
+  open_log(resumed);
+  try {
+    while (epoch_ < config_.optim.epochs) {
+      const auto epoch_start = Clock::now();
+      train_epoch();
+      if (!diverged_) {
+        const double train_loss = epoch_loss_count_ > 0 ? epoch_loss_sum_.item() / static_cast<double>(epoch_loss_count_) : NAN;
+        diverged_ = collective_->any(!std::isfinite(train_loss));
+        if (!diverged_) {
+          std::map<std::string, double> row = evaluate();
+          row["epoch"] = epoch_ + 1;
+          row["train_loss"] = train_loss;
+          row["wall_s"] = seconds_since(epoch_start);
+          last_test_accuracy_ = row["test_acc_final"];
+          backend_.fill(epoch_loss_sum_, 0.0);
+          epoch_loss_count_ = 0;
+          ++epoch_;
+          batch_in_epoch_ = 0;
+          for (const auto& [metric, value] : row) epoch_history_[metric].push_back(value);
+          if (writer_) {
+            log_->append("epoch", row);
+            log_->flush();
+          }
+          report_progress(last_images_per_second_, true);
+          if (config_.runtime.checkpoint_every_epochs > 0 &&
+              (epoch_ % config_.runtime.checkpoint_every_epochs == 0 || epoch_ == config_.optim.epochs)) {
+            save_checkpoint();
+          }
+        }
+      }
+      if (diverged_) {
+        result.status = TrialStatus::Diverged;
+        result.error = "loss is not finite at step " + std::to_string(learner_->steps());
+        if (writer_) {
+          log_->set_attribute("status", std::string("diverged"));
+          log_->set_attribute("error", result.error);
+          log_->set_attribute("end_time", now_iso8601());
+          log_->flush();
+        }
+        log_warning("trial ", id_, " diverged: ", result.error);
+        return result;
+      }
+    }
+  } catch (const Interrupted& interrupted) {
+    if (writer_) {
+      log_->set_attribute("status", std::string("interrupted"));
+      log_->set_attribute("error", std::string(interrupted.what()));
+      log_->flush();
+    }
+    throw;
+  } catch (const std::exception& error) {
+    if (writer_) {
+      log_->set_attribute("status", std::string("failed"));
+      log_->set_attribute("error", std::string(error.what()));
+      log_->flush();
+    }
+    throw;
+  }
+  // Final summary from the epoch history (restored from the log when resumed).
+  if (writer_) {
+    std::map<std::string, double> final_values;
+    for (const auto& [metric, values] : epoch_history_) {
+      if (metric.rfind("test_acc_", 0) != 0 || values.empty()) continue;
+      final_values["last_" + metric.substr(5)] = values.back();
+      double best = values.front();
+      for (double value : values) best = std::max(best, value);
+      final_values["best_" + metric.substr(5)] = best;
+    }
+    const double wall = wall_before_ + seconds_since(start_);
+    final_values["total_wall_s"] = wall;
+    final_values["gpu_hours"] = context_.device.is_cuda() ? wall * collective_->size() / 3600.0 : 0.0;
+    final_values["epochs"] = epoch_;
+    final_values["steps"] = static_cast<double>(learner_->steps());
+    log_->set_final(final_values);
+    log_->set_attribute("status", std::string("complete"));
+    log_->set_attribute("end_time", now_iso8601());
+    log_->flush();
+    result.final_values = final_values;
+  }
+  result.status = TrialStatus::Complete;
+  return result;
+}
+
+}  // namespace
+
+TrialResult run_trial(const io::TrialConfig& config, const TrialContext& context) {
+  TrialRunner runner(config, context);
+  return runner.run();
+}
+
+}  // namespace md::train

@@ -1,0 +1,98 @@
+#include "train/weights.h"
+
+#include <map>
+
+#include "core/error.h"
+
+namespace md::train {
+namespace {
+
+// Slots [first, end) of `layout` from a flat buffer into /<group>.
+void put_slots(io::CheckpointData& data, const std::string& group, const nn::FlatLayout& layout,
+               const Tensor& flat, std::size_t first, std::size_t end) {
+  Tensor host = flat.to(Device::cpu());
+  io::NamedTensors& tensors = data.groups[group];
+  for (std::size_t i = first; i < end; ++i) {
+    const nn::TensorSlot& slot = layout.slots()[i];
+    tensors.emplace_back(slot.name, host.slice_flat(slot.offset, slot.shape).clone());
+  }
+}
+
+void load_slots(const io::CheckpointData& data, const std::string& path, const std::string& group,
+                const nn::FlatLayout& layout, Tensor& flat, std::size_t first, std::size_t end) {
+  if (first == end) return;
+  auto found = data.groups.find(group);
+  MD_INPUT_CHECK(found != data.groups.end(), path, ": no group /", group);
+  std::map<std::string, const Tensor*> by_name;
+  for (const auto& [name, tensor] : found->second) by_name[name] = &tensor;
+  Tensor host = flat.to(Device::cpu()).clone();
+  for (std::size_t i = first; i < end; ++i) {
+    const nn::TensorSlot& slot = layout.slots()[i];
+    auto it = by_name.find(slot.name);
+    MD_INPUT_CHECK(it != by_name.end(), path, ": /", group, "/", slot.name, " is missing");
+    const Tensor& stored = *it->second;
+    MD_INPUT_CHECK(stored.shape() == slot.shape, path, ": /", group, "/", slot.name, " has shape ",
+                   shape_str(stored.shape()), ", the model needs ", shape_str(slot.shape));
+    const Tensor converted = stored.dtype() == host.dtype() ? stored : stored.to_dtype(host.dtype());
+    host.slice_flat(slot.offset, slot.shape).copy_from(converted);
+  }
+  flat.copy_from(host);
+}
+
+// The number of leading slots of `layout` that lie within its first `numel` elements.
+std::size_t leading_slots(const nn::FlatLayout& layout, std::int64_t numel) {
+  std::size_t count = 0;
+  while (count < layout.slots().size() && layout.slots()[count].offset < numel) ++count;
+  return count;
+}
+
+}  // namespace
+
+void put_student(io::CheckpointData& data, const models::Student& student, const nn::ModelBuffers& buffers) {
+  const nn::ModelLayout& layout = student.layout();
+  const std::size_t params = leading_slots(layout.parameters, student.backbone_parameter_count());
+  const std::size_t stats = leading_slots(layout.buffers, student.backbone_buffer_count());
+  put_slots(data, "model", layout.parameters, buffers.parameters, 0, params);
+  put_slots(data, "model", layout.buffers, buffers.buffers, 0, stats);
+  if (student.num_heads() > 1) {
+    put_slots(data, "aux", layout.parameters, buffers.parameters, params, layout.parameters.slots().size());
+    put_slots(data, "aux", layout.buffers, buffers.buffers, stats, layout.buffers.slots().size());
+  }
+}
+
+void load_student(const io::CheckpointData& data, const std::string& path, const models::Student& student,
+                  nn::ModelBuffers& buffers, WeightGroups groups) {
+  const nn::ModelLayout& layout = student.layout();
+  const std::size_t params = leading_slots(layout.parameters, student.backbone_parameter_count());
+  const std::size_t stats = leading_slots(layout.buffers, student.backbone_buffer_count());
+  load_slots(data, path, "model", layout.parameters, buffers.parameters, 0, params);
+  load_slots(data, path, "model", layout.buffers, buffers.buffers, 0, stats);
+  if (groups == WeightGroups::BackboneAndAux) {
+    load_slots(data, path, "aux", layout.parameters, buffers.parameters, params, layout.parameters.slots().size());
+    load_slots(data, path, "aux", layout.buffers, buffers.buffers, stats, layout.buffers.slots().size());
+  }
+}
+
+void put_layout(io::CheckpointData& data, const std::string& group, const nn::FlatLayout& layout,
+                const Tensor& flat) {
+  put_slots(data, group, layout, flat, 0, layout.slots().size());
+}
+
+void load_layout(const io::CheckpointData& data, const std::string& path, const std::string& group,
+                 const nn::FlatLayout& layout, Tensor& flat) {
+  load_slots(data, path, group, layout, flat, 0, layout.slots().size());
+}
+
+void load_flat(const io::CheckpointData& data, const std::string& path, const std::string& group,
+               const std::string& name, Tensor& target) {
+  auto found = data.groups.find(group);
+  MD_INPUT_CHECK(found != data.groups.end(), path, ": no group /", group);
+  const Tensor* stored = io::find_tensor(found->second, name);
+  MD_INPUT_CHECK(stored != nullptr, path, ": /", group, "/", name, " is missing");
+  MD_INPUT_CHECK(stored->numel() == target.numel(), path, ": /", group, "/", name, " has ",
+                 stored->numel(), " elements, expected ", target.numel());
+  const Tensor converted = stored->dtype() == target.dtype() ? *stored : stored->to_dtype(target.dtype());
+  target.copy_from(converted);
+}
+
+}  // namespace md::train
