@@ -1,0 +1,71 @@
+// The model zoo's common interface (DESIGN.md §4): a Network owns its ModelLayout (torchvision
+// names, order and shapes, so weights move between PyTorch and us) and its module tree, and
+// runs on whatever flat buffers a ForwardContext names. Besides the logits it returns the
+// output of every stage, for auxiliary heads and the label generator. The stage split per
+// family:
+//   ResNet (ImageNet and CIFAR stems): layer1..layer4, 4 stages; resnet20-style: layer1..3.
+//   WRN: block1, block2, block3 + the final BN and ReLU (the head's input), 3 stages.
+//   VGG: one stage per max-pool block, ending with its pool, 5 stages.
+//   MobileNetV2: features[0..3], [4..6], [7..13], [14..18] (24, 32, 96, 1280 channels).
+// Invariant: global_avg_pool(stage_features.back()) is the input of the head's linear layer.
+// No training logic, losses, auxiliary heads or I/O here.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "autograd/variable.h"
+#include "nn/layout.h"
+
+namespace md::models {
+
+struct ModelSpec {
+  std::string arch;
+  int num_classes = 100;
+  int in_channels = 3;
+};
+
+struct NetworkOutput {
+  std::vector<autograd::Variable>
+      stage_features;         // per stage, (N, C_s, H / stride_s, W / stride_s)
+  autograd::Variable logits;  // (N, num_classes)
+};
+
+class Network {
+ public:
+  virtual ~Network();
+  Network(const Network&) = delete;
+  Network& operator=(const Network&) = delete;
+
+  const nn::ModelLayout& layout() const { return layout_; }
+  const std::string& arch() const { return arch_; }
+
+  // x: (N, in_channels, H, W)
+  virtual NetworkOutput forward(const nn::ForwardContext& context,
+                                const autograd::Variable& x) const = 0;
+  // Channels of each stage output.
+  virtual std::vector<int> stage_channels() const = 0;
+  // Total downsampling factor of each stage output relative to the input (for an input whose
+  // size the factor divides).
+  virtual std::vector<int> stage_strides() const = 0;
+
+ protected:
+  explicit Network(std::string arch) : arch_(std::move(arch)) {}
+  // Subclasses register their modules here, in torchvision's order, while constructing.
+  nn::ModelLayout layout_;
+
+ private:
+  std::string arch_;
+};
+
+// Builds the network named by spec.arch. Unknown or malformed names, and bad class or channel
+// counts, throw md::InputError naming the key ("model.arch: unknown architecture 'x'; known:
+// ...").
+std::unique_ptr<Network> make_network(const ModelSpec& spec);
+
+// The architecture names make_network accepts (wrn_D_K: examples; any depth with
+// (D - 4) % 6 == 0 and any width K >= 1 is accepted).
+std::vector<std::string> known_architectures();
+
+}  // namespace md::models
