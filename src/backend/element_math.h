@@ -42,17 +42,32 @@ MD_HOST_DEVICE void sgd_step(T& param, T grad, T& momentum_buffer, T learning_ra
   param -= learning_rate * g;
 }
 
-// Adam, torch.optim.Adam semantics (L2 weight decay added to the gradient, no amsgrad).
-// bias_correction1 = 1 - beta1^step, bias_correction2 = 1 - beta2^step.
+// Adam, torch.optim.Adam semantics (L2 weight decay added to the gradient, no amsgrad). The
+// per-step scalars are formed on the host in double and rounded once: 1 − β computed in float32
+// is off by 1e-5 relative (0.00099998713 for β = 0.999), which PyTorch's does not do.
 template <typename T>
-MD_HOST_DEVICE void adam_step(T& param, T grad, T& exp_avg, T& exp_avg_sq, T learning_rate, T beta1,
-                              T beta2, T epsilon, T weight_decay, T bias_correction1,
-                              T bias_correction2) {
-  T g = grad + weight_decay * param;
-  exp_avg = beta1 * exp_avg + (T(1) - beta1) * g;
-  exp_avg_sq = beta2 * exp_avg_sq + (T(1) - beta2) * g * g;
-  T denom = static_cast<T>(sqrt(exp_avg_sq)) / static_cast<T>(sqrt(bias_correction2)) + epsilon;
-  param -= (learning_rate / bias_correction1) * exp_avg / denom;
+struct AdamCoefficients {
+  T learning_rate, beta1, beta2, one_minus_beta1, one_minus_beta2, epsilon, weight_decay;
+  T bias_correction1;       // 1 − β1^step
+  T sqrt_bias_correction2;  // sqrt(1 − β2^step)
+};
+template <typename T>
+inline AdamCoefficients<T> adam_coefficients(double learning_rate, double beta1, double beta2,
+                                             double epsilon, double weight_decay, std::int64_t step) {
+  const double t = static_cast<double>(step);
+  return {static_cast<T>(learning_rate), static_cast<T>(beta1), static_cast<T>(beta2),
+          static_cast<T>(1.0 - beta1), static_cast<T>(1.0 - beta2), static_cast<T>(epsilon),
+          static_cast<T>(weight_decay), static_cast<T>(1.0 - std::pow(beta1, t)),
+          static_cast<T>(std::sqrt(1.0 - std::pow(beta2, t)))};
+}
+template <typename T>
+MD_HOST_DEVICE void adam_step(T& param, T grad, T& exp_avg, T& exp_avg_sq,
+                              const AdamCoefficients<T>& c) {
+  T g = grad + c.weight_decay * param;
+  exp_avg = c.beta1 * exp_avg + c.one_minus_beta1 * g;
+  exp_avg_sq = c.beta2 * exp_avg_sq + c.one_minus_beta2 * g * g;
+  T denom = static_cast<T>(sqrt(exp_avg_sq)) / c.sqrt_bias_correction2 + c.epsilon;
+  param -= (c.learning_rate / c.bias_correction1) * exp_avg / denom;
 }
 
 // Bilinear source coordinate of output index `dst` (PyTorch, align_corners=False): the two

@@ -44,21 +44,15 @@ void CpuBackend::adam_update(Tensor& param, const Tensor& grad, Tensor& exp_avg,
     check_numel(op, "exp_avg", exp_avg, param.dtype(), param.numel());
     check_numel(op, "exp_avg_sq", exp_avg_sq, param.dtype(), param.numel());
     MD_CHECK(params.step >= 1, "cpu ", op, ": step ", params.step, " is not 1-based");
-    const double step = static_cast<double>(params.step);
-    const T bias_correction1 = static_cast<T>(1.0 - std::pow(params.beta1, step));
-    const T bias_correction2 = static_cast<T>(1.0 - std::pow(params.beta2, step));
+    const auto coefficients = math::adam_coefficients<T>(
+        params.learning_rate, params.beta1, params.beta2, params.epsilon, params.weight_decay,
+        params.step);
     T* values = param.data<T>();
     const T* gradient = grad.data<T>();
     T* first_moment = exp_avg.data<T>();
     T* second_moment = exp_avg_sq.data<T>();
-    const T learning_rate = static_cast<T>(params.learning_rate);
-    const T beta1 = static_cast<T>(params.beta1);
-    const T beta2 = static_cast<T>(params.beta2);
-    const T epsilon = static_cast<T>(params.epsilon);
-    const T weight_decay = static_cast<T>(params.weight_decay);
     parallel_for(param.numel(), 1, [&](std::int64_t i) {
-      math::adam_step(values[i], gradient[i], first_moment[i], second_moment[i], learning_rate,
-                      beta1, beta2, epsilon, weight_decay, bias_correction1, bias_correction2);
+      math::adam_step(values[i], gradient[i], first_moment[i], second_moment[i], coefficients);
     });
   });
 }

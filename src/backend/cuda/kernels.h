@@ -6,6 +6,8 @@
 // check the launch. Private to backend/cuda.
 #pragma once
 
+#include "backend/element_math.h"
+
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
@@ -106,15 +108,7 @@ struct SgdStep {
 };
 void sgd_update(float* param, const float* grad, float* momentum_buffer, std::int64_t count,
                 const SgdStep& step, cudaStream_t stream);
-struct AdamStep {
-  float learning_rate = 0.0f;
-  float beta1 = 0.0f;
-  float beta2 = 0.0f;
-  float epsilon = 0.0f;
-  float weight_decay = 0.0f;
-  float bias_correction1 = 1.0f;
-  float bias_correction2 = 1.0f;
-};
+using AdamStep = math::AdamCoefficients<float>;
 void adam_update(float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
                  std::int64_t count, const AdamStep& step, cudaStream_t stream);
 

@@ -42,14 +42,9 @@ void CudaBackend::adam_update(Tensor& param, const Tensor& grad, Tensor& exp_avg
   check_numel(op, "exp_avg_sq", exp_avg_sq, param.numel());
   MD_CHECK(params.step >= 1, op, ": step ", params.step, " is not 1-based");
   DeviceGuard guard(device_index_);
-  const double step_count = static_cast<double>(params.step);
-  const kernels::AdamStep step{static_cast<float>(params.learning_rate),
-                               static_cast<float>(params.beta1),
-                               static_cast<float>(params.beta2),
-                               static_cast<float>(params.epsilon),
-                               static_cast<float>(params.weight_decay),
-                               static_cast<float>(1.0 - std::pow(params.beta1, step_count)),
-                               static_cast<float>(1.0 - std::pow(params.beta2, step_count))};
+  const kernels::AdamStep step = math::adam_coefficients<float>(
+      params.learning_rate, params.beta1, params.beta2, params.epsilon, params.weight_decay,
+      params.step);
   kernels::adam_update(param.data<float>(), grad.data<float>(), exp_avg.data<float>(),
                        exp_avg_sq.data<float>(), param.numel(), step, context_.stream);
 }

@@ -20,9 +20,7 @@ __global__ void sgd_kernel(float* param, const float* grad, float* momentum_buff
 __global__ void adam_kernel(float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
                             std::int64_t count, AdamStep step) {
   MD_GRID_STRIDE_LOOP(i, count) {
-    math::adam_step(param[i], grad[i], exp_avg[i], exp_avg_sq[i], step.learning_rate, step.beta1,
-                    step.beta2, step.epsilon, step.weight_decay, step.bias_correction1,
-                    step.bias_correction2);
+    math::adam_step(param[i], grad[i], exp_avg[i], exp_avg_sq[i], step);
   }
 }
 
