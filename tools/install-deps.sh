@@ -10,6 +10,7 @@ packages=(
   libboost-program-options-dev libyaml-cpp-dev libjpeg62-turbo-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist
+  slurm-wlm munge
   python3 python3-numpy python3-h5py python3-pandas python3-matplotlib python3-pytest python3-yaml
 )
 if [[ "${1:-}" == "--reference" ]]; then
