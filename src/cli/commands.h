@@ -14,5 +14,6 @@ int train_command(const Arguments& arguments);
 int predict_command(const Arguments& arguments);
 int bench_command(const Arguments& arguments);
 int report_command(const Arguments& arguments);
+int sweep_command(const Arguments& arguments);
 
 }  // namespace md::cli

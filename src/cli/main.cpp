@@ -19,6 +19,7 @@ const char* kUsage =
     "\n"
     "commands:\n"
     "  train    --config TRIAL.yaml [--set key.path=value ...] --out DIR\n"
+    "  sweep    SWEEP.yaml --out DIR [--dry-run] [--list] [--trial-index I] [--no-resume]\n"
     "  predict  --checkpoint CKPT.h5 (--input X.h5 | --config TRIAL.yaml) --out Y.h5\n"
     "  bench    --arch NAME [--method M] [--batch B] [--steps N] [--device cpu|cuda]\n"
     "  report   DIR [--group-by k1,k2] [--metric NAME] [--format md|csv|json]\n"
@@ -34,6 +35,7 @@ int main(int argc, char** argv) {
   }
   const std::map<std::string, std::function<int(const md::cli::Arguments&)>> commands{
       {"train", md::cli::train_command},
+      {"sweep", md::cli::sweep_command},
       {"predict", md::cli::predict_command},
       {"bench", md::cli::bench_command},
       {"report", md::cli::report_command},

@@ -1,0 +1,116 @@
+// metadistill sweep: expands a sweep file into trials and lists them (--list, --dry-run) or runs
+// them over the MPI ranks (under mpirun/srun; a single rank without). MPI is initialized only
+// when trials run, so `--list` (used by slurm/submit) starts no MPI. The --list line format,
+// INDEX<TAB>ID<TAB>STATUS<TAB>OVERRIDES (overrides space-separated key=value), is a contract
+// with slurm/: nothing else goes to stdout with --list.
+#include <boost/program_options.hpp>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/interrupt.h"
+#include "core/logging.h"
+#include "io/config.h"
+#include "sweep/scheduler.h"
+#include "sweep/spec.h"
+#include "sweep/status.h"
+
+namespace md::cli {
+namespace {
+
+namespace po = boost::program_options;
+
+void print_trials(const sweep::SweepSpec& spec, const std::string& out_dir) {
+  for (const sweep::SweepTrial& trial : spec.trials) {
+    std::cout << trial.index << '\t' << trial.id << '\t'
+              << sweep::state_name(sweep::read_trial_state(out_dir, trial.id)) << '\t';
+    for (std::size_t i = 0; i < trial.overrides.size(); ++i) {
+      std::cout << (i > 0 ? " " : "") << trial.overrides[i];
+    }
+    std::cout << '\n';
+  }
+}
+
+int exit_status_of(const std::exception& error) {
+  if (dynamic_cast<const InputError*>(&error) != nullptr) return 2;
+  if (dynamic_cast<const Interrupted*>(&error) != nullptr) return 3;
+  return 1;
+}
+
+}  // namespace
+
+int sweep_command(const Arguments& arguments) {
+  std::string sweep_path, out_dir, progress;
+  int trial_index = -1;
+  po::options_description options("metadistill sweep SWEEP.yaml");
+  options.add_options()("help,h", "show this help")("sweep", po::value(&sweep_path)->required(),
+                                                    "sweep spec (YAML)")(
+      "out", po::value(&out_dir)->required(), "output directory: one log and checkpoint per trial")(
+      "dry-run", "print the trials and the resolved config of the first one; run nothing")(
+      "list", "print INDEX<TAB>ID<TAB>STATUS<TAB>OVERRIDES per trial; run nothing")(
+      "trial-index", po::value(&trial_index), "run trial I alone (a Slurm array task)")(
+      "no-resume",
+      "delete each trial's log and checkpoint before running it (reruns complete ones)")(
+      "progress", po::value(&progress),
+      "auto | terminal | lines | off (default: lines with >1 rank)");
+  po::positional_options_description positional;
+  positional.add("sweep", 1);
+  po::variables_map values;
+  po::store(po::command_line_parser(arguments).options(options).positional(positional).run(),
+            values);
+  if (values.count("help")) {
+    std::cout << options << "\n";
+    return 0;
+  }
+  po::notify(values);
+  if (values.count("trial-index") && trial_index < 0) {
+    throw InputError("--trial-index " + std::to_string(trial_index) + ": expected an index >= 0");
+  }
+  sweep::SweepOptions sweep_options;
+  sweep_options.out_dir = out_dir;
+  if (values.count("trial-index")) sweep_options.trial_index = trial_index;
+  if (values.count("no-resume")) sweep_options.resume = sweep::ResumePolicy::Restart;
+  if (values.count("progress")) {
+    if (progress == "auto")
+      sweep_options.progress = train::Progress::Auto;
+    else if (progress == "terminal")
+      sweep_options.progress = train::Progress::Terminal;
+    else if (progress == "lines")
+      sweep_options.progress = train::Progress::Lines;
+    else if (progress == "off")
+      sweep_options.progress = train::Progress::Off;
+    else
+      throw InputError("--progress " + progress + ": expected auto, terminal, lines or off");
+  }
+
+  const sweep::SweepSpec spec = sweep::load_sweep(sweep_path);
+  if (values.count("list")) {
+    print_trials(spec, out_dir);
+    return 0;
+  }
+  if (values.count("dry-run")) {
+    std::cout << "sweep " << spec.name << ": " << spec.trials.size() << " trials, "
+              << spec.ranks_per_trial << " rank(s) per trial, output " << out_dir << "\n";
+    print_trials(spec, out_dir);
+    if (!spec.trials.empty()) {
+      std::cout << "\n# resolved config of trial 0 (" << spec.trials.front().id << ")\n"
+                << io::to_yaml(spec.trials.front().config);
+    }
+    return 0;
+  }
+
+  sweep::MpiSession session;
+  install_interrupt_handlers();  // after MPI_Init, which may install handlers of its own
+  try {
+    return sweep::run_sweep(spec, sweep_options).exit_status();
+  } catch (const std::exception& error) {
+    // Outside a trial, a rank that fails alone would leave the others waiting in a collective.
+    if (session.size() > 1) {
+      log_error("sweep failed: ", error.what());
+      session.abort(exit_status_of(error));
+    }
+    throw;
+  }
+}
+
+}  // namespace md::cli

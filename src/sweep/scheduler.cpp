@@ -1,0 +1,390 @@
+// The MPI scheduler of a sweep (see scheduler.h). The queue is the list of trial indices to run,
+// decided once by rank 0 (from the logs) and broadcast, so that every rank agrees on it even
+// while trials finish; a 64-bit counter in an MPI window on rank 0 hands out positions in it
+// with MPI_Fetch_and_op, so a group that finishes early takes the next trial at once and no
+// manager rank is needed.
+#include "sweep/scheduler.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+#include <vector>
+
+#include "core/interrupt.h"
+#include "core/logging.h"
+#include "io/trial_log.h"
+#include "sweep/group_collective.h"
+#include "sweep/mpi_check.h"
+#include "sweep/status.h"
+
+#ifndef MD_GIT_SHA
+#define MD_GIT_SHA "unknown"
+#endif
+
+namespace md::sweep {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string now_iso8601() {
+  std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
+std::string hostname() {
+  char name[256] = {0};
+  gethostname(name, sizeof name - 1);
+  return name;
+}
+
+// A trial that threw: its log says failed, with the error. The trainer marks a log it opened;
+// a trial that failed before opening one (a missing data file, a bad checkpoint) gets one here.
+void record_failure(const SweepSpec& spec, const SweepTrial& trial, const std::string& out_dir,
+                    const Device& device, int ranks, const std::string& error) {
+  const std::string path = log_path(out_dir, trial.id);
+  try {
+    if (fs::exists(path)) {
+      io::TrialLog log = io::TrialLog::open(path, io::OpenMode::Resume);
+      log.set_attribute("status", std::string("failed"));
+      log.set_attribute("error", error);
+      log.set_attribute("end_time", now_iso8601());
+      log.close();
+      return;
+    }
+  } catch (const Error& unreadable) {
+    log_warning("replacing the unreadable log ", path, ": ", unreadable.what());
+  }
+  fs::create_directories(out_dir);
+  const std::string now = now_iso8601();
+  io::TrialLog log = io::TrialLog::open(path, io::OpenMode::Create,
+                                        {{"trial_id", trial.id},
+                                         {"sweep", spec.name},
+                                         {"config", io::to_yaml(trial.config)},
+                                         {"git_sha", std::string(MD_GIT_SHA)},
+                                         {"host", hostname()},
+                                         {"device_name", device.str()},
+                                         {"ranks", static_cast<std::int64_t>(ranks)},
+                                         {"start_time", now},
+                                         {"end_time", now},
+                                         {"status", std::string("failed")},
+                                         {"error", error}});
+  log.close();
+}
+
+// The counts one group leader contributes to the summary.
+struct Counts {
+  long values[6] = {0, 0, 0, 0, 0, 0};  // complete, failed, diverged, interrupted, skipped, run
+};
+enum CountSlot { kComplete, kFailed, kDiverged, kInterrupted, kSkipped, kStarted };
+
+// The shared queue position: a counter on rank 0 that every group leader increments atomically.
+class QueueCounter {
+ public:
+  explicit QueueCounter(MPI_Comm world) : world_(world) {
+    int rank = 0;
+    MD_MPI_CHECK(MPI_Comm_rank(world_, &rank));
+    const MPI_Aint bytes = rank == 0 ? static_cast<MPI_Aint>(sizeof(std::int64_t)) : 0;
+    MD_MPI_CHECK(
+        MPI_Win_allocate(bytes, sizeof(std::int64_t), MPI_INFO_NULL, world_, &base_, &window_));
+    MD_MPI_CHECK(MPI_Win_set_errhandler(window_, MPI_ERRORS_RETURN));
+    if (rank == 0) {
+      MD_MPI_CHECK(MPI_Win_lock(MPI_LOCK_EXCLUSIVE, 0, 0, window_));
+      *base_ = 0;
+      MD_MPI_CHECK(MPI_Win_unlock(0, window_));
+    }
+    MD_MPI_CHECK(MPI_Barrier(world_));
+  }
+  QueueCounter(const QueueCounter&) = delete;
+  QueueCounter& operator=(const QueueCounter&) = delete;
+  // Collective over the world: every rank must reach it.
+  ~QueueCounter() {
+    if (MPI_Win_free(&window_) != MPI_SUCCESS) log_warning("MPI_Win_free failed");
+  }
+
+  std::int64_t fetch_and_increment() {
+    const std::int64_t one = 1;
+    std::int64_t previous = 0;
+    MD_MPI_CHECK(MPI_Win_lock(MPI_LOCK_SHARED, 0, 0, window_));
+    MD_MPI_CHECK(MPI_Fetch_and_op(&one, &previous, MPI_INT64_T, 0, 0, MPI_SUM, window_));
+    MD_MPI_CHECK(MPI_Win_unlock(0, window_));
+    return previous;
+  }
+
+ private:
+  MPI_Comm world_;
+  std::int64_t* base_ = nullptr;
+  MPI_Win window_ = MPI_WIN_NULL;
+};
+
+// An MPI communicator freed at scope exit.
+class Communicator {
+ public:
+  Communicator() = default;
+  Communicator(const Communicator&) = delete;
+  Communicator& operator=(const Communicator&) = delete;
+  ~Communicator() {
+    if (comm_ != MPI_COMM_NULL && MPI_Comm_free(&comm_) != MPI_SUCCESS) {
+      log_warning("MPI_Comm_free failed");
+    }
+  }
+  MPI_Comm* out() { return &comm_; }
+  MPI_Comm get() const { return comm_; }
+
+ private:
+  MPI_Comm comm_ = MPI_COMM_NULL;
+};
+
+int comm_rank(MPI_Comm comm) {
+  int rank = 0;
+  MD_MPI_CHECK(MPI_Comm_rank(comm, &rank));
+  return rank;
+}
+
+int comm_size(MPI_Comm comm) {
+  int size = 0;
+  MD_MPI_CHECK(MPI_Comm_size(comm, &size));
+  return size;
+}
+
+}  // namespace
+
+MpiSession::MpiSession() {
+  int already = 0;
+  MD_MPI_CHECK(MPI_Initialized(&already));
+  if (!already) {
+    int provided = 0;
+    MD_MPI_CHECK(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided));
+    initialized_here_ = true;
+    if (provided < MPI_THREAD_FUNNELED) {
+      log_warning("MPI provides thread level ", provided, " < MPI_THREAD_FUNNELED");
+    }
+  }
+  MD_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+  MD_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank_));
+  MD_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size_));
+  if (size_ > 1) set_log_prefix("rank " + std::to_string(rank_) + "/" + std::to_string(size_));
+}
+
+MpiSession::~MpiSession() {
+  int finalized = 0;
+  if (!initialized_here_ || MPI_Finalized(&finalized) != MPI_SUCCESS || finalized) return;
+  if (MPI_Finalize() != MPI_SUCCESS) log_warning("MPI_Finalize failed");
+}
+
+void MpiSession::abort(int exit_status) const {
+  MPI_Abort(MPI_COMM_WORLD, exit_status);
+  std::_Exit(exit_status);  // MPI_Abort does not return; this only satisfies [[noreturn]]
+}
+
+int SweepSummary::exit_status() const {
+  if (interrupted > 0 || not_started > 0) return 3;
+  if (failed > 0 || diverged > 0) return 1;
+  return 0;
+}
+
+SweepSummary run_sweep(const SweepSpec& spec, const SweepOptions& options) {
+  const MPI_Comm world = MPI_COMM_WORLD;
+  const int world_rank = comm_rank(world);
+  const int world_size = comm_size(world);
+  const int trial_count = static_cast<int>(spec.trials.size());
+
+  int group_size = spec.ranks_per_trial;
+  if (world_size < group_size) {
+    if (world_rank == 0) {
+      log_warning(spec.source, ": runtime.ranks_per_trial is ", group_size, " but only ",
+                  world_size, " rank(s) run the sweep: each trial runs on ", world_size);
+    }
+    group_size = world_size;
+  }
+  if (world_size % group_size != 0) {
+    throw InputError(spec.source + ": " + std::to_string(world_size) +
+                     " ranks cannot be split into groups of runtime.ranks_per_trial = " +
+                     std::to_string(group_size));
+  }
+  if (options.trial_index && world_size != group_size) {
+    throw InputError(spec.source + ": --trial-index runs one trial: start it on " +
+                     std::to_string(group_size) + " rank(s) (runtime.ranks_per_trial), not " +
+                     std::to_string(world_size));
+  }
+  if (options.trial_index && (*options.trial_index < 0 || *options.trial_index >= trial_count)) {
+    throw InputError(spec.source + ": --trial-index " + std::to_string(*options.trial_index) +
+                     " is out of range: the sweep has " + std::to_string(trial_count) + " trials");
+  }
+
+  Communicator node;
+  MD_MPI_CHECK(
+      MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, world_rank, MPI_INFO_NULL, node.out()));
+  const int local_rank = comm_rank(node.get());
+  Communicator group;
+  MD_MPI_CHECK(MPI_Comm_split(world, world_rank / group_size, world_rank, group.out()));
+  MD_MPI_CHECK(MPI_Comm_set_errhandler(group.get(), MPI_ERRORS_RETURN));
+  const bool leader = comm_rank(group.get()) == 0;
+
+  // The queue: decided by rank 0 from the logs, the same on every rank.
+  Counts counts;
+  std::vector<int> queue;
+  if (world_rank == 0) {
+    std::vector<int> candidates;
+    if (options.trial_index) {
+      candidates.push_back(*options.trial_index);
+    } else {
+      for (int index = 0; index < trial_count; ++index) candidates.push_back(index);
+    }
+    for (int index : candidates) {
+      const auto& trial = spec.trials[static_cast<std::size_t>(index)];
+      if (options.resume == ResumePolicy::Continue &&
+          read_trial_state(options.out_dir, trial.id) == TrialState::Complete) {
+        ++counts.values[kSkipped];
+      } else {
+        queue.push_back(index);
+      }
+    }
+  }
+  int queue_length = static_cast<int>(queue.size());
+  MD_MPI_CHECK(MPI_Bcast(&queue_length, 1, MPI_INT, 0, world));
+  queue.resize(static_cast<std::size_t>(queue_length));
+  if (queue_length > 0) MD_MPI_CHECK(MPI_Bcast(queue.data(), queue_length, MPI_INT, 0, world));
+
+  const train::Progress progress =
+      options.progress ? *options.progress
+                       : (world_size > 1 ? train::Progress::Lines : train::Progress::Auto);
+  bool stopped = false;
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point loop_start = Clock::now();
+  double seconds_in_trials = 0.0;
+  double seconds_in_queue = 0.0;  // taking the next trial (fetch-and-add, group broadcast)
+  int trials_here = 0;
+  Clock::time_point loop_end = loop_start;
+  {
+    QueueCounter counter(world);
+    while (true) {
+      std::int64_t next = -1;
+      const Clock::time_point queue_start = Clock::now();
+      if (leader && !stopped && !interrupt_requested()) {
+        const std::int64_t position = counter.fetch_and_increment();
+        if (position < queue_length) next = queue[static_cast<std::size_t>(position)];
+      }
+      MD_MPI_CHECK(MPI_Bcast(&next, 1, MPI_INT64_T, 0, group.get()));
+      seconds_in_queue += std::chrono::duration<double>(Clock::now() - queue_start).count();
+      if (next < 0) {
+        loop_end = Clock::now();  // before the window's collective free waits for the others
+        break;
+      }
+
+      const SweepTrial& trial = spec.trials[static_cast<std::size_t>(next)];
+      // A device the trial cannot have (runtime.device: cuda without a GPU) fails the trial.
+      Device device = Device::cpu();
+      std::string device_error;
+      try {
+        device = train::resolve_device(trial.config.runtime.device, local_rank);
+      } catch (const Error& error) {
+        device_error = error.what();
+      }
+      if (leader) {
+        ++counts.values[kStarted];
+        if (options.resume == ResumePolicy::Restart) {
+          std::error_code ignored;  // a file that is not there is fine; one that stays fails below
+          fs::remove(log_path(options.out_dir, trial.id), ignored);
+          fs::remove(checkpoint_path(options.out_dir, trial.id), ignored);
+        }
+        log_info("rank ", world_rank, " runs trial ", trial.index, " (", trial.id, ") on ",
+                 device_error.empty() ? device.str() : trial.config.runtime.device);
+      } else {
+        log_info("rank ", world_rank, " joins trial ", trial.index, " (", trial.id, ") on ",
+                 device_error.empty() ? device.str() : trial.config.runtime.device);
+      }
+      MD_MPI_CHECK(MPI_Barrier(group.get()));  // files removed before any rank reads them
+
+      train::TrialContext context;
+      context.out_dir = options.out_dir;
+      context.sweep_name = spec.name;
+      context.device = device;
+      context.progress = progress;
+      // Appended piecewise: GCC 12 warns falsely (-Wrestrict) on "[" + std::string + ...
+      context.label = "[";
+      context.label += std::to_string(trial.index);
+      context.label += "/";
+      context.label += std::to_string(trial_count);
+      context.label += " ";
+      context.label += trial.id.substr(0, 8);
+      context.label += "]";
+      const Clock::time_point started = Clock::now();
+      try {
+        if (!device_error.empty()) throw InputError(trial.config.source + ": " + device_error);
+        std::unique_ptr<train::Collective> collective;
+        if (group_size > 1) collective = make_group_collective(group.get(), device);
+        context.collective = collective.get();
+        const train::TrialResult result = train::run_trial(trial.config, context);
+        const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+        if (result.status == train::TrialStatus::Complete) {
+          ++counts.values[kComplete];
+        } else {
+          ++counts.values[kDiverged];
+        }
+        if (leader) {
+          log_info("trial ", trial.index, " (", trial.id, ") ", train::status_name(result.status),
+                   " in ", seconds, " s");
+        }
+      } catch (const Interrupted& interrupted) {
+        ++counts.values[kInterrupted];
+        stopped = true;
+        if (leader) log_warning("trial ", trial.index, " (", trial.id, "): ", interrupted.what());
+      } catch (const std::exception& error) {
+        ++counts.values[kFailed];
+        if (leader) {
+          log_error("trial ", trial.index, " (", trial.id, ") failed: ", error.what());
+          record_failure(spec, trial, options.out_dir, device, group_size, error.what());
+        }
+      }
+      seconds_in_trials += std::chrono::duration<double>(Clock::now() - started).count();
+      ++trials_here;
+    }
+  }
+
+  // Dispatch overhead: the share of this rank's time in the queue loop spent outside run_trial
+  // (queue access, logging, file removal). A trial's time includes its collective's setup and
+  // the failure record of a trial that threw. The wait for the other ranks' last trials after
+  // the queue ran dry is not counted.
+  const double loop_seconds = std::chrono::duration<double>(loop_end - loop_start).count();
+  log_info("rank ", world_rank, " ran ", trials_here, " trial(s): ", seconds_in_trials,
+           " s inside trials of ", loop_seconds, " s in the queue loop (",
+           loop_seconds > 0 ? 100.0 * seconds_in_trials / loop_seconds : 100.0, "%), of which ",
+           seconds_in_queue, " s taking trials from the queue");
+
+  // Only leaders' counts are summed (every member of a group counted the same trial).
+  if (!leader) {
+    for (int slot = kComplete; slot <= kInterrupted; ++slot) counts.values[slot] = 0;
+  }
+  Counts total;
+  MD_MPI_CHECK(MPI_Allreduce(counts.values, total.values, 6, MPI_LONG, MPI_SUM, world));
+  SweepSummary summary;
+  summary.complete = total.values[kComplete];
+  summary.failed = total.values[kFailed];
+  summary.diverged = total.values[kDiverged];
+  summary.interrupted = total.values[kInterrupted];
+  summary.skipped_complete = total.values[kSkipped];
+  summary.not_started = queue_length - total.values[kStarted];
+  if (world_rank == 0) {
+    std::cout << "sweep " << spec.name << ": " << trial_count << " trials, "
+              << world_size / group_size << " group(s) of " << group_size << " rank(s)\n"
+              << "  complete          " << summary.complete << "\n"
+              << "  failed            " << summary.failed << "\n"
+              << "  diverged          " << summary.diverged << "\n"
+              << "  interrupted       " << summary.interrupted << "\n"
+              << "  skipped-complete  " << summary.skipped_complete << "\n";
+    if (summary.not_started > 0) {
+      std::cout << "  not-started       " << summary.not_started << "\n";
+    }
+    std::cout.flush();
+  }
+  return summary;
+}
+
+}  // namespace md::sweep

@@ -1,0 +1,304 @@
+// Sweep spec parsing and expansion (see spec.h). The YAML is read as an io::ConfigTree, so every
+// node carries its line for messages; trial configs are validated by io::resolve alone, so the
+// sweep accepts exactly the keys `metadistill train --set` accepts.
+#include "sweep/spec.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <unordered_set>
+
+#include "core/error.h"
+#include "core/rng.h"
+
+namespace md::sweep {
+namespace {
+
+namespace fs = std::filesystem;
+using io::ConfigTree;
+
+// One swept key and the values it takes; `origin` names it in messages.
+struct Assignment {
+  std::string key;
+  ConfigTree value;
+  std::string origin;
+};
+
+double read_number(const ConfigTree& node) {
+  if (node.kind() != ConfigTree::Kind::Scalar || node.is_quoted()) node.fail("expected a number");
+  const std::string& text = node.scalar();
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(value)) {
+    node.fail("expected a finite number, got '" + text + "'");
+  }
+  return value;
+}
+
+std::int64_t read_integer(const ConfigTree& node, std::int64_t minimum) {
+  const double value = read_number(node);
+  if (value != std::floor(value) || value < static_cast<double>(minimum) || value > 1e15) {
+    node.fail("expected an integer >= " + std::to_string(minimum));
+  }
+  return static_cast<std::int64_t>(value);
+}
+
+void check_key_path(const ConfigTree& node, const std::string& key) {
+  if (key.empty() || key.front() == '.' || key.back() == '.' ||
+      key.find("..") != std::string::npos) {
+    node.fail("invalid key path '" + key + "'");
+  }
+}
+
+// grid: {key.path: [v1, v2, ...], ...} -> one axis per key, in document order.
+std::vector<std::vector<Assignment>> read_grid(const ConfigTree& grid, const std::string& source) {
+  std::vector<std::vector<Assignment>> axes;
+  if (grid.kind() != ConfigTree::Kind::Mapping)
+    grid.fail("expected a mapping of key paths to lists");
+  for (const std::string& key : grid.keys()) {
+    const ConfigTree values = grid.child(key);
+    check_key_path(values, key);
+    if (values.kind() != ConfigTree::Kind::Sequence || values.size() == 0) {
+      values.fail("expected a non-empty list of values");
+    }
+    std::vector<Assignment> axis;
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      axis.push_back({key, values.element(i), source + " grid " + key});
+    }
+    axes.push_back(std::move(axis));
+  }
+  return axes;
+}
+
+std::pair<double, double> read_range(const ConfigTree& node, bool positive) {
+  if (node.kind() != ConfigTree::Kind::Sequence || node.size() != 2) {
+    node.fail("expected [low, high]");
+  }
+  const double low = read_number(node.element(0));
+  const double high = read_number(node.element(1));
+  if (!(low <= high)) node.fail("low must not exceed high");
+  if (positive && !(low > 0.0)) node.fail("log_uniform needs low > 0");
+  return {low, high};
+}
+
+// random: {n, seed, space: {key: {uniform: [a, b]} | {log_uniform: [a, b]} | {choice: [...]}}}
+// -> n samples; sample j draws every key in document order from one generator seeded by `seed`.
+std::vector<std::vector<Assignment>> read_random(const ConfigTree& random,
+                                                 const std::string& source) {
+  if (random.kind() != ConfigTree::Kind::Mapping)
+    random.fail("expected a mapping {n, seed, space}");
+  for (const std::string& key : random.keys()) {
+    if (key != "n" && key != "seed" && key != "space") {
+      random.child(key).fail("unknown key '" + key + "' (allowed: n, seed, space)");
+    }
+  }
+  if (!random.contains("n")) random.fail("missing key 'n' (the number of samples)");
+  if (!random.contains("space")) random.fail("missing key 'space'");
+  const std::int64_t count = read_integer(random.child("n"), 1);
+  const std::uint64_t seed = random.contains("seed")
+                                 ? static_cast<std::uint64_t>(read_integer(random.child("seed"), 0))
+                                 : 0;
+  const ConfigTree space = random.child("space");
+  if (space.kind() != ConfigTree::Kind::Mapping || space.keys().empty()) {
+    space.fail("expected a mapping of key paths to distributions");
+  }
+  enum class Kind { Uniform, LogUniform, Choice };
+  struct Distribution {
+    std::string key;
+    Kind kind;
+    double low = 0.0, high = 0.0;
+    ConfigTree choices;
+  };
+  std::vector<Distribution> distributions;
+  for (const std::string& key : space.keys()) {
+    const ConfigTree entry = space.child(key);
+    check_key_path(entry, key);
+    if (entry.kind() != ConfigTree::Kind::Mapping || entry.keys().size() != 1) {
+      entry.fail("expected one of {uniform: [a, b]}, {log_uniform: [a, b]}, {choice: [...]}");
+    }
+    const std::string kind = entry.keys().front();
+    const ConfigTree argument = entry.child(kind);
+    if (kind == "uniform" || kind == "log_uniform") {
+      const auto [low, high] = read_range(argument, kind == "log_uniform");
+      distributions.push_back(
+          {key, kind == "uniform" ? Kind::Uniform : Kind::LogUniform, low, high, argument});
+    } else if (kind == "choice") {
+      if (argument.kind() != ConfigTree::Kind::Sequence || argument.size() == 0) {
+        argument.fail("expected a non-empty list of choices");
+      }
+      distributions.push_back({key, Kind::Choice, 0.0, 0.0, argument});
+    } else {
+      argument.fail("unknown distribution '" + kind + "' (allowed: uniform, log_uniform, choice)");
+    }
+  }
+  Rng rng(seed);
+  std::vector<std::vector<Assignment>> samples;
+  for (std::int64_t sample = 0; sample < count; ++sample) {
+    std::vector<Assignment> draws;
+    for (const Distribution& distribution : distributions) {
+      const std::string origin = source + " random " + distribution.key;
+      if (distribution.kind == Kind::Choice) {
+        const auto pick = rng.below(distribution.choices.size());
+        draws.push_back({distribution.key, distribution.choices.element(pick), origin});
+        continue;
+      }
+      const double value =
+          distribution.kind == Kind::Uniform
+              ? rng.uniform(distribution.low, distribution.high)
+              : std::exp(rng.uniform(std::log(distribution.low), std::log(distribution.high)));
+      draws.push_back(
+          {distribution.key, ConfigTree::from_text(io::format_yaml_number(value), origin), origin});
+    }
+    samples.push_back(std::move(draws));
+  }
+  return samples;
+}
+
+bool needs_quotes(const std::string& text) {
+  if (text.empty()) return true;
+  static const std::string kSpecial = " \t:#,[]{}&*!|>'\"%@`";
+  if (text.find_first_of(kSpecial) != std::string::npos) return true;
+  return text.front() == '-' && text.size() > 1 && text[1] == ' ';
+}
+
+// Advances `position` to the next grid point, the last key varying fastest; false after the last.
+bool next_grid_point(std::vector<std::size_t>& position,
+                     const std::vector<std::vector<Assignment>>& axes) {
+  for (std::size_t axis = axes.size(); axis-- > 0;) {
+    if (++position[axis] < axes[axis].size()) return true;
+    position[axis] = 0;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string flow_text(const ConfigTree& value) {
+  switch (value.kind()) {
+    case ConfigTree::Kind::Null:
+      return "null";
+    case ConfigTree::Kind::Scalar: {
+      const std::string& text = value.scalar();
+      if (!value.is_quoted() && !needs_quotes(text)) return text;
+      std::string quoted = "'";
+      for (char c : text) {
+        if (c == '\'') quoted += '\'';
+        quoted += c;
+      }
+      return quoted + "'";
+    }
+    case ConfigTree::Kind::Sequence: {
+      std::string text = "[";
+      for (std::size_t i = 0; i < value.size(); ++i) {
+        if (i > 0) text += ", ";
+        text += flow_text(value.element(i));
+      }
+      return text + "]";
+    }
+    case ConfigTree::Kind::Mapping: {
+      std::string text = "{";
+      bool first = true;
+      for (const std::string& key : value.keys()) {
+        if (!first) text += ", ";
+        first = false;
+        text += key + ": " + flow_text(value.child(key));
+      }
+      return text + "}";
+    }
+  }
+  return "null";
+}
+
+SweepSpec parse_sweep(const std::string& yaml_text, const std::string& source_name,
+                      const std::string& base_directory) {
+  const ConfigTree document = ConfigTree::from_text(yaml_text, source_name);
+  if (document.kind() != ConfigTree::Kind::Mapping) {
+    document.fail("expected a mapping with keys name, base, grid, random");
+  }
+  for (const std::string& key : document.keys()) {
+    if (key != "name" && key != "base" && key != "grid" && key != "random") {
+      document.child(key).fail("unknown key '" + key + "' (allowed: name, base, grid, random)");
+    }
+  }
+  SweepSpec spec;
+  spec.source = source_name;
+  spec.name = fs::path(source_name).stem().string();
+  if (document.contains("name")) {
+    const ConfigTree name = document.child("name");
+    if (name.kind() != ConfigTree::Kind::Scalar || name.scalar().empty()) {
+      name.fail("expected a sweep name");
+    }
+    spec.name = name.scalar();
+  }
+  if (!document.contains("base")) {
+    document.fail("missing key 'base' (a trial config file, or an inline trial config)");
+  }
+  const ConfigTree base_node = document.child("base");
+  ConfigTree base = base_node;
+  if (base_node.kind() == ConfigTree::Kind::Scalar) {
+    fs::path base_path = base_node.scalar();
+    if (base_path.is_relative()) base_path = fs::path(base_directory) / base_path;
+    if (!fs::exists(base_path)) {
+      base_node.fail("base config file " + base_path.string() + " does not exist");
+    }
+    base = ConfigTree::from_file(base_path.string());
+  } else if (base_node.kind() != ConfigTree::Kind::Mapping) {
+    base_node.fail("expected a trial config file name or an inline trial config mapping");
+  }
+
+  const auto axes = document.contains("grid") ? read_grid(document.child("grid"), source_name)
+                                              : std::vector<std::vector<Assignment>>{};
+  const auto samples = document.contains("random")
+                           ? read_random(document.child("random"), source_name)
+                           : std::vector<std::vector<Assignment>>{{}};
+
+  std::unordered_set<std::string> seen_ids;
+  std::vector<std::size_t> position(axes.size(), 0);
+  bool first_trial = true;
+  while (true) {
+    for (const std::vector<Assignment>& sample : samples) {
+      std::vector<const Assignment*> assignments;
+      for (std::size_t axis = 0; axis < axes.size(); ++axis) {
+        assignments.push_back(&axes[axis][position[axis]]);
+      }
+      for (const Assignment& draw : sample) assignments.push_back(&draw);
+      ConfigTree tree = base;
+      SweepTrial trial;
+      for (const Assignment* assignment : assignments) {
+        tree.set(assignment->key, assignment->value, assignment->origin);
+        trial.overrides.push_back(assignment->key + "=" + flow_text(assignment->value));
+      }
+      trial.config = io::resolve(tree, tree.source_name());
+      trial.id = io::trial_id(trial.config);
+      if (first_trial) spec.ranks_per_trial = trial.config.runtime.ranks_per_trial;
+      first_trial = false;
+      if (trial.config.runtime.ranks_per_trial != spec.ranks_per_trial) {
+        std::string where;
+        for (const std::string& assignment : trial.overrides) where += " " + assignment;
+        throw InputError(source_name +
+                         ": runtime.ranks_per_trial must be the same in every trial "
+                         "of a sweep: the trial with" +
+                         where + " has " + std::to_string(trial.config.runtime.ranks_per_trial) +
+                         ", the first has " + std::to_string(spec.ranks_per_trial));
+      }
+      if (!seen_ids.insert(trial.id).second) continue;
+      trial.index = static_cast<int>(spec.trials.size());
+      spec.trials.push_back(std::move(trial));
+    }
+    if (!next_grid_point(position, axes)) break;
+  }
+  return spec;
+}
+
+SweepSpec load_sweep(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) throw InputError(path + ": cannot open the sweep file");
+  std::ostringstream text;
+  text << file.rdbuf();
+  const std::string directory = fs::path(path).parent_path().string();
+  return parse_sweep(text.str(), path, directory.empty() ? "." : directory);
+}
+
+}  // namespace md::sweep
