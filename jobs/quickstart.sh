@@ -12,5 +12,7 @@ tools/build.sh
 # Open MPI refuses to start as root without these; --oversubscribe lets 2 ranks run on fewer
 # cores, --bind-to none leaves the ranks' threads free to move.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# OpenMP threads that spin while waiting starve the other rank when ranks share cores.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 mpirun -np 2 --oversubscribe --bind-to none build/metadistill sweep jobs/quickstart.yaml --out "$out"
 build/metadistill report "$out"

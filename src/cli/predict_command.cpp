@@ -146,7 +146,14 @@ int predict_command(const Arguments& arguments) {
   spec.batch_size = batch_size;
   spec.shuffle = data::Shuffle::Off;
   spec.remainder = data::Remainder::Keep;
-  spec.normalization = data::compute_normalization(train_set);
+  // The normalization of training: over the training images it used, which exclude the meta
+  // holdout when MetaDistiller held one out (train/trainer.cpp, load_data).
+  if (config.method.name == io::MethodName::MetaDistiller && config.method.meta.data == io::MetaData::Holdout) {
+    spec.normalization = data::compute_normalization(
+        data::split_holdout(train_set, config.method.meta.holdout_fraction, config.runtime.seed).first);
+  } else {
+    spec.normalization = data::compute_normalization(train_set);
+  }
   data::BatchLoader loader(test_set, spec);
   loader.start_epoch(0);
   std::vector<Tensor> all;

@@ -4,17 +4,89 @@
 
 #include "autograd/functions.h"
 #include "backend/backend.h"
+#include "core/error.h"
 
 namespace md::train {
 
 using autograd::Variable;
+
+double meta_loss_at_virtual_step(Backend& backend, Collective& collective, const StudentLogits& student,
+                                 const MetaGradientInputs& inputs, MetaScratch& scratch) {
+  // θ' = θ − η·g
+  backend.copy(inputs.parameters, scratch.virtual_parameters);
+  backend.axpby(-inputs.learning_rate, inputs.gradients, 1.0, scratch.virtual_parameters);
+  backend.fill(scratch.meta_gradients, 0.0);
+  double meta_loss = NAN;
+  {
+    autograd::Tape tape;
+    autograd::TapeScope scope(tape);
+    const std::vector<Variable> logits =
+        student(scratch.virtual_parameters, scratch.meta_gradients, inputs.meta_images);
+    std::vector<Variable> losses;
+    for (const Variable& head_logits : logits) {
+      losses.push_back(autograd::cross_entropy(head_logits, inputs.meta_labels));
+    }
+    Variable total = autograd::weighted_sum(losses, std::vector<double>(losses.size(), 1.0));
+    tape.backward(total);
+    meta_loss = total.value().item();
+  }
+  collective.average(scratch.meta_gradients);
+  return meta_loss;
+}
+
+MetaGradientResult finite_difference_meta_gradient(Backend& backend, Collective& collective,
+                                                   const StudentLogits& student,
+                                                   const MetaGradientInputs& inputs,
+                                                   MetaScratch& scratch) {
+  MD_CHECK(inputs.generator_tape != nullptr, "finite_difference_meta_gradient: no generator tape");
+  MetaGradientResult result;
+  result.meta_loss = meta_loss_at_virtual_step(backend, collective, student, inputs, scratch);
+  result.v_norm = std::sqrt(backend.dot(scratch.meta_gradients, scratch.meta_gradients));
+  if (!(result.v_norm > 0.0) || !std::isfinite(result.v_norm)) return result;
+  const double epsilon = inputs.epsilon / result.v_norm;
+  result.epsilon = epsilon;
+
+  // α·∂KL/∂u_s at the student's logits for θ + sign·ε·v, with G's inputs kept at θ.
+  const DType dtype = inputs.parameters.dtype();
+  const Device device = inputs.parameters.device();
+  const Tensor alpha = Tensor::full({}, inputs.alpha, dtype, device);
+  auto target_gradients = [&](double sign) {
+    backend.copy(inputs.parameters, scratch.virtual_parameters);
+    backend.axpby(sign * epsilon, scratch.meta_gradients, 1.0, scratch.virtual_parameters);
+    autograd::NoGrad no_grad;
+    const std::vector<Variable> logits = student(scratch.virtual_parameters, Tensor(), inputs.images);
+    MD_CHECK(logits.size() == inputs.targets.size() + 1, "the student has ", logits.size(),
+             " heads but the generator gives ", inputs.targets.size(), " targets");
+    std::vector<Tensor> gradients;
+    for (std::size_t s = 0; s < inputs.targets.size(); ++s) {
+      Tensor grad_target = Tensor::empty(inputs.targets[s].shape(), dtype, device);
+      Tensor no_student_gradient;
+      backend.kl_div_backward(logits[s].value(), inputs.targets[s].value(), alpha, no_student_gradient,
+                              grad_target, inputs.temperature, Write::Overwrite);
+      gradients.push_back(grad_target);
+    }
+    return gradients;
+  };
+  std::vector<Tensor> plus = target_gradients(+1.0);
+  const std::vector<Tensor> minus = target_gradients(-1.0);
+  const double eta = inputs.learning_rate;
+  std::vector<std::pair<Variable, Tensor>> roots;
+  for (std::size_t s = 0; s < inputs.targets.size(); ++s) {
+    // plus ← −η·(plus − minus)/(2ε)
+    backend.axpby(eta / (2.0 * epsilon), minus[s], -eta / (2.0 * epsilon), plus[s]);
+    roots.emplace_back(inputs.targets[s], plus[s]);
+  }
+  inputs.generator_tape->backward(roots);
+  result.computed = true;
+  return result;
+}
 
 Learner::Learner(const LearnerSpec& spec, Collective& collective)
     : spec_(spec), collective_(collective), backend_(backend::get(spec.device)) {
   const models::AuxHeads aux =
       spec.loss.method == MethodKind::Baseline ? models::AuxHeads::None : models::AuxHeads::Byot;
   student_ = std::make_unique<models::Student>(spec.model, aux);
-  model_ = nn::ModelBuffers::allocate(student_->layout(), DType::Float32, spec.device);
+  model_ = nn::ModelBuffers::allocate(student_->layout(), spec.dtype, spec.device);
   Rng init_rng(spec.seed, /*stream=*/1);
   model_.initialize(student_->layout(), init_rng);
   collective_.broadcast(model_.parameters);
@@ -25,7 +97,7 @@ Learner::Learner(const LearnerSpec& spec, Collective& collective)
       .width = spec.meta.generator_width,
       .num_classes = spec.model.num_classes,
       .resize = ResizeMode::Nearest});
-  generator_buffers_ = nn::ModelBuffers::allocate(generator_->layout(), DType::Float32, spec.device);
+  generator_buffers_ = nn::ModelBuffers::allocate(generator_->layout(), spec.dtype, spec.device);
   Rng generator_rng(spec.seed, /*stream=*/2);
   generator_buffers_.initialize(generator_->layout(), generator_rng);
   collective_.broadcast(generator_buffers_.parameters);
@@ -37,116 +109,93 @@ Learner::Learner(const LearnerSpec& spec, Collective& collective)
         generator_buffers_.parameters,
         SgdParams{.learning_rate = spec.meta.learning_rate, .momentum = 0.9});
   }
-  virtual_parameters_ = Tensor::empty(model_.parameters.shape(), DType::Float32, spec.device);
-  meta_gradients_ = Tensor::empty(model_.parameters.shape(), DType::Float32, spec.device);
+  scratch_.virtual_parameters = Tensor::empty(model_.parameters.shape(), spec.dtype, spec.device);
+  scratch_.meta_gradients = Tensor::empty(model_.parameters.shape(), spec.dtype, spec.device);
+  student_logits_ = [this](const Tensor& parameters, const Tensor& gradients, const Tensor& images) {
+    nn::ForwardContext context{&student_->layout(), parameters, gradients, model_.buffers,
+                               nn::Mode::Train, RunningStatsUpdate::Skip};
+    return student_->forward(context, Variable(images)).logits;
+  };
+}
+
+void Learner::forward_backward(const Tensor& images, const Tensor& labels,
+                               RunningStatsUpdate stats_update, StudentPass& pass) {
+  backend_.fill(model_.gradients, 0.0);
+  std::vector<Variable> teachers;
+  {
+    autograd::TapeScope scope(pass.tape);
+    nn::ForwardContext context{&student_->layout(), model_.parameters, model_.gradients,
+                               model_.buffers, nn::Mode::Train, stats_update};
+    pass.output = student_->forward(context, Variable(images));
+    if (spec_.loss.method == MethodKind::Byot) {
+      for (std::size_t s = 0; s + 1 < pass.output.logits.size(); ++s) {
+        teachers.push_back(pass.output.logits.back().detach());
+      }
+    } else if (generator_) {
+      std::vector<Variable> stage_features;
+      for (const Variable& feature : pass.output.stage_features) stage_features.push_back(feature.detach());
+      autograd::TapeScope generator_scope(pass.generator_tape);
+      nn::ForwardContext generator_context{&generator_->layout(), generator_buffers_.parameters,
+                                           generator_buffers_.gradients, generator_buffers_.buffers,
+                                           nn::Mode::Train, RunningStatsUpdate::Skip};
+      pass.targets = generator_->forward(generator_context, stage_features);
+      for (const Variable& target : pass.targets) teachers.push_back(target.detach());
+    }
+    pass.terms = student_loss(spec_.loss, pass.output, labels, teachers);
+  }
+  pass.tape.backward(pass.terms.total);
+  collective_.average(model_.gradients);
 }
 
 StepReport Learner::step(const Tensor& images, const Tensor& labels, double learning_rate,
                          const MetaBatchSource& meta_batch) {
   StepReport report;
-  backend_.fill(model_.gradients, 0.0);
-  autograd::Tape tape;
-  autograd::Tape generator_tape;
-  models::StudentOutput output;
-  std::vector<Variable> targets;
-  std::vector<Variable> teachers;
-  {
-    autograd::TapeScope scope(tape);
-    nn::ForwardContext context{&student_->layout(), model_.parameters, model_.gradients,
-                               model_.buffers, nn::Mode::Train, RunningStatsUpdate::Update};
-    output = student_->forward(context, Variable(images));
-    if (spec_.loss.method == MethodKind::Byot) {
-      for (std::size_t s = 0; s + 1 < output.logits.size(); ++s) {
-        teachers.push_back(output.logits.back().detach());
-      }
-    } else if (generator_) {
-      std::vector<Variable> stage_features;
-      for (const Variable& feature : output.stage_features) stage_features.push_back(feature.detach());
-      autograd::TapeScope generator_scope(generator_tape);
-      nn::ForwardContext generator_context{&generator_->layout(), generator_buffers_.parameters,
-                                           generator_buffers_.gradients, generator_buffers_.buffers,
-                                           nn::Mode::Train, RunningStatsUpdate::Skip};
-      targets = generator_->forward(generator_context, stage_features);
-      for (const Variable& target : targets) teachers.push_back(target.detach());
-    }
-    report.terms = student_loss(spec_.loss, output, labels, teachers);
-  }
-  tape.backward(report.terms.total);
-  report.loss = report.terms.total.value();
-  collective_.average(model_.gradients);
+  StudentPass pass;
+  forward_backward(images, labels, RunningStatsUpdate::Update, pass);
+  report.terms = pass.terms;
+  report.loss = pass.terms.total.value();
   if (generator_ && steps_ % spec_.meta.every == 0) {
-    meta_step(images, targets, generator_tape, learning_rate, meta_batch, report);
+    meta_step(pass, images, learning_rate, meta_batch, report);
   }
   optimizer_->step(model_.parameters, model_.gradients, learning_rate);
   ++steps_;
   return report;
 }
 
-// The meta step of DESIGN.md §1: θ' = θ − η·g; v = ∇θ' L_meta(θ'); ε = ε₀/‖v‖; the student's
-// logits at θ ± ε·v (no running-stat updates); the upstream gradient of G's targets
-// −η·[∂L/∂u(z(θ+)) − ∂L/∂u(z(θ−))]/(2ε); one backward through G; one generator step.
-void Learner::meta_step(const Tensor& images, const std::vector<Variable>& targets,
-                        autograd::Tape& generator_tape, double learning_rate,
+MetaGradientInputs Learner::meta_inputs(StudentPass& pass, const Tensor& images, double learning_rate,
+                                        const Tensor& meta_images, const Tensor& meta_labels) const {
+  return MetaGradientInputs{.parameters = model_.parameters,
+                            .gradients = model_.gradients,
+                            .learning_rate = learning_rate,
+                            .images = images,
+                            .meta_images = meta_images,
+                            .meta_labels = meta_labels,
+                            .targets = pass.targets,
+                            .generator_tape = &pass.generator_tape,
+                            .alpha = spec_.loss.alpha,
+                            .temperature = spec_.loss.temperature,
+                            .epsilon = spec_.meta.epsilon};
+}
+
+MetaGradientResult Learner::generator_gradient(const MetaGradientInputs& inputs) {
+  backend_.fill(generator_buffers_.gradients, 0.0);
+  MetaGradientResult result =
+      finite_difference_meta_gradient(backend_, collective_, student_logits_, inputs, scratch_);
+  if (result.computed) collective_.average(generator_buffers_.gradients);
+  return result;
+}
+
+// The meta step of DESIGN.md §1 (see finite_difference_meta_gradient), then one generator step.
+void Learner::meta_step(StudentPass& pass, const Tensor& images, double learning_rate,
                         const MetaBatchSource& meta_batch, StepReport& report) {
   report.meta_step = true;
   const auto [meta_images, meta_labels] = meta_batch();
-  const double eta = learning_rate;
-
-  // θ' = θ − η·g, g the (averaged) gradient of this step.
-  backend_.copy(model_.parameters, virtual_parameters_);
-  backend_.axpby(-eta, model_.gradients, 1.0, virtual_parameters_);
-  backend_.fill(meta_gradients_, 0.0);
-  {
-    autograd::Tape tape;
-    autograd::TapeScope scope(tape);
-    nn::ForwardContext context{&student_->layout(), virtual_parameters_, meta_gradients_,
-                               model_.buffers, nn::Mode::Train, RunningStatsUpdate::Skip};
-    models::StudentOutput output = student_->forward(context, Variable(meta_images));
-    std::vector<Variable> losses;
-    for (const Variable& logits : output.logits) {
-      losses.push_back(autograd::cross_entropy(logits, meta_labels));
-    }
-    Variable total = autograd::weighted_sum(losses, std::vector<double>(losses.size(), 1.0));
-    tape.backward(total);
-    report.meta_loss = total.value().item();
-  }
-  collective_.average(meta_gradients_);
-  report.v_norm = std::sqrt(backend_.dot(meta_gradients_, meta_gradients_));
-  if (!(report.v_norm > 0.0) || !std::isfinite(report.v_norm)) return;
-  const double epsilon = spec_.meta.epsilon / report.v_norm;
-  report.epsilon = epsilon;
-
-  // α·∂KL/∂u_s at the student's logits for θ + sign·ε·v, with G's inputs kept at θ.
-  const Tensor alpha = Tensor::full({}, spec_.loss.alpha, DType::Float32, spec_.device);
-  auto target_gradients = [&](double sign) {
-    backend_.copy(model_.parameters, virtual_parameters_);
-    backend_.axpby(sign * epsilon, meta_gradients_, 1.0, virtual_parameters_);
-    autograd::NoGrad no_grad;
-    nn::ForwardContext context{&student_->layout(), virtual_parameters_, Tensor(), model_.buffers,
-                               nn::Mode::Train, RunningStatsUpdate::Skip};
-    models::StudentOutput output = student_->forward(context, Variable(images));
-    std::vector<Tensor> gradients;
-    for (std::size_t s = 0; s < targets.size(); ++s) {
-      Tensor grad_target = Tensor::empty(targets[s].shape(), DType::Float32, spec_.device);
-      Tensor no_student_gradient;
-      backend_.kl_div_backward(output.logits[s].value(), targets[s].value(), alpha,
-                               no_student_gradient, grad_target, spec_.loss.temperature,
-                               Write::Overwrite);
-      gradients.push_back(grad_target);
-    }
-    return gradients;
-  };
-  std::vector<Tensor> plus = target_gradients(+1.0);
-  const std::vector<Tensor> minus = target_gradients(-1.0);
-  std::vector<std::pair<Variable, Tensor>> roots;
-  for (std::size_t s = 0; s < targets.size(); ++s) {
-    // plus ← −η·(plus − minus)/(2ε)
-    backend_.axpby(eta / (2.0 * epsilon), minus[s], -eta / (2.0 * epsilon), plus[s]);
-    roots.emplace_back(targets[s], plus[s]);
-  }
-  backend_.fill(generator_buffers_.gradients, 0.0);
-  generator_tape.backward(roots);
-  collective_.average(generator_buffers_.gradients);
+  const MetaGradientResult result =
+      generator_gradient(meta_inputs(pass, images, learning_rate, meta_images, meta_labels));
+  report.meta_loss = result.meta_loss;
+  report.v_norm = result.v_norm;
+  report.epsilon = result.epsilon;
+  if (!result.computed) return;
   report.generator_grad_norm =
       std::sqrt(backend_.dot(generator_buffers_.gradients, generator_buffers_.gradients));
   if (generator_adam_) {
@@ -155,6 +204,24 @@ void Learner::meta_step(const Tensor& images, const std::vector<Variable>& targe
     generator_sgd_->step(generator_buffers_.parameters, generator_buffers_.gradients,
                          spec_.meta.learning_rate);
   }
+}
+
+MetaGradientResult Learner::meta_gradient(const Tensor& images, const Tensor& labels, double learning_rate,
+                                          const Tensor& meta_images, const Tensor& meta_labels) {
+  MD_CHECK(generator_ != nullptr, "meta_gradient: the learner has no label generator (method is not metadistiller)");
+  StudentPass pass;
+  forward_backward(images, labels, RunningStatsUpdate::Skip, pass);
+  return generator_gradient(meta_inputs(pass, images, learning_rate, meta_images, meta_labels));
+}
+
+double Learner::meta_objective(const Tensor& images, const Tensor& labels, double learning_rate,
+                               const Tensor& meta_images, const Tensor& meta_labels) {
+  MD_CHECK(generator_ != nullptr, "meta_objective: the learner has no label generator (method is not metadistiller)");
+  StudentPass pass;
+  forward_backward(images, labels, RunningStatsUpdate::Skip, pass);
+  return meta_loss_at_virtual_step(backend_, collective_, student_logits_,
+                                   meta_inputs(pass, images, learning_rate, meta_images, meta_labels),
+                                   scratch_);
 }
 
 models::StudentOutput Learner::evaluate(const Tensor& images) const {

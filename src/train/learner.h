@@ -8,6 +8,7 @@
 #include <memory>
 #include <cmath>
 #include <utility>
+#include <vector>
 
 #include "backend/backend.h"
 #include "models/label_generator.h"
@@ -35,7 +36,59 @@ struct LearnerSpec {
   MetaSpec meta;
   std::uint64_t seed = 0;
   Device device;
+  DType dtype = DType::Float32;  // of every buffer and of the batches (Float64: the meta-gradient tests)
 };
+
+// The student as the meta-gradient sees it: its head logits for `images` on any flat parameter
+// buffer of its layout, in training mode (batch statistics) WITHOUT running-stat updates. With
+// `gradients` defined and grad mode on, a backward of the logits accumulates there.
+// images: (N, C, H, W) -> per head (N, K), the last the final head.
+using StudentLogits = std::function<std::vector<autograd::Variable>(
+    const Tensor& parameters, const Tensor& gradients, const Tensor& images)>;
+
+// Scratch buffers of θ's size and dtype, reused by every meta step.
+struct MetaScratch {
+  Tensor virtual_parameters;  // θ', then θ+ and θ−
+  Tensor meta_gradients;      // v = ∇θ' L_meta(θ')
+};
+
+// What one finite-difference meta-gradient (DESIGN.md §1) is computed from.
+struct MetaGradientInputs {
+  Tensor parameters;            // θ (flat)
+  Tensor gradients;             // g = ∇θ L(θ; φ), already averaged over the ranks
+  double learning_rate = 0.0;   // η of the virtual step θ' = θ − η·g
+  Tensor images;                // (N, C, H, W): the batch L was computed on
+  Tensor meta_images;           // (M, C, H, W)
+  Tensor meta_labels;           // (M) int32
+  // u_s: (N, K) per shallow head, outputs of G recorded on `generator_tape` (G's inputs are the
+  // detached stage features at θ).
+  std::vector<autograd::Variable> targets;
+  autograd::Tape* generator_tape = nullptr;
+  double alpha = 0.3;           // weight of the KD term of L
+  double temperature = 3.0;
+  double epsilon = 0.01;        // ε₀: ε = ε₀/‖v‖
+};
+
+struct MetaGradientResult {
+  double meta_loss = NAN;  // L_meta(θ') = Σ_s CE(z_s(θ'; x_m), y_m)
+  double v_norm = NAN;     // ‖v‖
+  double epsilon = NAN;    // ε = ε₀/‖v‖; NaN when v was zero or not finite (no meta-gradient)
+  bool computed = false;   // false: v was zero or not finite and G received no gradient
+};
+
+// L_meta(θ') with θ' = θ − η·g in scratch.virtual_parameters, and v = ∇θ' L_meta (averaged over
+// the ranks) in scratch.meta_gradients.
+double meta_loss_at_virtual_step(Backend& backend, Collective& collective, const StudentLogits& student,
+                                 const MetaGradientInputs& inputs, MetaScratch& scratch);
+
+// The meta-gradient ∇φ L_meta(θ'(φ)) ≈ −η·∇²φθ L·v by central differences: the student's logits
+// at θ ± ε·v (no running-stat updates), upstream gradient −η·[∂L/∂u(z(θ+)) − ∂L/∂u(z(θ−))]/(2ε)
+// into one backward of generator_tape. The meta-gradient is ACCUMULATED into the gradient buffer
+// of the generator forward that recorded the targets (not averaged over ranks); θ is untouched.
+MetaGradientResult finite_difference_meta_gradient(Backend& backend, Collective& collective,
+                                                   const StudentLogits& student,
+                                                   const MetaGradientInputs& inputs,
+                                                   MetaScratch& scratch);
 
 // Values of the last step, read from the device only when asked (log rows).
 struct StepReport {
@@ -50,6 +103,8 @@ class Learner {
   using MetaBatchSource = std::function<std::pair<Tensor, Tensor>()>;  // (images, labels) on the device
 
   Learner(const LearnerSpec& spec, Collective& collective);
+  Learner(const Learner&) = delete;  // student_logits_ captures `this`
+  Learner& operator=(const Learner&) = delete;
 
   // One optimizer step on images: (N, C, H, W), labels: (N) int32, both on the device.
   // `meta_batch` is called when a meta step is due (MetaDistiller only).
@@ -57,6 +112,17 @@ class Learner {
                   const MetaBatchSource& meta_batch);
   // Inference with the running statistics; no gradients.
   models::StudentOutput evaluate(const Tensor& images) const;
+
+  // The pieces of a MetaDistiller step, by the passes step() runs, for tests and diagnostics.
+  // Neither takes an optimizer step nor updates running statistics; both overwrite the model's
+  // gradient buffer with ∇θ L(θ; φ).
+  // The meta-gradient step() would feed the generator's optimizer at the current (θ, φ), left
+  // (averaged) in generator_buffers().gradients.
+  MetaGradientResult meta_gradient(const Tensor& images, const Tensor& labels, double learning_rate,
+                                   const Tensor& meta_images, const Tensor& meta_labels);
+  // The bilevel objective F(φ) = L_meta(θ − η·∇θ L(θ; φ)) at the current (θ, φ).
+  double meta_objective(const Tensor& images, const Tensor& labels, double learning_rate,
+                        const Tensor& meta_images, const Tensor& meta_labels);
 
   const LearnerSpec& spec() const { return spec_; }
   const models::Student& student() const { return *student_; }
@@ -71,9 +137,23 @@ class Learner {
   void set_steps(std::int64_t steps) { steps_ = steps; }
 
  private:
-  void meta_step(const Tensor& images, const std::vector<autograd::Variable>& targets,
-                 autograd::Tape& generator_tape, double learning_rate, const MetaBatchSource& meta_batch,
-                 StepReport& report);
+  // One forward of the student (and G) on a batch, the loss, and its backward into
+  // model_.gradients (averaged over the ranks); G's targets stay on generator_tape.
+  struct StudentPass {
+    autograd::Tape tape;
+    autograd::Tape generator_tape;
+    models::StudentOutput output;
+    std::vector<autograd::Variable> targets;
+    LossTerms terms;
+  };
+  void forward_backward(const Tensor& images, const Tensor& labels, RunningStatsUpdate stats_update,
+                        StudentPass& pass);
+  MetaGradientInputs meta_inputs(StudentPass& pass, const Tensor& images, double learning_rate,
+                                 const Tensor& meta_images, const Tensor& meta_labels) const;
+  // The generator's gradient from the meta-gradient, averaged over the ranks; no optimizer step.
+  MetaGradientResult generator_gradient(const MetaGradientInputs& inputs);
+  void meta_step(StudentPass& pass, const Tensor& images, double learning_rate,
+                 const MetaBatchSource& meta_batch, StepReport& report);
 
   LearnerSpec spec_;
   Collective& collective_;
@@ -85,8 +165,8 @@ class Learner {
   nn::ModelBuffers generator_buffers_;
   std::unique_ptr<AdamOptimizer> generator_adam_;
   std::unique_ptr<SgdOptimizer> generator_sgd_;
-  Tensor virtual_parameters_;  // θ', then θ+ and θ−
-  Tensor meta_gradients_;      // v = ∇θ' L_meta
+  StudentLogits student_logits_;
+  MetaScratch scratch_;
   std::int64_t steps_ = 0;
 };
 

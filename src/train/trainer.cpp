@@ -180,6 +180,7 @@ class TrialRunner {
   std::int64_t images_since_log_ = 0;
   Clock::time_point log_clock_ = Clock::now();
   double last_images_per_second_ = 0.0;
+  double done_at_start_ = -1.0;  // batches done when this run started (the ETA's rate)
   double last_test_accuracy_ = NAN;
   double last_loss_ = NAN;
   bool diverged_ = false;
@@ -353,6 +354,12 @@ void TrialRunner::save_checkpoint() {
   data.attributes["meta_epoch"] = meta_epoch_;
   data.attributes["meta_position"] = meta_loader_ ? meta_loader_->position() : std::int64_t{0};
   data.attributes["wall_s"] = wall_before_ + seconds_since(start_);
+  // The running loss sums of the current log interval and epoch, so that a resumed run logs
+  // the same averages as an uninterrupted one.
+  data.attributes["loss_sum"] = loss_sum_.item();
+  data.attributes["loss_count"] = loss_count_;
+  data.attributes["epoch_loss_sum"] = epoch_loss_sum_.item();
+  data.attributes["epoch_loss_count"] = epoch_loss_count_;
   io::write_checkpoint(checkpoint_path_, data);
 }
 
@@ -391,6 +398,12 @@ bool TrialRunner::load_checkpoint() {
   if (auto wall = data.attributes.find("wall_s"); wall != data.attributes.end() &&
                                                   std::holds_alternative<double>(wall->second)) {
     wall_before_ = std::get<double>(wall->second);
+  }
+  if (data.attributes.count("epoch_loss_count")) {
+    backend_.fill(loss_sum_, io::attribute_double(data.attributes, "loss_sum", checkpoint_path_));
+    loss_count_ = int_attribute(data, checkpoint_path_, "loss_count");
+    backend_.fill(epoch_loss_sum_, io::attribute_double(data.attributes, "epoch_loss_sum", checkpoint_path_));
+    epoch_loss_count_ = int_attribute(data, checkpoint_path_, "epoch_loss_count");
   }
   log_info("resuming trial ", id_, " at epoch ", epoch_, " batch ", batch_in_epoch_, " (step ", learner_->steps(), ")");
   return true;
@@ -462,9 +475,8 @@ void TrialRunner::report_progress(double images_per_second, bool final_line) {
   const double done = epoch_ * static_cast<double>(batches_per_epoch_) + static_cast<double>(batch_in_epoch_);
   const double total = config_.optim.epochs * static_cast<double>(batches_per_epoch_);
   const double elapsed = seconds_since(start_);
-  static thread_local double done_at_start = -1;
-  if (done_at_start < 0) done_at_start = done;
-  const double rate = (done - done_at_start) / std::max(elapsed, 1e-9);
+  if (done_at_start_ < 0) done_at_start_ = done;
+  const double rate = (done - done_at_start_) / std::max(elapsed, 1e-9);
   const double eta = rate > 0 ? (total - done) / rate : 0.0;
   char line[256];
   std::snprintf(line, sizeof line, "%s epoch %d/%d batch %lld/%lld loss %.4f %.0f img/s test %.4f ETA %s",
@@ -588,6 +600,8 @@ TrialResult TrialRunner::run() {
           row["train_loss"] = train_loss;
           row["wall_s"] = seconds_since(epoch_start);
           last_test_accuracy_ = row["test_acc_final"];
+          // The epoch's closing line, while epoch_ and batch_in_epoch_ still name its end.
+          report_progress(last_images_per_second_, true);
           backend_.fill(epoch_loss_sum_, 0.0);
           epoch_loss_count_ = 0;
           ++epoch_;
@@ -597,7 +611,6 @@ TrialResult TrialRunner::run() {
             log_->append("epoch", row);
             log_->flush();
           }
-          report_progress(last_images_per_second_, true);
           if (config_.runtime.checkpoint_every_epochs > 0 &&
               (epoch_ % config_.runtime.checkpoint_every_epochs == 0 || epoch_ == config_.optim.epochs)) {
             save_checkpoint();

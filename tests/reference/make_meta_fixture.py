@@ -1,0 +1,219 @@
+"""Reference values for the self-distillation losses and the MetaDistiller meta-gradient.
+
+Writes two MDFX fixture files (the format of tests/support/fixture.h, written by the Fixture
+class of make_fixtures.py) under tests/fixtures/:
+
+losses.bin — train::student_loss of every method on fixed head logits, pooled head features,
+    labels and generator targets, for label smoothing 0 and 0.1 and a feature hint beta:
+        baseline:      CE_s(z_S, y)
+        byot / meta:   CE_s(z_S, y) + sum_{s<S} [(1 - a) CE_s(z_s, y) + a T^2 KL(softmax(t_s/T) || softmax(z_s/T))
+                                              + beta mean((h_s - detach(h_S))^2)]
+    with t_s = detach(z_S) for BYOT and the generator's u_s for MetaDistiller. CE_s is the
+    cross-entropy against (1 - s) onehot + s/K, KL the batch mean. Stored per case: the total
+    and its gradient with respect to every head's logits and features (and each u_s).
+
+meta_gradient.bin — a tiny student (conv 3x3 -> batch norm with batch statistics -> relu;
+    conv 3x3 stride 2 -> relu; one linear head on the global average of each stage) and a
+    tiny generator (u_0 = fc(relu(lat_0(f_0) + lat_1(f_1))) on the detached pooled stage
+    features f_s). The meta objective is
+        F(phi) = L_meta(theta'(phi)),  theta'(phi) = theta - eta grad_theta L(theta; phi),
+        L_meta(theta') = sum_s CE(z_s(theta'; x_m), y_m),
+    and its exact gradient dF/dphi is taken by second-order autograd through the virtual step
+    (create_graph=True). The C++ test computes the finite-difference estimate of DESIGN.md 1
+    with the learner's routine on the same student and generator and compares.
+
+Run with Debian's PyTorch:  /usr/bin/python3 tests/reference/make_meta_fixture.py
+"""
+
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_fixtures import Fixture  # noqa: E402  (the MDFX writer)
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures")
+
+
+def cross_entropy(logits, labels, smoothing):
+    return F.cross_entropy(logits, labels, label_smoothing=smoothing)
+
+
+def distillation(student, teacher, temperature):
+    """T^2 * batch mean of KL(softmax(teacher/T) || softmax(student/T))."""
+    return F.kl_div(F.log_softmax(student / temperature, 1), F.softmax(teacher / temperature, 1),
+                    reduction="batchmean") * temperature * temperature
+
+
+def student_loss(method, logits, features, labels, targets, alpha, temperature, hint, smoothing):
+    total = cross_entropy(logits[-1], labels, smoothing)
+    if method == "baseline":
+        return total
+    deepest_features = features[-1].detach()
+    for s in range(len(logits) - 1):
+        teacher = logits[-1].detach() if method == "byot" else targets[s]
+        total = total + (1 - alpha) * cross_entropy(logits[s], labels, smoothing)
+        total = total + alpha * distillation(logits[s], teacher, temperature)
+        if hint > 0:
+            total = total + hint * ((features[s] - deepest_features) ** 2).mean()
+    return total
+
+
+def losses_fixture():
+    generator = torch.Generator().manual_seed(20240611)
+    heads, batch, classes, width = 3, 6, 5, 8
+    alpha, temperature = 0.3, 4.0
+    fixture = Fixture()
+    logits = [torch.randn(batch, classes, generator=generator, dtype=torch.float64) * 2 for _ in range(heads)]
+    features = [torch.randn(batch, width, generator=generator, dtype=torch.float64) for _ in range(heads)]
+    targets = [torch.randn(batch, classes, generator=generator, dtype=torch.float64) * 2
+               for _ in range(heads - 1)]
+    labels = torch.randint(0, classes, (batch,), generator=generator).to(torch.int32)
+    for s in range(heads):
+        fixture.add("logits%d" % s, logits[s])
+        fixture.add("features%d" % s, features[s])
+    for s in range(heads - 1):
+        fixture.add("target%d" % s, targets[s])
+    fixture.add("labels", labels)
+    fixture.scalar("alpha", alpha)
+    fixture.scalar("temperature", temperature)
+    cases = [("baseline", 0.0, 0.5), ("baseline", 0.1, 0.5), ("byot", 0.0, 0.5), ("byot", 0.1, 0.5),
+             ("byot", 0.1, 0.0), ("metadistiller", 0.0, 0.5), ("metadistiller", 0.1, 0.5),
+             ("metadistiller", 0.1, 0.0)]
+    for method, smoothing, hint in cases:
+        name = "%s_ls%g_hint%g" % (method, smoothing, hint)
+        z = [t.clone().requires_grad_() for t in logits]
+        h = [t.clone().requires_grad_() for t in features]
+        u = [t.clone().requires_grad_() for t in targets]
+        total = student_loss(method, z, h, labels.long(), u, alpha, temperature, hint, smoothing)
+        wrt = z + h + (u if method == "metadistiller" else [])
+        grads = torch.autograd.grad(total, wrt, allow_unused=True)
+        fixture.scalar(name + ".loss", total.item())
+        fixture.scalar(name + ".label_smoothing", smoothing)
+        fixture.scalar(name + ".hint", hint)
+        for s in range(heads):
+            zero = torch.zeros_like(logits[s])
+            fixture.add("%s.grad_logits%d" % (name, s), grads[s] if grads[s] is not None else zero)
+            grad_h = grads[heads + s]
+            fixture.add("%s.grad_features%d" % (name, s),
+                        grad_h if grad_h is not None else torch.zeros_like(features[s]))
+        if method == "metadistiller":
+            for s in range(heads - 1):
+                fixture.add("%s.grad_target%d" % (name, s), grads[2 * heads + s])
+    return fixture
+
+
+# ---------------------------------------------------------------- the meta-gradient fixture
+
+STUDENT_NAMES = ["conv1.weight", "bn1.weight", "bn1.bias", "conv2.weight",
+                 "head0.weight", "head0.bias", "head1.weight", "head1.bias"]
+GENERATOR_NAMES = ["gen.lat0.weight", "gen.lat0.bias", "gen.lat1.weight", "gen.lat1.bias",
+                   "gen.fc.weight", "gen.fc.bias"]
+
+
+def tiny_student(theta, images):
+    """Head logits and pooled stage features; batch norm with batch statistics (training mode)."""
+    p = dict(zip(STUDENT_NAMES, theta))
+    stage0 = F.relu(F.batch_norm(F.conv2d(images, p["conv1.weight"], padding=1), None, None,
+                                 p["bn1.weight"], p["bn1.bias"], training=True, eps=1e-5))
+    stage1 = F.relu(F.conv2d(stage0, p["conv2.weight"], stride=2, padding=1))
+    pooled = [stage0.mean((2, 3)), stage1.mean((2, 3))]
+    logits = [F.linear(pooled[0], p["head0.weight"], p["head0.bias"]),
+              F.linear(pooled[1], p["head1.weight"], p["head1.bias"])]
+    return logits, pooled
+
+
+def tiny_generator(phi, pooled):
+    p = dict(zip(GENERATOR_NAMES, phi))
+    fused = F.relu(F.linear(pooled[0], p["gen.lat0.weight"], p["gen.lat0.bias"]) +
+                   F.linear(pooled[1], p["gen.lat1.weight"], p["gen.lat1.bias"]))
+    return [F.linear(fused, p["gen.fc.weight"], p["gen.fc.bias"])]
+
+
+def meta_fixture():
+    generator = torch.Generator().manual_seed(7)
+    batch, channels, size, classes, width = 8, 2, 6, 5, 7
+    alpha, temperature, eta, epsilon0 = 0.5, 3.0, 0.1, 1e-3
+
+    def randn(*shape, scale=1.0):
+        return torch.randn(*shape, generator=generator, dtype=torch.float64) * scale
+
+    images, meta_images = randn(batch, channels, size, size), randn(batch, channels, size, size)
+    labels = torch.randint(0, classes, (batch,), generator=generator)
+    meta_labels = torch.randint(0, classes, (batch,), generator=generator)
+    theta = [randn(4, channels, 3, 3, scale=0.4), 1 + randn(4, scale=0.1), randn(4, scale=0.1),
+             randn(6, 4, 3, 3, scale=0.3), randn(classes, 4, scale=0.5), randn(classes, scale=0.1),
+             randn(classes, 6, scale=0.5), randn(classes, scale=0.1)]
+    phi = [randn(width, 4, scale=0.5), randn(width, scale=0.2), randn(width, 6, scale=0.5),
+           randn(width, scale=0.2), randn(classes, width, scale=0.5), randn(classes, scale=0.1)]
+    theta = [t.requires_grad_() for t in theta]
+    phi = [t.requires_grad_() for t in phi]
+
+    def loss_at(theta_values, x, targets):
+        logits, pooled = tiny_student(theta_values, x)
+        return student_loss("metadistiller", logits, pooled, labels, targets, alpha, temperature,
+                            0.0, 0.0)
+
+    # Exact: differentiate F through the virtual step.
+    _, pooled = tiny_student(theta, images)
+    targets = tiny_generator(phi, [f.detach() for f in pooled])
+    loss = loss_at(theta, images, targets)
+    grad_theta = torch.autograd.grad(loss, theta, create_graph=True)
+    virtual = [t - eta * g for t, g in zip(theta, grad_theta)]
+    meta_logits, _ = tiny_student(virtual, meta_images)
+    meta_loss = sum(F.cross_entropy(z, meta_labels) for z in meta_logits)
+    exact = torch.autograd.grad(meta_loss, phi)
+
+    # The same first-order central-difference estimate the C++ routine computes, for the record.
+    virtual_leaf = [v.detach().requires_grad_() for v in virtual]
+    meta_logits, _ = tiny_student(virtual_leaf, meta_images)
+    direction = torch.autograd.grad(sum(F.cross_entropy(z, meta_labels) for z in meta_logits), virtual_leaf)
+    norm = torch.sqrt(sum((d ** 2).sum() for d in direction))
+    epsilon = epsilon0 / norm
+    with torch.no_grad():
+        plus = tiny_student([t + epsilon * d for t, d in zip(theta, direction)], images)[0]
+        minus = tiny_student([t - epsilon * d for t, d in zip(theta, direction)], images)[0]
+    fd_targets = tiny_generator(phi, [f.detach() for f in pooled])
+    kd = lambda z: alpha * distillation(z[0], fd_targets[0], temperature)  # noqa: E731
+    grad_plus = torch.autograd.grad(kd(plus), phi, retain_graph=True)
+    grad_minus = torch.autograd.grad(kd(minus), phi, retain_graph=True)
+    estimate = [-eta * (a - b) / (2 * epsilon) for a, b in zip(grad_plus, grad_minus)]
+    flat = lambda ts: torch.cat([t.reshape(-1) for t in ts])  # noqa: E731
+    fd_error = float((flat(estimate) - flat(exact)).norm() / flat(exact).norm())
+    print("meta_gradient: |exact| %.3e, PyTorch finite-difference rel. error %.2e" %
+          (float(flat(exact).norm()), fd_error))
+
+    fixture = Fixture()
+    fixture.add("images", images)
+    fixture.add("labels", labels.to(torch.int32))
+    fixture.add("meta_images", meta_images)
+    fixture.add("meta_labels", meta_labels.to(torch.int32))
+    for name, value in zip(STUDENT_NAMES, theta):
+        fixture.add("theta." + name, value)
+    for name, value in zip(GENERATOR_NAMES, phi):
+        fixture.add("phi." + name, value)
+        fixture.add("meta_gradient." + name, exact[GENERATOR_NAMES.index(name)])
+    for name, value in zip(STUDENT_NAMES, grad_theta):
+        fixture.add("grad_theta." + name, value)
+    fixture.scalar("student_loss", loss.item())
+    fixture.scalar("meta_loss", meta_loss.item())
+    fixture.scalar("alpha", alpha)
+    fixture.scalar("temperature", temperature)
+    fixture.scalar("learning_rate", eta)
+    fixture.scalar("epsilon", epsilon0)
+    fixture.scalar("v_norm", float(norm))
+    fixture.scalar("torch_fd_relative_error", fd_error)
+    return fixture
+
+
+def main():
+    os.makedirs(FIXTURES, exist_ok=True)
+    for name, make in [("losses", losses_fixture), ("meta_gradient", meta_fixture)]:
+        size = make().write(os.path.join(FIXTURES, name + ".bin"))
+        print("wrote %s.bin (%d bytes)" % (name, size))
+
+
+if __name__ == "__main__":
+    main()
