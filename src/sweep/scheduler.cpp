@@ -13,6 +13,7 @@
 #include <iostream>
 #include <vector>
 
+#include "core/host.h"
 #include "core/interrupt.h"
 #include "core/logging.h"
 #include "io/trial_log.h"
@@ -29,20 +30,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string now_iso8601() {
-  std::time_t now = std::time(nullptr);
-  std::tm utc{};
-  gmtime_r(&now, &utc);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return text;
-}
-
-std::string hostname() {
-  char name[256] = {0};
-  gethostname(name, sizeof name - 1);
-  return name;
-}
 
 // A trial that threw: its log says failed, with the error. The trainer marks a log it opened;
 // a trial that failed before opening one (a missing data file, a bad checkpoint) gets one here.

@@ -11,6 +11,7 @@
 
 #include "autograd/functions.h"
 #include "backend/backend.h"
+#include "core/host.h"
 #include "core/interrupt.h"
 #include "core/logging.h"
 #include "data/cifar100.h"
@@ -39,20 +40,6 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-std::string now_iso8601() {
-  std::time_t now = std::time(nullptr);
-  std::tm utc{};
-  gmtime_r(&now, &utc);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return text;
-}
-
-std::string hostname() {
-  char name[256] = {0};
-  gethostname(name, sizeof name - 1);
-  return name;
-}
 
 std::string format_duration(double seconds) {
   long total = static_cast<long>(seconds);
