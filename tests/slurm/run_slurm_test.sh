@@ -197,9 +197,13 @@ EOF
 # wait_for_jobs SECONDS: until the queue is empty.
 wait_for_jobs() {
   local limit=$1 queue
+  local empty_polls=0
+  # Empty on three polls in a row: a job being requeued can vanish from squeue for a moment.
   for _ in $(seq 1 "$limit"); do
     if queue=$(squeue -h -o %i 2>/dev/null) && [[ -z $queue ]]; then
-      return 0
+      ((++empty_polls >= 3)) && return 0
+    else
+      empty_polls=0
     fi
     sleep 1
   done
@@ -248,9 +252,14 @@ interrupt() {
   say "sent USR1 to job $job (trial $id under way)"
   local reason
   for _ in $(seq 1 120); do
-    reason=$(squeue -h -j "$job" -o %r 2>/dev/null) || { sleep 0.25; continue; }  # ctld busy
-    if [[ $reason == BeginTime ]]; then
-      scontrol update JobId="$job" StartTime=now
+    reason=$(squeue -h -j "$job" -o "%t %r" 2>/dev/null) || { sleep 0.25; continue; }  # ctld busy
+    # Release only once the requeue has finished (PD): updating a job still completing (CG)
+    # races with the requeue itself.
+    if [[ $reason == "PD BeginTime" ]]; then
+      # Not at once: until the old credential expires (cred_expire in slurm.conf.in) a
+      # restarted job is killed as "Job credential revoked".
+      sleep 11
+      scontrol update JobId="$job" StartTime=now 2>/dev/null || true
       say "requeued job $job released from its BeginTime hold"
       return 0
     fi
