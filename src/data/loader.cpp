@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "core/logging.h"
 #include "core/rng.h"
 
 namespace md::data {
@@ -23,6 +24,51 @@ std::uint64_t mix64(std::uint64_t value) {
 // Salts keep the order and augmentation streams of one seed apart.
 constexpr std::uint64_t kOrderSalt = 0x6f726465722d7631ULL;    // "order-v1"
 constexpr std::uint64_t kAugmentSalt = 0x6175676d656e7431ULL;  // "augment1"
+constexpr std::uint64_t kWindowSalt = 0x77696e646f772d31ULL;   // "window-1"
+
+// The samples of rank `rank` for one epoch of a block source (see LoaderSpec in loader.h).
+std::vector<std::int64_t> block_rank_order(const std::vector<std::int64_t>& block_sizes,
+                                           std::uint64_t seed, std::int64_t epoch,
+                                           Shuffle shuffle, int rank, int world_size,
+                                           int window_blocks) {
+  const auto block_count = static_cast<std::int64_t>(block_sizes.size());
+  std::vector<std::int64_t> block_begin(block_sizes.size() + 1, 0);
+  std::int64_t largest_block = 1;
+  for (std::size_t b = 0; b < block_sizes.size(); ++b) {
+    block_begin[b + 1] = block_begin[b] + block_sizes[b];
+    largest_block = std::max(largest_block, block_sizes[b]);
+  }
+  const std::int64_t total = block_begin.back();
+  const std::vector<std::int64_t> blocks = epoch_order(block_count, seed, epoch, shuffle);
+  const std::int64_t part_begin = total * rank / world_size;
+  const std::int64_t part_end = total * (rank + 1) / world_size;
+  std::vector<std::int64_t> part;
+  part.reserve(static_cast<std::size_t>(part_end - part_begin));
+  std::int64_t stream_position = 0;
+  for (std::int64_t block : blocks) {
+    const std::int64_t size = block_sizes[static_cast<std::size_t>(block)];
+    const std::int64_t from = std::max(part_begin, stream_position);
+    const std::int64_t to = std::min(part_end, stream_position + size);
+    for (std::int64_t at = from; at < to; ++at) {
+      part.push_back(block_begin[static_cast<std::size_t>(block)] + (at - stream_position));
+    }
+    stream_position += size;
+    if (stream_position >= part_end) break;
+  }
+  if (shuffle == Shuffle::Off) return part;
+  const std::int64_t window = largest_block * window_blocks;
+  const auto count = static_cast<std::int64_t>(part.size());
+  for (std::int64_t begin = 0; begin < count; begin += window) {
+    const std::int64_t size = std::min(window, count - begin);
+    Rng rng(mix64(mix64(seed ^ kWindowSalt) + static_cast<std::uint64_t>(epoch)),
+            static_cast<std::uint64_t>(rank) * 0x100000000ULL + static_cast<std::uint64_t>(begin / window));
+    for (std::int64_t i = size - 1; i > 0; --i) {
+      const auto j = static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(i + 1)));
+      std::swap(part[static_cast<std::size_t>(begin + i)], part[static_cast<std::size_t>(begin + j)]);
+    }
+  }
+  return part;
+}
 
 }  // namespace
 
@@ -46,26 +92,39 @@ std::uint64_t augment_seed(std::uint64_t seed, std::int64_t epoch) {
 
 struct BatchLoader::EpochPlan {
   std::int64_t epoch = 0;
-  std::vector<std::int64_t> order;
+  std::vector<std::int64_t> order;  // in-memory source: the whole epoch; block source: this rank's part
 };
 
-BatchLoader::BatchLoader(const ImageSet& set, const LoaderSpec& spec) : set_(set), spec_(spec) {
+BatchLoader::BatchLoader(const SampleSource& source, const LoaderSpec& spec)
+    : source_(source), spec_(spec), block_sizes_(source.block_sizes()) {
   MD_INPUT_CHECK(spec.batch_size >= 1, "batch_size must be >= 1, got ", spec.batch_size);
   MD_INPUT_CHECK(spec.world_size >= 1 && spec.rank >= 0 && spec.rank < spec.world_size,
                  "loader rank ", spec.rank, " of world size ", spec.world_size, " is invalid");
   MD_INPUT_CHECK(spec.prefetch_batches >= 1, "prefetch_batches must be >= 1, got ",
                  spec.prefetch_batches);
   MD_INPUT_CHECK(spec.threads >= 1, "loader threads must be >= 1, got ", spec.threads);
-  validate_augment(spec.augment);
-  MD_CHECK(set.count >= 0 &&
-               set.pixels.size() == static_cast<std::size_t>(set.count * set.image_numel()) &&
-               set.labels.size() == static_cast<std::size_t>(set.count),
-           "inconsistent ImageSet ", set.source);
-  table_ = normalization_table(spec.normalization, set.channels);
-  const std::int64_t global_batch = spec.batch_size * spec.world_size;
-  batches_per_epoch_ = spec.remainder == Remainder::Keep
-                           ? (set.count + global_batch - 1) / global_batch
-                           : set.count / global_batch;
+  MD_INPUT_CHECK(spec.window_blocks >= 1, "loader window_blocks must be >= 1, got ",
+                 spec.window_blocks);
+  const std::int64_t count = source.count();
+  MD_CHECK(count >= 0, "negative sample count in ", source.description());
+  if (block_sizes_.empty()) {
+    const std::int64_t global_batch = spec.batch_size * spec.world_size;
+    batches_per_epoch_ = spec.remainder == Remainder::Keep
+                             ? (count + global_batch - 1) / global_batch
+                             : count / global_batch;
+  } else {
+    std::int64_t block_total = 0;
+    for (std::int64_t size : block_sizes_) {
+      MD_CHECK(size >= 0, "negative block size in ", source.description());
+      block_total += size;
+    }
+    MD_CHECK(block_total == count, source.description(), ": blocks hold ", block_total,
+             " samples, not ", count);
+    batches_per_epoch_ =
+        spec.remainder == Remainder::Keep
+            ? ((count + spec.world_size - 1) / spec.world_size + spec.batch_size - 1) / spec.batch_size
+            : count / spec.world_size / spec.batch_size;
+  }
   workers_.reserve(static_cast<std::size_t>(spec.threads));
   try {
     for (int i = 0; i < spec.threads; ++i) workers_.emplace_back([this] { worker_loop(); });
@@ -94,10 +153,13 @@ void BatchLoader::start_epoch(std::int64_t epoch, std::int64_t first_batch) {
   MD_CHECK(epoch >= 0, "start_epoch(", epoch, ")");
   MD_INPUT_CHECK(first_batch >= 0 && first_batch <= batches_per_epoch_, "resume position ",
                  first_batch, " is outside the epoch's ", batches_per_epoch_, " batches of ",
-                 set_.source);
+                 source_.description());
   auto plan = std::make_shared<EpochPlan>();
   plan->epoch = epoch;
-  plan->order = epoch_order(set_.count, spec_.seed, epoch, spec_.shuffle);
+  plan->order = block_sizes_.empty()
+                    ? epoch_order(source_.count(), spec_.seed, epoch, spec_.shuffle)
+                    : block_rank_order(block_sizes_, spec_.seed, epoch, spec_.shuffle, spec_.rank,
+                                       spec_.world_size, spec_.window_blocks);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     plan_ = std::move(plan);
@@ -125,13 +187,15 @@ void BatchLoader::worker_loop() {
     lock.unlock();
     Batch batch;
     std::exception_ptr error;
+    std::int64_t skipped = 0;
     try {
-      assemble(*plan, batch_index, batch);
+      skipped = assemble(*plan, batch_index, batch);
     } catch (...) {
       error = std::current_exception();
     }
     lock.lock();
     if (plan != plan_) continue;  // a newer start_epoch made this batch stale
+    skipped_ += skipped;
     if (error) {
       if (failed_batch_ < 0 || batch_index < failed_batch_) {
         failed_batch_ = batch_index;
@@ -166,31 +230,60 @@ std::int64_t BatchLoader::position() const {
   return position_;
 }
 
-void BatchLoader::assemble(const EpochPlan& plan, std::int64_t batch_index, Batch& batch) const {
-  const std::int64_t global_batch = spec_.batch_size * spec_.world_size;
-  const std::int64_t global_begin = batch_index * global_batch;
-  const std::int64_t global_size = std::min(global_batch, set_.count - global_begin);
-  const std::int64_t begin = global_begin + global_size * spec_.rank / spec_.world_size;
-  const std::int64_t end = global_begin + global_size * (spec_.rank + 1) / spec_.world_size;
-  const std::int64_t size = end - begin;
+std::int64_t BatchLoader::skipped_samples() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return skipped_;
+}
 
-  batch.images = Tensor::empty({size, set_.channels, set_.height, set_.width});
-  batch.labels = Tensor::empty({size}, DType::Int32);
-  batch.indices.assign(plan.order.begin() + begin, plan.order.begin() + end);
-  float* images = size > 0 ? batch.images.data<float>() : nullptr;
-  std::int32_t* labels = size > 0 ? batch.labels.data<std::int32_t>() : nullptr;
-  const std::int64_t image_numel = set_.image_numel();
-  const std::uint64_t epoch_seed = augment_seed(spec_.seed, plan.epoch);
-  for (std::int64_t i = 0; i < size; ++i) {
-    const std::int64_t source = batch.indices[static_cast<std::size_t>(i)];
-    Rng rng(epoch_seed, static_cast<std::uint64_t>(source));
-    const AugmentDraw draw = draw_augment(spec_.augment, set_.height, set_.width, rng);
-    render_sample(set_.image(source), set_, spec_.augment, draw, table_, images + i * image_numel);
-    const std::int32_t label = set_.labels[static_cast<std::size_t>(source)];
-    MD_INPUT_CHECK(label >= 0 && label < set_.num_classes, "sample ", source, " of ", set_.source,
-                   " has label ", label, ", outside [0, ", set_.num_classes, ")");
-    labels[i] = label;
+std::int64_t BatchLoader::assemble(const EpochPlan& plan, std::int64_t batch_index,
+                                   Batch& batch) const {
+  std::int64_t begin = 0;
+  std::int64_t end = 0;
+  if (block_sizes_.empty()) {
+    const std::int64_t global_batch = spec_.batch_size * spec_.world_size;
+    const std::int64_t global_begin = batch_index * global_batch;
+    const std::int64_t global_size = std::min(global_batch, source_.count() - global_begin);
+    begin = global_begin + global_size * spec_.rank / spec_.world_size;
+    end = global_begin + global_size * (spec_.rank + 1) / spec_.world_size;
+  } else {
+    const auto part_size = static_cast<std::int64_t>(plan.order.size());
+    begin = std::min(part_size, batch_index * spec_.batch_size);
+    end = std::min(part_size, begin + spec_.batch_size);
   }
+  const std::int64_t size = end - begin;
+  const SampleShape shape = source_.shape();
+  const std::int64_t sample_numel = shape.numel();
+  // Rendered in place, compacted over skipped samples; copied out only when some were skipped.
+  batch.images = Tensor::empty({size, shape.channels, shape.height, shape.width});
+  float* rendered = size > 0 ? batch.images.data<float>() : nullptr;
+  std::vector<std::int32_t> labels;
+  labels.reserve(static_cast<std::size_t>(size));
+  batch.indices.clear();
+  const std::uint64_t epoch_seed = augment_seed(spec_.seed, plan.epoch);
+  for (std::int64_t i = begin; i < end; ++i) {
+    const std::int64_t index = plan.order[static_cast<std::size_t>(i)];
+    Rng rng(epoch_seed, static_cast<std::uint64_t>(index));
+    float* out = rendered + static_cast<std::ptrdiff_t>(labels.size()) * sample_numel;
+    const RenderResult result = source_.render(index, rng, out);
+    if (!result.ok) {
+      log_warning("skipping sample ", index, ": ", result.error);
+      continue;
+    }
+    MD_INPUT_CHECK(result.label >= 0 && result.label < source_.num_classes(), "sample ", index,
+                   " of ", source_.description(), " has label ", result.label,
+                   ", outside [0, ", source_.num_classes(), ")");
+    labels.push_back(result.label);
+    batch.indices.push_back(index);
+  }
+  const auto kept = static_cast<std::int64_t>(labels.size());
+  if (kept < size) {
+    Tensor compact = Tensor::empty({kept, shape.channels, shape.height, shape.width});
+    if (kept > 0) std::copy(rendered, rendered + kept * sample_numel, compact.data<float>());
+    batch.images = std::move(compact);
+  }
+  batch.labels = Tensor::empty({kept}, DType::Int32);
+  if (kept > 0) std::copy(labels.begin(), labels.end(), batch.labels.data<std::int32_t>());
+  return size - kept;
 }
 
 }  // namespace md::data

@@ -1,10 +1,12 @@
 // The prefetching batch loader: epoch orders, rank parts, and background assembly of batches
-// (augment + normalize) into a bounded queue while the training step runs. Everything random is
-// a pure function of (seed, epoch, sample index): the epoch order is a permutation seeded by
-// (seed, epoch), and each sample's augmentation draws from an Rng seeded by (seed, epoch, source
-// index). So batches are bit-identical for any thread count, prefetch depth, rank count or
-// resume position. It never owns the data (it keeps a reference to the ImageSet) and never
-// touches a GPU: batches are CPU tensors.
+// (each sample rendered by its SampleSource: decode, augment, normalize) into a bounded queue
+// while the training step runs. Everything random is a pure function of (seed, epoch, sample
+// index): the epoch order is seeded by (seed, epoch), and each sample's augmentation draws from
+// an Rng seeded by (seed, epoch, source index). So batches are bit-identical for any thread
+// count, prefetch depth or resume position. A sample the source cannot render (a corrupt JPEG)
+// is skipped: its batch is one shorter, the skip is counted and logged, training goes on. It
+// never owns the data (it keeps a reference to the source) and never touches a GPU: batches are
+// CPU tensors.
 #pragma once
 
 #include <condition_variable>
@@ -17,8 +19,7 @@
 #include <vector>
 
 #include "core/tensor.h"
-#include "data/augment.h"
-#include "data/image_set.h"
+#include "data/sample_source.h"
 
 namespace md::data {
 
@@ -31,18 +32,25 @@ struct Batch {
 enum class Shuffle { Off, On };
 enum class Remainder { Keep, Drop };
 
-// Data parallelism: the epoch order (the same on every rank) is cut into global batches of
-// batch_size * world_size samples; rank r takes the r-th contiguous part of each global batch.
-// So batch_size is the PER-RANK batch, every rank has the same batches_per_epoch(), and the parts
-// of all ranks are disjoint and cover the epoch (Remainder::Keep). The last, partial global batch
-// (Keep) of n samples is split into parts of n * r / world_size .. n * (r + 1) / world_size:
-// sizes differ by at most one, and a rank's part is empty (a batch of 0 samples) when
-// n < world_size. Remainder::Drop drops the partial global batch.
+// Data parallelism. batch_size is the PER-RANK batch; every rank has the same
+// batches_per_epoch(), and the parts of all ranks are disjoint.
+// - Sources in memory (no block_sizes()): the epoch order, a permutation of all samples, the same
+//   on every rank, is cut into global batches of batch_size * world_size samples; rank r takes
+//   the r-th contiguous part of each global batch, so the parts cover the epoch
+//   (Remainder::Keep). The last, partial global batch (Keep) of n samples is split into parts of
+//   n * r / world_size .. n * (r + 1) / world_size: sizes differ by at most one, and a rank's part
+//   is empty (a batch of 0 samples) when n < world_size. Remainder::Drop drops it.
+// - Block sources (shards read whole): the blocks are permuted by (seed, epoch) and concatenated;
+//   rank r takes the contiguous range [N * r / W, N * (r + 1) / W) of that stream (so each rank
+//   reads about blocks/W whole shards, each once) and shuffles it within windows of
+//   window_blocks blocks' worth of samples, seeded by (seed, epoch, rank). Batches are cut from
+//   the rank's range; batches_per_epoch = ceil(ceil(N / W) / batch) with Keep (a rank whose range
+//   is one shorter may get a last batch one shorter) and floor(floor(N / W) / batch) with Drop.
+//   With Shuffle::Off nothing is permuted: evaluation reads the shards in order.
 struct LoaderSpec {
   std::int64_t batch_size = 128;  // per rank
   Shuffle shuffle = Shuffle::On;
-  AugmentSpec augment;
-  Normalization normalization;  // empty: mean 0, std 1 (pixel / 255)
+  int window_blocks = 4;  // block sources: blocks whose samples are shuffled together, >= 1
   std::uint64_t seed = 0;
   Remainder remainder = Remainder::Keep;
   int rank = 0;
@@ -62,7 +70,7 @@ std::uint64_t augment_seed(std::uint64_t seed, std::int64_t epoch);
 
 class BatchLoader {
  public:
-  BatchLoader(const ImageSet& set, const LoaderSpec& spec);  // keeps a reference to set
+  BatchLoader(const SampleSource& source, const LoaderSpec& spec);  // keeps a reference to source
   ~BatchLoader();                                            // joins the workers, never throws
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
@@ -80,17 +88,21 @@ class BatchLoader {
   // Index of the next batch within the epoch (what a checkpoint stores to resume).
   std::int64_t position() const;
 
+  // Samples skipped because the source could not render them, since construction.
+  std::int64_t skipped_samples() const;
+
  private:
   struct EpochPlan;
 
   void worker_loop();
   void stop_workers() noexcept;
   bool can_claim() const;  // with mutex_ held
-  void assemble(const EpochPlan& plan, std::int64_t batch_index, Batch& batch) const;
+  // Returns the number of samples skipped (not renderable) in this batch.
+  std::int64_t assemble(const EpochPlan& plan, std::int64_t batch_index, Batch& batch) const;
 
-  const ImageSet& set_;
+  const SampleSource& source_;
   LoaderSpec spec_;
-  std::vector<float> table_;  // normalization lookup table
+  std::vector<std::int64_t> block_sizes_;  // empty: an in-memory source
   std::int64_t batches_per_epoch_ = 0;
 
   mutable std::mutex mutex_;
@@ -102,6 +114,7 @@ class BatchLoader {
   std::map<std::int64_t, Batch> ready_;    // assembled batches by index
   std::int64_t failed_batch_ = -1;         // first batch whose assembly threw, or -1
   std::exception_ptr failure_;
+  std::int64_t skipped_ = 0;
   bool stopping_ = false;
   std::vector<std::thread> workers_;
 };

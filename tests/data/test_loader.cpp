@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "data/augment.h"
+#include "data/image_set_source.h"
 #include "data/loader.h"
 #include "data_files.h"
 
@@ -39,13 +40,17 @@ void expect_same_batches(const std::vector<Batch>& a, const std::vector<Batch>& 
   }
 }
 
-LoaderSpec augmenting_spec(const ImageSet& set) {
+LoaderSpec augmenting_spec() {
   LoaderSpec spec;
   spec.batch_size = 16;
-  spec.augment = AugmentSpec{.crop_padding = 2, .flip = Flip::Horizontal, .cutout = 4};
-  spec.normalization = compute_normalization(set);
   spec.seed = 11;
   return spec;
+}
+
+// The source of the augmenting tests: crop, flip, Cutout and the set's own normalization.
+ImageSetSource augmenting_source(const ImageSet& set) {
+  return ImageSetSource(set, AugmentSpec{.crop_padding = 2, .flip = Flip::Horizontal, .cutout = 4},
+                        compute_normalization(set));
 }
 
 TEST(EpochOrder, PermutationPerEpochAndSeed) {
@@ -67,7 +72,8 @@ TEST(BatchLoader, EveryIndexOnceWithKeep) {
   const ImageSet set = testing::synthetic_set(103, 1, 3, 3, 7, 1);
   LoaderSpec spec;
   spec.batch_size = 10;
-  BatchLoader loader(set, spec);
+  const ImageSetSource loader_source(set, AugmentSpec{}, Normalization{});
+  BatchLoader loader(loader_source, spec);
   EXPECT_EQ(loader.batches_per_epoch(), 11);
   const std::vector<Batch> batches = whole_epoch(loader, 0);
   ASSERT_EQ(batches.size(), 11u);
@@ -110,7 +116,8 @@ TEST(BatchLoader, DropRemainder) {
   LoaderSpec spec;
   spec.batch_size = 10;
   spec.remainder = Remainder::Drop;
-  BatchLoader loader(set, spec);
+  const ImageSetSource loader_source(set, AugmentSpec{}, Normalization{});
+  BatchLoader loader(loader_source, spec);
   EXPECT_EQ(loader.batches_per_epoch(), 10);
   const std::vector<Batch> batches = whole_epoch(loader, 0);
   ASSERT_EQ(batches.size(), 10u);
@@ -136,7 +143,8 @@ TEST(BatchLoader, RankPartsAreDisjointAndCoverTheEpoch) {
       spec.world_size = world_size;
       spec.remainder = remainder;
       spec.seed = 5;
-      BatchLoader loader(set, spec);
+      const ImageSetSource loader_source(set, AugmentSpec{}, Normalization{});
+      BatchLoader loader(loader_source, spec);
       EXPECT_EQ(loader.batches_per_epoch(), remainder == Remainder::Keep ? 5 : 4);
       per_rank.push_back(whole_epoch(loader, 2));
     }
@@ -171,7 +179,8 @@ TEST(BatchLoader, RankPartsAreDisjointAndCoverTheEpoch) {
   spec.batch_size = 8;
   spec.world_size = 3;
   spec.rank = 2;
-  BatchLoader loader(set, spec);
+  const ImageSetSource loader_source(set, AugmentSpec{}, Normalization{});
+  BatchLoader loader(loader_source, spec);
   EXPECT_EQ(whole_epoch(loader, 0).back().images.dim(0), 3);
 }
 
@@ -183,7 +192,8 @@ TEST(BatchLoader, TinyRemainderGivesEmptyBatchesOnSomeRanks) {
     spec.batch_size = 1;
     spec.world_size = 4;
     spec.rank = rank;
-    BatchLoader loader(set, spec);
+    const ImageSetSource loader_source(set, AugmentSpec{}, Normalization{});
+    BatchLoader loader(loader_source, spec);
     ASSERT_EQ(loader.batches_per_epoch(), 1);
     const std::vector<Batch> batches = whole_epoch(loader, 0);
     ASSERT_EQ(batches.size(), 1u);
@@ -195,13 +205,14 @@ TEST(BatchLoader, TinyRemainderGivesEmptyBatchesOnSomeRanks) {
 
 TEST(BatchLoader, IdenticalForAnyThreadCountAndPrefetchDepth) {
   const ImageSet set = testing::synthetic_set(150, 3, 8, 8, 10, 6);
-  LoaderSpec spec = augmenting_spec(set);
+  LoaderSpec spec = augmenting_spec();
+  const ImageSetSource source = augmenting_source(set);
   spec.threads = 1;
   spec.prefetch_batches = 1;
-  BatchLoader serial(set, spec);
+  BatchLoader serial(source, spec);
   spec.threads = 3;
   spec.prefetch_batches = 8;
-  BatchLoader parallel(set, spec);
+  BatchLoader parallel(source, spec);
   for (std::int64_t epoch : {0, 1}) {
     expect_same_batches(whole_epoch(serial, epoch), whole_epoch(parallel, epoch));
   }
@@ -229,12 +240,13 @@ TEST(BatchLoader, IdenticalForAnyThreadCountAndPrefetchDepth) {
 
 TEST(BatchLoader, ResumeMidEpochGivesTheRemainingBatches) {
   const ImageSet set = testing::synthetic_set(150, 3, 8, 8, 10, 7);
-  const LoaderSpec spec = augmenting_spec(set);
-  BatchLoader full_loader(set, spec);
+  const LoaderSpec spec = augmenting_spec();
+  const ImageSetSource source = augmenting_source(set);
+  BatchLoader full_loader(source, spec);
   const std::vector<Batch> full = whole_epoch(full_loader, 3);
   ASSERT_EQ(full.size(), 10u);
   for (std::int64_t first_batch : {1, 4, 9, 10}) {
-    BatchLoader resumed_loader(set, spec);  // a fresh process after a checkpoint
+    BatchLoader resumed_loader(source, spec);  // a fresh process after a checkpoint
     resumed_loader.start_epoch(3, first_batch);
     EXPECT_EQ(resumed_loader.position(), first_batch);
     std::vector<Batch> resumed;
@@ -243,7 +255,7 @@ TEST(BatchLoader, ResumeMidEpochGivesTheRemainingBatches) {
     expect_same_batches(resumed, std::vector<Batch>(full.begin() + first_batch, full.end()));
   }
   // Restarting an epoch while batches are in flight discards them.
-  BatchLoader restarted(set, spec);
+  BatchLoader restarted(source, spec);
   restarted.start_epoch(0);
   Batch batch;
   ASSERT_TRUE(restarted.next(batch));
@@ -263,8 +275,8 @@ TEST(BatchLoader, NormalizedSetHasZeroMeanUnitStd) {
   }
   LoaderSpec spec;
   spec.batch_size = 64;
-  spec.normalization = compute_normalization(skewed);
-  BatchLoader loader(skewed, spec);
+  const ImageSetSource source(skewed, AugmentSpec{}, compute_normalization(skewed));
+  BatchLoader loader(source, spec);
   const std::vector<Batch> batches = whole_epoch(loader, 0);
   ASSERT_EQ(batches.size(), 1u);
   const std::vector<float> images = batches[0].images.to_vector<float>();
@@ -287,22 +299,21 @@ TEST(BatchLoader, NormalizedSetHasZeroMeanUnitStd) {
 
 TEST(BatchLoader, RejectsBadSpecs) {
   const ImageSet set = testing::synthetic_set(10, 1, 2, 2, 2, 9);
+  const ImageSetSource source(set, {}, {});
   LoaderSpec spec;
   spec.batch_size = 0;
-  EXPECT_THROW(BatchLoader(set, spec), InputError);
+  EXPECT_THROW(BatchLoader(source, spec), InputError);
   spec = LoaderSpec{};
   spec.rank = 2;
   spec.world_size = 2;
-  EXPECT_THROW(BatchLoader(set, spec), InputError);
+  EXPECT_THROW(BatchLoader(source, spec), InputError);
   spec = LoaderSpec{};
-  spec.augment.cutout = -1;
-  EXPECT_THROW(BatchLoader(set, spec), InputError);
-  spec = LoaderSpec{};
-  spec.normalization =
-      Normalization{{0.5f, 0.5f}, {0.2f, 0.2f}};  // two channels for a 1-channel set
-  EXPECT_THROW(BatchLoader(set, spec), InputError);
-  spec.normalization = Normalization{{0.5f}, {0.0f}};
-  EXPECT_THROW(BatchLoader(set, spec), InputError);
+  spec.window_blocks = 0;
+  EXPECT_THROW(BatchLoader(source, spec), InputError);
+  EXPECT_THROW(ImageSetSource(set, AugmentSpec{.cutout = -1}, {}), InputError);
+  // two channels for a 1-channel set
+  EXPECT_THROW(ImageSetSource(set, {}, Normalization{{0.5f, 0.5f}, {0.2f, 0.2f}}), InputError);
+  EXPECT_THROW(ImageSetSource(set, {}, Normalization{{0.5f}, {0.0f}}), InputError);
 }
 
 TEST(BatchLoader, WorkerErrorIsRethrownAtItsBatch) {
@@ -313,7 +324,8 @@ TEST(BatchLoader, WorkerErrorIsRethrownAtItsBatch) {
   spec.shuffle = Shuffle::Off;
   spec.threads = 3;
   spec.prefetch_batches = 5;
-  BatchLoader loader(set, spec);
+  const ImageSetSource loader_source(set, AugmentSpec{}, Normalization{});
+  BatchLoader loader(loader_source, spec);
   loader.start_epoch(0);
   Batch batch;
   for (int b = 0; b < 3; ++b) ASSERT_TRUE(loader.next(batch)) << "batch " << b;
@@ -444,10 +456,11 @@ TEST(Augment, LoaderShapesAreKeptAndContentMoves) {
   LoaderSpec plain;
   plain.batch_size = 40;
   plain.shuffle = Shuffle::Off;
-  LoaderSpec augmented = plain;
-  augmented.augment = AugmentSpec{.crop_padding = 2, .flip = Flip::Horizontal};
-  BatchLoader plain_loader(set, plain);
-  BatchLoader augmented_loader(set, augmented);
+  const ImageSetSource plain_source(set, AugmentSpec{}, Normalization{});
+  const ImageSetSource augmented_source(
+      set, AugmentSpec{.crop_padding = 2, .flip = Flip::Horizontal}, Normalization{});
+  BatchLoader plain_loader(plain_source, plain);
+  BatchLoader augmented_loader(augmented_source, plain);
   const Batch plain_batch = whole_epoch(plain_loader, 0)[0];
   const Batch augmented_batch = whole_epoch(augmented_loader, 0)[0];
   EXPECT_EQ(augmented_batch.images.shape(), (Shape{40, 3, 8, 8}));
@@ -460,6 +473,123 @@ TEST(Augment, LoaderShapesAreKeptAndContentMoves) {
   }
   // Each sample is unchanged only when it drew no shift and no flip: (1/25) * (1/2) of the time.
   EXPECT_GE(changed, 30);
+}
+
+// A block source (like packed shards): sample i renders as the constant i, its label is i % 7,
+// and the samples listed in `corrupt` cannot be rendered.
+class BlockSource : public SampleSource {
+ public:
+  BlockSource(std::vector<std::int64_t> blocks, std::set<std::int64_t> corrupt = {})
+      : blocks_(std::move(blocks)), corrupt_(std::move(corrupt)) {
+    for (std::int64_t size : blocks_) count_ += size;
+  }
+  std::int64_t count() const override { return count_; }
+  int num_classes() const override { return 7; }
+  SampleShape shape() const override { return {1, 1, 2}; }
+  const std::string& description() const override { return description_; }
+  std::vector<std::int64_t> block_sizes() const override { return blocks_; }
+  RenderResult render(std::int64_t index, Rng&, float* out) const override {
+    if (corrupt_.count(index) > 0) return {.ok = false, .label = -1, .error = "record corrupt"};
+    out[0] = out[1] = static_cast<float>(index);
+    return {.ok = true, .label = static_cast<std::int32_t>(index % 7), .error = {}};
+  }
+
+ private:
+  std::vector<std::int64_t> blocks_;
+  std::set<std::int64_t> corrupt_;
+  std::int64_t count_ = 0;
+  std::string description_ = "test blocks";
+};
+
+TEST(BatchLoader, BlockSourceRanksReadDisjointContiguousStreams) {
+  const BlockSource source({10, 10, 10, 10, 9, 10, 10, 10});  // 79 samples
+  for (Remainder remainder : {Remainder::Keep, Remainder::Drop}) {
+    std::multiset<std::int64_t> seen;
+    std::set<std::int64_t> blocks_per_rank_total;
+    for (int rank = 0; rank < 3; ++rank) {
+      LoaderSpec spec;
+      spec.batch_size = 6;
+      spec.rank = rank;
+      spec.world_size = 3;
+      spec.remainder = remainder;
+      spec.window_blocks = 2;
+      spec.seed = 4;
+      BatchLoader loader(source, spec);
+      // ranks get 26, 26, 27 samples: Keep ceil(27 / 6) = 5 batches, Drop floor(26 / 6) = 4
+      EXPECT_EQ(loader.batches_per_epoch(), remainder == Remainder::Keep ? 5 : 4);
+      std::set<std::int64_t> blocks;
+      for (const Batch& batch : whole_epoch(loader, 1)) {
+        for (std::size_t i = 0; i < batch.indices.size(); ++i) {
+          const std::int64_t index = batch.indices[i];
+          seen.insert(index);
+          blocks.insert(index < 40 ? index / 10 : index < 49 ? 4 : 5 + (index - 49) / 10);
+          EXPECT_EQ(batch.images.to_vector<float>()[2 * i], static_cast<float>(index));
+          EXPECT_EQ(batch.labels.to_vector<std::int32_t>()[i], index % 7);
+        }
+      }
+      // A third of 8 blocks, plus at most one block shared at each end of the range.
+      EXPECT_LE(blocks.size(), 4u) << "rank " << rank;
+    }
+    EXPECT_EQ(std::set<std::int64_t>(seen.begin(), seen.end()).size(), seen.size()) << "overlap";
+    if (remainder == Remainder::Keep) {
+      EXPECT_EQ(seen.size(), 79u);
+    }
+  }
+}
+
+TEST(BatchLoader, BlockSourceShufflesPerEpochAndIsIndependentOfThreads) {
+  const BlockSource source({16, 16, 16, 16, 16});
+  LoaderSpec spec;
+  spec.batch_size = 8;
+  spec.window_blocks = 2;
+  spec.threads = 1;
+  BatchLoader serial(source, spec);
+  spec.threads = 3;
+  spec.prefetch_batches = 6;
+  BatchLoader parallel(source, spec);
+  const std::vector<Batch> epoch0 = whole_epoch(serial, 0);
+  expect_same_batches(epoch0, whole_epoch(parallel, 0));
+  const std::vector<Batch> epoch1 = whole_epoch(serial, 1);
+  std::vector<std::int64_t> order0, order1;
+  for (const Batch& batch : epoch0) order0.insert(order0.end(), batch.indices.begin(), batch.indices.end());
+  for (const Batch& batch : epoch1) order1.insert(order1.end(), batch.indices.begin(), batch.indices.end());
+  EXPECT_NE(order0, order1);
+  std::vector<std::int64_t> sorted = order0;
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<std::int64_t> identity(80);
+  std::iota(identity.begin(), identity.end(), 0);
+  EXPECT_EQ(sorted, identity);
+  // Within a window of 2 blocks: the first 32 samples come from at most 2 (+1 partial) blocks.
+  std::set<std::int64_t> first_window_blocks;
+  for (std::size_t i = 0; i < 32; ++i) first_window_blocks.insert(order0[i] / 16);
+  EXPECT_LE(first_window_blocks.size(), 2u);
+  // Without shuffling (evaluation) the shards are read in order.
+  LoaderSpec eval;
+  eval.batch_size = 8;
+  eval.shuffle = Shuffle::Off;
+  BatchLoader eval_loader(source, eval);
+  std::vector<std::int64_t> eval_order;
+  for (const Batch& batch : whole_epoch(eval_loader, 3)) {
+    eval_order.insert(eval_order.end(), batch.indices.begin(), batch.indices.end());
+  }
+  EXPECT_EQ(eval_order, identity);
+}
+
+TEST(BatchLoader, UnrenderableSamplesAreSkippedAndCounted) {
+  const BlockSource source({10, 10}, {3, 12, 13});
+  LoaderSpec spec;
+  spec.batch_size = 5;
+  spec.shuffle = Shuffle::Off;
+  spec.threads = 2;
+  BatchLoader loader(source, spec);
+  const std::vector<Batch> batches = whole_epoch(loader, 0);
+  ASSERT_EQ(batches.size(), 4u);
+  EXPECT_EQ(batches[0].images.dim(0), 4);
+  EXPECT_EQ(batches[0].indices, (std::vector<std::int64_t>{0, 1, 2, 4}));
+  EXPECT_EQ(batches[0].labels.to_vector<std::int32_t>(), (std::vector<std::int32_t>{0, 1, 2, 4}));
+  EXPECT_EQ(batches[0].images.to_vector<float>()[6], 4.0f);
+  EXPECT_EQ(batches[2].images.dim(0), 3);
+  EXPECT_EQ(loader.skipped_samples(), 3);
 }
 
 }  // namespace
