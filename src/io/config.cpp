@@ -591,8 +591,9 @@ void optional_key(const Section& section, std::string_view key, Read read) {
 // The keys of every section, in canonical (to_yaml) order.
 const std::vector<std::string_view> kTopKeys = {"dataset", "model",   "method",
                                                 "optim",   "augment", "runtime"};
-const std::vector<std::string_view> kDatasetKeys = {"name",         "root",        "train_images",
-                                                    "train_labels", "test_images", "test_labels"};
+const std::vector<std::string_view> kDatasetKeys = {
+    "name",      "root",        "train_images", "train_labels", "test_images",
+    "test_labels", "crop_size", "resize_size",  "min_scale",    "local_copy"};
 const std::vector<std::string_view> kModelKeys = {"arch", "num_classes", "in_channels",
                                                   "init_from"};
 const std::vector<std::string_view> kMethodKeys = {"name", "temperature", "alpha", "hint", "meta"};
@@ -650,6 +651,33 @@ DatasetConfig read_dataset(const Section& section) {
            detail::concat("only allowed with dataset.name idx, not ", to_string(dataset.name)));
     }
     *files[i] = read_nonempty_string(context, path, *node);
+  }
+  const auto imagenet_only = [&](std::string_view key, const auto& read) {
+    const Node* node = section.get(key);
+    if (node == nullptr) return;
+    const std::string path = section.path_of(key);
+    if (dataset.name != DatasetName::Imagenet) {
+      fail(context, path, node,
+           detail::concat("only allowed with dataset.name imagenet, not ", to_string(dataset.name)));
+    }
+    read(path, *node);
+  };
+  imagenet_only("crop_size", [&](const std::string& path, const Node& node) {
+    dataset.crop_size = read_int(context, path, node, 8);
+  });
+  imagenet_only("resize_size", [&](const std::string& path, const Node& node) {
+    dataset.resize_size = read_int(context, path, node, 8);
+  });
+  imagenet_only("min_scale", [&](const std::string& path, const Node& node) {
+    dataset.min_scale = read_double(context, path, node, Range{0, true, 1, false});
+  });
+  imagenet_only("local_copy", [&](const std::string& path, const Node& node) {
+    dataset.local_copy = read_bool(context, path, node);
+  });
+  if (dataset.name == DatasetName::Imagenet && dataset.resize_size < dataset.crop_size) {
+    fail(context, section.path_of("resize_size"), section.node(),
+         detail::concat("must be at least dataset.crop_size (", dataset.crop_size, "), got ",
+                        dataset.resize_size));
   }
   return dataset;
 }
@@ -895,6 +923,12 @@ Node to_node(const TrialConfig& config) {
         .add("train_labels", string_node(dataset.train_labels))
         .add("test_images", string_node(dataset.test_images))
         .add("test_labels", string_node(dataset.test_labels));
+  }
+  if (dataset.name == DatasetName::Imagenet) {
+    dataset_node.add("crop_size", integer_node(dataset.crop_size))
+        .add("resize_size", integer_node(dataset.resize_size))
+        .add("min_scale", number_node(dataset.min_scale))
+        .add("local_copy", bool_node(dataset.local_copy));
   }
 
   const ModelConfig& model = config.model;
@@ -1246,6 +1280,7 @@ std::string trial_id(const TrialConfig& config) {
   identity.runtime.threads = defaults.threads;
   identity.runtime.log_every = defaults.log_every;
   identity.runtime.checkpoint_every_epochs = defaults.checkpoint_every_epochs;
+  identity.dataset.local_copy = DatasetConfig{}.local_copy;
   std::uint64_t hash = 14695981039346656037ULL;  // FNV-1a 64 offset basis
   for (char c : to_yaml(identity)) {
     hash ^= static_cast<unsigned char>(c);

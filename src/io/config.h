@@ -35,6 +35,11 @@ std::string_view to_string(Precision value);
 // otherwise); they are relative to root unless absolute, `.gz` or raw, and default to the
 // Fashion-MNIST names train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz,
 // t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz. For cifar100 and imagenet they are empty.
+// The imagenet keys (root = a `metadistill pack-imagenet` output) exist only for name imagenet:
+// crop_size (RandomResizedCrop and center-crop side), resize_size (validation: shorter side
+// resized to it before the center crop), min_scale (RandomResizedCrop's smallest area fraction),
+// local_copy (stage the shards on node-local storage first: $SLURM_TMPDIR, else $TMPDIR, else
+// /tmp; not part of the trial id, like runtime.device).
 struct DatasetConfig {
   DatasetName name = DatasetName::Cifar100;
   std::string root;
@@ -42,6 +47,10 @@ struct DatasetConfig {
   std::string train_labels;
   std::string test_images;
   std::string test_labels;
+  int crop_size = 224;
+  int resize_size = 256;
+  double min_scale = 0.08;
+  bool local_copy = false;
   bool operator==(const DatasetConfig&) const = default;
 };
 

@@ -18,6 +18,7 @@ namespace md::io {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 constexpr const char* kMinimal = "dataset: {name: cifar100, root: /data/cifar100}\n";
@@ -371,9 +372,10 @@ TEST(TrialConfigErrors, UnknownKeysAtEveryLevelListTheAllowedKeys) {
       error_of(std::string(kMinimal) + "method:\n  meta:\n    optimizer: {momentum: 0.9}\n"),
       HasSubstr("trial.yaml: method.meta.optimizer.momentum: unknown key 'momentum'; "
                 "allowed keys of method.meta.optimizer: name, lr"));
-  EXPECT_THAT(error_of("dataset: {name: idx, root: /d, local_copy: /tmp}\n"),
-              HasSubstr("dataset.local_copy: unknown key 'local_copy'; allowed keys of dataset: "
-                        "name, root, train_images, train_labels, test_images, test_labels"));
+  EXPECT_THAT(error_of("dataset: {name: idx, root: /d, scratch: /tmp}\n"),
+              HasSubstr("dataset.scratch: unknown key 'scratch'; allowed keys of dataset: "
+                        "name, root, train_images, train_labels, test_images, test_labels, "
+                        "crop_size, resize_size, min_scale, local_copy"));
 }
 
 TEST(TrialConfigErrors, WrongTypesNameTheKeyPath) {
@@ -483,6 +485,36 @@ TEST(TrialConfigErrors, CrossKeyChecks) {
               HasSubstr("optim.nesterov: needs optim.momentum > 0"));
   EXPECT_THAT(error_of("dataset: {name: cifar100, root: /d, train_images: x.gz}\n"),
               HasSubstr("dataset.train_images: only allowed with dataset.name idx, not cifar100"));
+}
+
+TEST(TrialConfig, ImagenetKeysAreReadOnlyForImagenet) {
+  const TrialConfig defaults =
+      parse_trial_config("dataset: {name: imagenet, root: /shards}\n", "t");
+  EXPECT_EQ(defaults.dataset.crop_size, 224);
+  EXPECT_EQ(defaults.dataset.resize_size, 256);
+  EXPECT_DOUBLE_EQ(defaults.dataset.min_scale, 0.08);
+  EXPECT_FALSE(defaults.dataset.local_copy);
+  EXPECT_THAT(to_yaml(defaults), HasSubstr("crop_size: 224"));
+  const TrialConfig small = parse_trial_config(
+      "dataset: {name: imagenet, root: /s, crop_size: 32, resize_size: 36, min_scale: 0.25, "
+      "local_copy: true}\n",
+      "t");
+  EXPECT_EQ(small.dataset.crop_size, 32);
+  EXPECT_EQ(small.dataset.resize_size, 36);
+  EXPECT_DOUBLE_EQ(small.dataset.min_scale, 0.25);
+  EXPECT_TRUE(small.dataset.local_copy);
+  EXPECT_EQ(parse_trial_config(to_yaml(small), "again"), small);
+  // Not printed (so trial ids of other data sets do not change) and not accepted elsewhere.
+  EXPECT_THAT(to_yaml(parse_trial_config(kMinimal, "t")), Not(HasSubstr("crop_size")));
+  EXPECT_THAT(error_of("dataset: {name: cifar100, root: /d, crop_size: 32}\n"),
+              HasSubstr("dataset.crop_size: only allowed with dataset.name imagenet, not cifar100"));
+  EXPECT_THAT(error_of("dataset: {name: imagenet, root: /d, crop_size: 224, resize_size: 200}\n"),
+              HasSubstr("dataset.resize_size: must be at least dataset.crop_size (224), got 200"));
+  EXPECT_THAT(error_of("dataset: {name: imagenet, root: /d, min_scale: 0}\n"),
+              HasSubstr("dataset.min_scale: must be"));
+  // Staging the shards locally does not change what the trial computes.
+  EXPECT_EQ(trial_id(small), trial_id(parse_trial_config(to_yaml(small), "t", {"dataset.local_copy=false"})));
+  EXPECT_NE(trial_id(small), trial_id(parse_trial_config(to_yaml(small), "t", {"dataset.crop_size=30"})));
 }
 
 TEST(TrialConfigErrors, MissingRequiredKeys) {
