@@ -21,8 +21,12 @@ export MD_FAKE_LIST="$golden_dir/list.txt"
 cat >"$work/bin/metadistill" <<'FAKE'
 #!/usr/bin/env bash
 set -euo pipefail
-[[ $1 == sweep && $3 == --out && $5 == --list ]] || { echo "unexpected arguments: $*" >&2; exit 2; }
-cat "$MD_FAKE_LIST"
+[[ $1 == sweep && $3 == --out ]] || { echo "unexpected arguments: $*" >&2; exit 2; }
+case $5 in
+  --list) cat "$MD_FAKE_LIST" ;;
+  --dry-run) echo "sweep golden: 9 trials, ${MD_FAKE_RANKS:-1} rank(s) per trial, output $4" ;;
+  *) echo "unexpected arguments: $*" >&2; exit 2 ;;
+esac
 FAKE
 chmod +x "$work/bin/metadistill"
 echo "name: golden" >"$work/sweep \$(x).yaml"
@@ -110,6 +114,18 @@ printf '0\tid\tbogus\t\n' >"$base/bad_list.txt"
 status=0
 MD_FAKE_LIST="$base/bad_list.txt" submit --dry-run 2>/dev/null || status=$?
 ((status == 1)) || fail "unknown status in --list: exit $status, expected 1"
+
+# Trials of 2 ranks each (runtime.ranks_per_trial): an array task holds one rank, so array mode
+# is refused; mpi mode sizes the allocation in whole trials.
+status=0
+MD_FAKE_RANKS=2 submit --dry-run 2>"$base/ranks.err" || status=$?
+((status == 2)) || fail "array mode with 2-rank trials: exit $status, expected 2"
+grep -q "submit them with --mode mpi" "$base/ranks.err" || fail "no hint to use --mode mpi: $(cat "$base/ranks.err")"
+MD_FAKE_RANKS=2 submit --mode mpi --dry-run 2>/dev/null | grep -q -- "--ntasks=14" ||
+  fail "mpi mode with 7 pending 2-rank trials should ask for 14 tasks"
+status=0
+MD_FAKE_RANKS=2 submit --mode mpi --ranks 3 --dry-run 2>/dev/null || status=$?
+((status == 2)) || fail "--ranks 3 with 2-rank trials: exit $status, expected 2"
 
 [[ -z $(find "$base" -name pwned) ]] || fail "a quoted value was executed by a shell"
 if ((failures)); then
