@@ -221,10 +221,14 @@ PropertyList file_access(const FileContext& file) {
 }
 }  // namespace
 
-File create_file(const FileContext& file) {
+File create_file(const FileContext& file) { return create_file(file, ObjectTimes::Tracked); }
+
+File create_file(const FileContext& file, ObjectTimes times) {
   PropertyList access = file_access(file);
+  PropertyList creation(MD_H5(H5Pcreate(H5P_FILE_CREATE), file, ""));
+  MD_H5(H5Pset_obj_track_times(creation.id(), times == ObjectTimes::Tracked), file, "");
   return File(
-      MD_H5(H5Fcreate(file.path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access.id()), file, ""));
+      MD_H5(H5Fcreate(file.path.c_str(), H5F_ACC_TRUNC, creation.id(), access.id()), file, ""));
 }
 
 File open_file(const FileContext& file, FileMode mode) {

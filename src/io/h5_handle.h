@@ -132,6 +132,10 @@ class ApiGuard {
 enum class FileMode { ReadOnly, ReadWrite };
 
 File create_file(const FileContext& file);  // truncates an existing file
+// Object time tracking: Untracked leaves creation/modification times out of every object header
+// (root group included), so a file's bytes depend only on its content (reproducible files).
+enum class ObjectTimes { Tracked, Untracked };
+File create_file(const FileContext& file, ObjectTimes times);
 // Throws md::InputError when the file does not exist; otherwise a failed open is blamed per
 // file.blame (an unreadable, truncated or non-HDF5 file).
 File open_file(const FileContext& file, FileMode mode);
