@@ -15,5 +15,6 @@ int predict_command(const Arguments& arguments);
 int bench_command(const Arguments& arguments);
 int report_command(const Arguments& arguments);
 int sweep_command(const Arguments& arguments);
+int pack_command(const Arguments& arguments);
 
 }  // namespace md::cli

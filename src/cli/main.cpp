@@ -9,6 +9,7 @@
 
 #include "backend/backend.h"
 #include "cli/commands.h"
+#include "cli/omp_policy.h"
 #include "core/error.h"
 #include "core/interrupt.h"
 
@@ -23,12 +24,14 @@ const char* kUsage =
     "  predict  --checkpoint CKPT.h5 (--input X.h5 | --config TRIAL.yaml) --out Y.h5\n"
     "  bench    --arch NAME [--method M] [--batch B] [--steps N] [--device cpu|cuda]\n"
     "  report   DIR [--group-by k1,k2] [--metric NAME] [--format md|csv|json]\n"
+    "  pack-imagenet SRC DST [--shards N] [--val-labels FILE] [--verify]\n"
     "\n"
     "Run 'metadistill <command> --help' for the options of a command.\n";
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  md::cli::apply_omp_wait_policy(argv);
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
     std::fputs(kUsage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
@@ -39,6 +42,7 @@ int main(int argc, char** argv) {
       {"predict", md::cli::predict_command},
       {"bench", md::cli::bench_command},
       {"report", md::cli::report_command},
+      {"pack-imagenet", md::cli::pack_command},
   };
   const std::string name = argv[1];
   auto command = commands.find(name);

@@ -9,14 +9,12 @@
 #include "backend/backend.h"
 #include "cli/commands.h"
 #include "core/error.h"
-#include "data/cifar100.h"
-#include "data/idx.h"
-#include "data/image_set.h"
 #include "data/loader.h"
 #include "io/checkpoint.h"
 #include "io/config.h"
 #include "io/h5.h"
 #include "train/trainer.h"
+#include "train/trial_data.h"
 #include "train/weights.h"
 
 namespace md::cli {
@@ -129,42 +127,25 @@ int predict_command(const Arguments& arguments) {
   }
 
   const io::TrialConfig config = io::load_trial_config(config_path, overrides);
-  data::ImageSet train_set, test_set;
-  if (config.dataset.name == io::DatasetName::Cifar100) {
-    train_set = data::load_cifar100(config.dataset.root, data::Split::Train);
-    test_set = data::load_cifar100(config.dataset.root, data::Split::Test);
-  } else if (config.dataset.name == io::DatasetName::Idx) {
-    auto path = [&](const std::string& name) {
-      return name.empty() || name[0] == '/' ? name : config.dataset.root + "/" + name;
-    };
-    train_set = data::load_idx(path(config.dataset.train_images), path(config.dataset.train_labels));
-    test_set = data::load_idx(path(config.dataset.test_images), path(config.dataset.test_labels));
-  } else {
-    throw InputError(config.source + ": dataset.name: predict reads cifar100 and idx data sets");
-  }
+  // The test set normalized as in training (train/trial_data.h).
+  const std::unique_ptr<train::TrialData> trial_data =
+      train::load_trial_data(config, train::DataUse::EvaluateOnly);
+  const std::int64_t test_count = trial_data->test->count();
   data::LoaderSpec spec;
   spec.batch_size = batch_size;
   spec.shuffle = data::Shuffle::Off;
   spec.remainder = data::Remainder::Keep;
-  // The normalization of training: over the training images it used, which exclude the meta
-  // holdout when MetaDistiller held one out (train/trainer.cpp, load_data).
-  if (config.method.name == io::MethodName::MetaDistiller && config.method.meta.data == io::MetaData::Holdout) {
-    spec.normalization = data::compute_normalization(
-        data::split_holdout(train_set, config.method.meta.holdout_fraction, config.runtime.seed).first);
-  } else {
-    spec.normalization = data::compute_normalization(train_set);
-  }
-  data::BatchLoader loader(test_set, spec);
+  data::BatchLoader loader(*trial_data->test, spec);
   loader.start_epoch(0);
   std::vector<Tensor> all;
-  Tensor labels = Tensor::empty({test_set.count}, DType::Int32);
+  Tensor labels = Tensor::empty({test_count}, DType::Int32);
   std::vector<std::int64_t> correct(static_cast<std::size_t>(heads) + 1, 0);
   std::int64_t row = 0;
   data::Batch batch;
   while (loader.next(batch)) {
     std::vector<Tensor> part = run_heads(loaded, batch.images.to(device));
     if (all.empty()) {
-      for (const Tensor& head : part) all.push_back(Tensor::empty({test_set.count, head.dim(1)}));
+      for (const Tensor& head : part) all.push_back(Tensor::empty({test_count, head.dim(1)}));
     }
     const std::int64_t n = batch.labels.numel();
     const std::int64_t classes = part.back().dim(1);
@@ -189,6 +170,12 @@ int predict_command(const Arguments& arguments) {
     for (int h = 0; h < heads; ++h) put_rows(all[static_cast<std::size_t>(h)], part[static_cast<std::size_t>(h)], row);
     labels.narrow_rows(row, row + n).copy_from(batch.labels);
     row += n;
+  }
+  if (row < test_count) {  // unreadable images were skipped: keep the rows written
+    for (Tensor& head : all) head = head.narrow_rows(0, row).clone();
+    labels = labels.narrow_rows(0, row).clone();
+    std::fprintf(stderr, "predict: %lld of %lld test images could not be read and were skipped\n",
+                 static_cast<long long>(test_count - row), static_cast<long long>(test_count));
   }
   io::NamedTensors named = name_heads(all);
   named.emplace_back("labels", labels);

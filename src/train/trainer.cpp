@@ -8,15 +8,13 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <thread>
 
 #include "autograd/functions.h"
 #include "backend/backend.h"
 #include "core/host.h"
 #include "core/interrupt.h"
 #include "core/logging.h"
-#include "data/cifar100.h"
-#include "data/idx.h"
-#include "data/image_set.h"
 #include "data/loader.h"
 #include "io/checkpoint.h"
 #include "io/trial_log.h"
@@ -26,6 +24,7 @@
 #include "train/learner.h"
 #include "train/weights.h"
 #include "train/schedule.h"
+#include "train/trial_data.h"
 
 namespace md::train {
 namespace {
@@ -55,53 +54,6 @@ MethodKind method_kind(io::MethodName name) {
     case io::MethodName::MetaDistiller: return MethodKind::MetaDistiller;
   }
   return MethodKind::Baseline;
-}
-
-std::string resolve_path(const std::string& root, const std::string& name) {
-  if (name.empty() || fs::path(name).is_absolute()) return name;
-  return (fs::path(root) / name).string();
-}
-
-struct DataSets {
-  data::ImageSet train;
-  data::ImageSet meta_holdout;  // empty unless method.meta.data == holdout
-  data::ImageSet test;
-  data::Normalization normalization;
-};
-
-DataSets load_data(const io::TrialConfig& config) {
-  DataSets sets;
-  const io::DatasetConfig& dataset = config.dataset;
-  switch (dataset.name) {
-    case io::DatasetName::Cifar100:
-      sets.train = data::load_cifar100(dataset.root, data::Split::Train);
-      sets.test = data::load_cifar100(dataset.root, data::Split::Test);
-      break;
-    case io::DatasetName::Idx:
-      sets.train = data::load_idx(resolve_path(dataset.root, dataset.train_images),
-                                  resolve_path(dataset.root, dataset.train_labels));
-      sets.test = data::load_idx(resolve_path(dataset.root, dataset.test_images),
-                                 resolve_path(dataset.root, dataset.test_labels));
-      break;
-    case io::DatasetName::Imagenet:
-      throw InputError(config.source + ": dataset.name: imagenet needs packed shards "
-                       "(metadistill pack-imagenet), which this build does not read yet");
-  }
-  MD_INPUT_CHECK(sets.train.channels == sets.test.channels && sets.train.height == sets.test.height &&
-                     sets.train.width == sets.test.width,
-                 sets.test.source, ": test images are ", sets.test.channels, "x", sets.test.height, "x",
-                 sets.test.width, " but training images are ", sets.train.channels, "x",
-                 sets.train.height, "x", sets.train.width);
-  const bool holdout = config.method.name == io::MethodName::MetaDistiller &&
-                       config.method.meta.data == io::MetaData::Holdout;
-  if (holdout) {
-    auto [train_part, holdout_part] =
-        data::split_holdout(sets.train, config.method.meta.holdout_fraction, config.runtime.seed);
-    sets.train = std::move(train_part);
-    sets.meta_holdout = std::move(holdout_part);
-  }
-  sets.normalization = data::compute_normalization(sets.train);
-  return sets;
 }
 
 class TrialRunner {
@@ -145,7 +97,7 @@ class TrialRunner {
   std::string id_, log_path_, checkpoint_path_;
   LossSpec loss_spec_;
 
-  DataSets data_;
+  std::unique_ptr<TrialData> data_;
   std::unique_ptr<Learner> learner_;
   std::unique_ptr<data::BatchLoader> train_loader_, meta_loader_, test_loader_;
   std::optional<io::TrialLog> log_;
@@ -205,15 +157,15 @@ namespace {
 
 void TrialRunner::build() {
   if (config_.runtime.threads > 0) backend::set_cpu_threads(config_.runtime.threads);
-  data_ = load_data(config_);
+  data_ = load_trial_data(config_);
   models::ModelSpec& spec = model_spec_;
   spec.arch = config_.model.arch;
-  spec.num_classes = config_.model.num_classes > 0 ? config_.model.num_classes : data_.train.num_classes;
-  spec.in_channels = config_.model.in_channels > 0 ? config_.model.in_channels : data_.train.channels;
-  MD_INPUT_CHECK(spec.in_channels == data_.train.channels, config_.source, ": model.in_channels is ",
-                 spec.in_channels, " but the data has ", data_.train.channels, " channels");
-  MD_INPUT_CHECK(spec.num_classes >= data_.train.num_classes, config_.source, ": model.num_classes is ",
-                 spec.num_classes, " but the data has labels up to ", data_.train.num_classes - 1);
+  spec.num_classes = config_.model.num_classes > 0 ? config_.model.num_classes : data_->num_classes;
+  spec.in_channels = config_.model.in_channels > 0 ? config_.model.in_channels : data_->channels;
+  MD_INPUT_CHECK(spec.in_channels == data_->channels, config_.source, ": model.in_channels is ",
+                 spec.in_channels, " but the data has ", data_->channels, " channels");
+  MD_INPUT_CHECK(spec.num_classes >= data_->num_classes, config_.source, ": model.num_classes is ",
+                 spec.num_classes, " but the data has labels up to ", data_->num_classes - 1);
   LearnerSpec learner_spec;
   learner_spec.model = spec;
   learner_spec.loss = loss_spec_;
@@ -238,40 +190,40 @@ void TrialRunner::build() {
   data::LoaderSpec train_spec;
   train_spec.batch_size = config_.optim.batch_size / world;
   train_spec.shuffle = data::Shuffle::On;
-  train_spec.augment = data::AugmentSpec{config_.augment.random_crop,
-                                         config_.augment.flip ? data::Flip::Horizontal : data::Flip::None,
-                                         config_.augment.cutout};
-  train_spec.normalization = data_.normalization;
   train_spec.seed = config_.runtime.seed;
   train_spec.remainder = data::Remainder::Drop;
   train_spec.rank = collective_->rank();
   train_spec.world_size = world;
-  train_spec.threads = std::max(1, config_.runtime.threads > 0 ? config_.runtime.threads / 2 : 1);
-  train_loader_ = std::make_unique<data::BatchLoader>(data_.train, train_spec);
+  // In-memory sets need little work per sample; JPEG decoding needs every thread the rank has.
+  const int threads = config_.runtime.threads > 0
+                          ? config_.runtime.threads
+                          : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+  train_spec.threads =
+      config_.dataset.name == io::DatasetName::Imagenet ? threads : std::max(1, config_.runtime.threads / 2);
+  train_loader_ = std::make_unique<data::BatchLoader>(*data_->train, train_spec);
   batches_per_epoch_ = train_loader_->batches_per_epoch();
   if (config_.runtime.max_train_batches > 0) {
     batches_per_epoch_ = std::min(batches_per_epoch_, config_.runtime.max_train_batches);
   }
   MD_INPUT_CHECK(batches_per_epoch_ > 0, config_.source, ": optim.batch_size ", config_.optim.batch_size,
-                 " is larger than the training set (", data_.train.count, " images)");
+                 " is larger than the training set (", data_->train->count(), " images)");
   if (use_generator()) {
     data::LoaderSpec meta_spec = train_spec;
     meta_spec.seed = config_.runtime.seed + 0x9e3779b9ULL;  // an order independent of the training one
-    const bool holdout = config_.method.meta.data == io::MetaData::Holdout;
-    if (holdout) meta_spec.batch_size = std::min<std::int64_t>(meta_spec.batch_size, data_.meta_holdout.count / world);
+    const bool holdout = data_->meta_holdout != nullptr;
+    if (holdout) meta_spec.batch_size = std::min<std::int64_t>(meta_spec.batch_size, data_->meta_holdout->count() / world);
     MD_INPUT_CHECK(meta_spec.batch_size > 0, config_.source, ": method.meta.holdout_fraction leaves no meta batch");
-    meta_loader_ = std::make_unique<data::BatchLoader>(holdout ? data_.meta_holdout : data_.train, meta_spec);
+    meta_loader_ = std::make_unique<data::BatchLoader>(holdout ? *data_->meta_holdout : *data_->train, meta_spec);
     meta_loader_->start_epoch(meta_epoch_);
   }
   data::LoaderSpec test_spec;
   test_spec.batch_size = std::max<std::int64_t>(1, std::min<std::int64_t>(256, config_.optim.batch_size));
   test_spec.shuffle = data::Shuffle::Off;
-  test_spec.normalization = data_.normalization;
   test_spec.remainder = data::Remainder::Keep;
   test_spec.rank = collective_->rank();
   test_spec.world_size = world;
   test_spec.threads = train_spec.threads;
-  test_loader_ = std::make_unique<data::BatchLoader>(data_.test, test_spec);
+  test_loader_ = std::make_unique<data::BatchLoader>(*data_->test, test_spec);
 
   loss_sum_ = Tensor::zeros({}, DType::Float32, context_.device);
   epoch_loss_sum_ = Tensor::zeros({}, DType::Float32, context_.device);
@@ -478,10 +430,14 @@ void TrialRunner::report_progress(double images_per_second, bool final_line) {
   std::fflush(stderr);
 }
 
+// Top-1 and (with more than 5 classes) top-5 accuracy of every head and of the ensemble (the
+// mean of the heads' logits; its argmax is that of the sum). A label counts as top-k when fewer
+// than k classes score strictly higher.
 std::map<std::string, double> TrialRunner::evaluate() {
   autograd::NoGrad no_grad;
   const int heads = student().num_heads();
-  std::vector<double> correct(static_cast<std::size_t>(heads) + 1, 0.0);
+  const auto outputs = static_cast<std::size_t>(heads) + 1;  // the heads, then the ensemble
+  std::vector<double> top1(outputs, 0.0), top5(outputs, 0.0);
   double count = 0.0, loss_sum = 0.0;
   test_loader_->start_epoch(0);
   data::Batch batch;
@@ -489,43 +445,53 @@ std::map<std::string, double> TrialRunner::evaluate() {
   while (test_loader_->next(batch)) {
     if (config_.runtime.max_eval_batches > 0 && batches >= config_.runtime.max_eval_batches) break;
     ++batches;
-    models::StudentOutput output = learner_->evaluate(batch.images.to(context_.device));
     const Tensor labels = batch.labels;
-    Variable final_loss = autograd::cross_entropy(output.logits.back(), labels.to(context_.device));
     const auto n = labels.numel();
+    if (n == 0) continue;  // a rank's empty part of the last global batch
+    models::StudentOutput output = learner_->evaluate(batch.images.to(context_.device));
+    Variable final_loss = autograd::cross_entropy(output.logits.back(), labels.to(context_.device));
     loss_sum += final_loss.value().item() * static_cast<double>(n);
     const std::int32_t* label = labels.data<std::int32_t>();
     std::vector<std::vector<float>> logits;
     for (const Variable& head : output.logits) logits.push_back(head.value().to_vector<float>());
     const std::int64_t classes = output.logits.back().value().dim(1);
+    std::vector<double> scores(static_cast<std::size_t>(classes));
+    std::vector<double> ensemble(static_cast<std::size_t>(classes));
+    auto count_hits = [&](const std::vector<double>& row, std::int32_t target, std::size_t output_index) {
+      std::int64_t higher = 0;
+      for (std::int64_t k = 0; k < classes; ++k) higher += row[static_cast<std::size_t>(k)] > row[static_cast<std::size_t>(target)];
+      top1[output_index] += higher == 0;
+      top5[output_index] += higher < 5;
+    };
     for (std::int64_t i = 0; i < n; ++i) {
-      std::vector<double> ensemble(static_cast<std::size_t>(classes), 0.0);
+      std::fill(ensemble.begin(), ensemble.end(), 0.0);
       for (int h = 0; h < heads; ++h) {
         const float* row = logits[static_cast<std::size_t>(h)].data() + i * classes;
-        std::int64_t best = 0;
         for (std::int64_t k = 0; k < classes; ++k) {
+          scores[static_cast<std::size_t>(k)] = row[k];
           ensemble[static_cast<std::size_t>(k)] += row[k];
-          if (row[k] > row[best]) best = k;
         }
-        if (best == label[i]) correct[static_cast<std::size_t>(h)] += 1.0;
+        count_hits(scores, label[i], static_cast<std::size_t>(h));
       }
-      std::int64_t best = 0;
-      for (std::int64_t k = 0; k < classes; ++k) {
-        if (ensemble[static_cast<std::size_t>(k)] > ensemble[static_cast<std::size_t>(best)]) best = k;
-      }
-      if (best == label[i]) correct.back() += 1.0;
+      count_hits(ensemble, label[i], outputs - 1);
     }
     count += static_cast<double>(n);
   }
   count = collective_->sum(count);
   loss_sum = collective_->sum(loss_sum);
+  const bool with_top5 = model_spec_.num_classes > 5;
   std::map<std::string, double> metrics;
-  for (int h = 0; h < heads; ++h) {
-    const double accuracy = collective_->sum(correct[static_cast<std::size_t>(h)]) / count;
-    metrics["test_acc_head" + std::to_string(h)] = accuracy;
-    if (h == heads - 1) metrics["test_acc_final"] = accuracy;
+  for (std::size_t o = 0; o < outputs; ++o) {
+    const std::string name = o + 1 == outputs ? "ensemble" : "head" + std::to_string(o);
+    const double accuracy = collective_->sum(top1[o]) / count;
+    const double accuracy_top5 = collective_->sum(top5[o]) / count;
+    metrics["test_acc_" + name] = accuracy;
+    if (with_top5) metrics["test_top5_" + name] = accuracy_top5;
+    if (o + 1 == static_cast<std::size_t>(heads)) {
+      metrics["test_acc_final"] = accuracy;
+      if (with_top5) metrics["test_top5_final"] = accuracy_top5;
+    }
   }
-  metrics["test_acc_ensemble"] = collective_->sum(correct.back()) / count;
   metrics["test_loss"] = loss_sum / count;
   return metrics;
 }
@@ -633,10 +599,12 @@ TrialResult TrialRunner::run() {
     throw;
   }
   // Final summary from the epoch history (restored from the log when resumed).
+  const double skipped_samples = collective_->sum(
+      static_cast<double>(train_loader_->skipped_samples() + test_loader_->skipped_samples()));
   if (writer_) {
     std::map<std::string, double> final_values;
     for (const auto& [metric, values] : epoch_history_) {
-      if (metric.rfind("test_acc_", 0) != 0 || values.empty()) continue;
+      if ((metric.rfind("test_acc_", 0) != 0 && metric.rfind("test_top5_", 0) != 0) || values.empty()) continue;
       final_values["last_" + metric.substr(5)] = values.back();
       double best = values.front();
       for (double value : values) best = std::max(best, value);
@@ -647,6 +615,7 @@ TrialResult TrialRunner::run() {
     final_values["gpu_hours"] = context_.device.is_cuda() ? wall * collective_->size() / 3600.0 : 0.0;
     final_values["epochs"] = epoch_;
     final_values["steps"] = static_cast<double>(learner_->steps());
+    final_values["skipped_samples"] = skipped_samples;  // unrenderable (corrupt) images, all ranks, this run
     log_->set_final(final_values);
     log_->set_attribute("status", std::string("complete"));
     log_->set_attribute("end_time", now_iso8601());

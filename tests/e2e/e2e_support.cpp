@@ -23,7 +23,8 @@ ProcessResult run_metadistill(const std::vector<std::string>& arguments, const R
     ADD_FAILURE() << "pipe: " << std::strerror(errno);
     return {};
   }
-  std::vector<std::string> argv_strings{MD_METADISTILL};
+  std::vector<std::string> argv_strings = options.launcher;
+  argv_strings.push_back(MD_METADISTILL);
   argv_strings.insert(argv_strings.end(), arguments.begin(), arguments.end());
   std::vector<char*> argv;
   for (std::string& argument : argv_strings) argv.push_back(argument.data());
@@ -40,7 +41,7 @@ ProcessResult run_metadistill(const std::vector<std::string>& arguments, const R
     // ctest -j runs these beside other tests: OpenMP threads that spin while waiting for a
     // core slow an oversubscribed run several times over; waiting passively does not.
     setenv("OMP_WAIT_POLICY", "passive", /*overwrite=*/0);
-    execv(argv[0], argv.data());
+    execvp(argv[0], argv.data());
     _exit(127);
   }
   close(out_pipe[1]);

@@ -29,6 +29,9 @@ struct RunOptions {
   // '\r' is split there too), with the child's pid, while the child runs.
   std::function<void(const std::string& line, pid_t child)> on_error_line;
   int timeout_s = 300;  // the child is killed (SIGKILL) after this, and the test fails
+  // A command that starts the binary, e.g. {"mpirun", "-np", "2"} (looked up on PATH); empty:
+  // the binary itself.
+  std::vector<std::string> launcher;
 };
 
 // Runs MD_METADISTILL with `arguments` (and OMP_WAIT_POLICY=passive unless already set);
