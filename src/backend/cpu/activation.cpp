@@ -1,5 +1,6 @@
 // ReLU and sigmoid on the CPU: elementwise loops over md::math (element_math.h), the same
-// per-element functions the CUDA kernels run. Backward ops read the forward output y.
+// per-element functions the CUDA kernels run. Backward ops read the forward output y. Loops run
+// over contiguous ranges (parallel_range) so that the compiler vectorizes them.
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_common.h"
 #include "backend/element_math.h"
@@ -16,7 +17,9 @@ void unary_forward(const char* op, const Tensor& x, Tensor& y, const Function& f
     check_tensor(op, "y", y, x.dtype(), x.shape());
     const T* input = x.data<T>();
     T* output = y.data<T>();
-    parallel_for(x.numel(), 1, [&](std::int64_t i) { output[i] = function(input[i]); });
+    parallel_range(x.numel(), [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) output[i] = function(input[i]);
+    });
   });
 }
 
@@ -32,8 +35,14 @@ void unary_backward(const char* op, const Tensor& y, const Tensor& grad_y, Tenso
     const T* output = y.data<T>();
     const T* upstream = grad_y.data<T>();
     T* downstream = grad_x.data<T>();
-    parallel_for(y.numel(), 1, [&](std::int64_t i) {
-      write_value(downstream[i], gradient(output[i], upstream[i]), write);
+    parallel_range(y.numel(), [&](std::int64_t begin, std::int64_t end) {
+      if (write == Write::Accumulate) {
+        for (std::int64_t i = begin; i < end; ++i) {
+          downstream[i] += gradient(output[i], upstream[i]);
+        }
+      } else {
+        for (std::int64_t i = begin; i < end; ++i) downstream[i] = gradient(output[i], upstream[i]);
+      }
     });
   });
 }

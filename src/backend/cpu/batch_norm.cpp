@@ -2,7 +2,10 @@
 // running statistics moved only when asked), eval forward (running statistics), and the
 // training backward. PyTorch semantics: the batch variance is biased in the normalization and
 // unbiased (n / (n - 1)) in the running update; running = (1 - momentum)·running +
-// momentum·batch. Statistics are summed in double, per channel, in a fixed order.
+// momentum·batch. Each (sample, channel) plane is summed in T over fixed interleaved lanes (a
+// loop the compiler vectorizes), and the plane sums of a channel are added in double in sample
+// order: the bits do not depend on the thread count. The per-element passes run in T with
+// per-channel coefficients computed once in double.
 #include <cmath>
 
 #include "backend/cpu/cpu_backend.h"
@@ -26,6 +29,23 @@ ChannelLayout channel_layout(const char* op, const Tensor& x) {
   layout.inner =
       layout.batch * layout.channels == 0 ? 0 : x.numel() / (layout.batch * layout.channels);
   return layout;
+}
+
+// Lanes of the plane sums: 8 independent accumulators, added in lane order at the end.
+constexpr std::int64_t sum_lanes = 8;
+
+// Sum over i in [0, length) of term(i), in T over sum_lanes interleaved lanes.
+template <typename T, typename Term>
+T plane_sum(std::int64_t length, const Term& term) {
+  T partial[sum_lanes] = {};
+  std::int64_t i = 0;
+  for (; i + sum_lanes <= length; i += sum_lanes) {
+    for (std::int64_t lane = 0; lane < sum_lanes; ++lane) partial[lane] += term(i + lane);
+  }
+  T total = T(0);
+  for (; i < length; ++i) total += term(i);
+  for (std::int64_t lane = 0; lane < sum_lanes; ++lane) total += partial[lane];
+  return total;
 }
 
 }  // namespace
@@ -67,16 +87,18 @@ void CpuBackend::batch_norm_forward_train(const Tensor& x, const Tensor& gamma, 
       double total = 0.0;
       for (std::int64_t sample = 0; sample < layout.batch; ++sample) {
         const T* plane = input + (sample * layout.channels + channel) * layout.inner;
-        for (std::int64_t i = 0; i < layout.inner; ++i) total += static_cast<double>(plane[i]);
+        total += static_cast<double>(
+            plane_sum<T>(layout.inner, [plane](std::int64_t i) { return plane[i]; }));
       }
       const double mean = total / static_cast<double>(count);
+      const T mean_t = static_cast<T>(mean);
       double squares = 0.0;
       for (std::int64_t sample = 0; sample < layout.batch; ++sample) {
         const T* plane = input + (sample * layout.channels + channel) * layout.inner;
-        for (std::int64_t i = 0; i < layout.inner; ++i) {
-          const double centered = static_cast<double>(plane[i]) - mean;
-          squares += centered * centered;
-        }
+        squares += static_cast<double>(plane_sum<T>(layout.inner, [plane, mean_t](std::int64_t i) {
+          const T centered = plane[i] - mean_t;
+          return centered * centered;
+        }));
       }
       const double variance = squares / static_cast<double>(count);
       const double invstd = 1.0 / std::sqrt(variance + params.epsilon);
@@ -166,34 +188,48 @@ void CpuBackend::batch_norm_backward(const Tensor& x, const Tensor& grad_y, cons
     T* grad_shift = grad_beta.defined() ? grad_beta.data<T>() : nullptr;
     const double count = static_cast<double>(layout.count());
     parallel_for(layout.channels, 2 * layout.count(), [&](std::int64_t channel) {
-      const double mean = static_cast<double>(means[channel]);
       const double invstd = static_cast<double>(invstds[channel]);
+      const T mean_t = means[channel];
       double sum_grad = 0.0;
       double sum_grad_centered = 0.0;  // sum of grad_y · (x - mean)
       for (std::int64_t sample = 0; sample < layout.batch; ++sample) {
         const std::int64_t offset = (sample * layout.channels + channel) * layout.inner;
-        for (std::int64_t i = 0; i < layout.inner; ++i) {
-          const double grad = static_cast<double>(upstream[offset + i]);
-          sum_grad += grad;
-          sum_grad_centered += grad * (static_cast<double>(input[offset + i]) - mean);
-        }
+        const T* x_plane = input + offset;
+        const T* grad_plane = upstream + offset;
+        // Two passes over a plane that stays in L1: each sum is a loop the compiler vectorizes.
+        sum_grad += static_cast<double>(
+            plane_sum<T>(layout.inner, [grad_plane](std::int64_t i) { return grad_plane[i]; }));
+        sum_grad_centered += static_cast<double>(
+            plane_sum<T>(layout.inner, [x_plane, grad_plane, mean_t](std::int64_t i) {
+              return grad_plane[i] * (x_plane[i] - mean_t);
+            }));
       }
       if (grad_scale != nullptr) {
         write_value(grad_scale[channel], static_cast<T>(sum_grad_centered * invstd), write);
       }
       if (grad_shift != nullptr) write_value(grad_shift[channel], static_cast<T>(sum_grad), write);
       if (grad_input == nullptr) return;
-      // grad_x = gamma·invstd·(grad_y − mean(grad_y) − x̂·mean(grad_y·x̂)), x̂ = (x − mean)·invstd
+      // grad_x = gamma·invstd·(grad_y − mean(grad_y) − x̂·mean(grad_y·x̂)), x̂ = (x − mean)·invstd,
+      // as grad_x = grad_gain·grad_y + centered_gain·(x − mean) + shift per channel.
       const double gain = static_cast<double>(scale[channel]) * invstd;
       const double mean_grad = sum_grad / count;
       const double projection = sum_grad_centered * invstd * invstd / count;
+      const T grad_gain = static_cast<T>(gain);
+      const T centered_gain = static_cast<T>(-gain * projection);
+      const T shift = static_cast<T>(-gain * mean_grad);
       for (std::int64_t sample = 0; sample < layout.batch; ++sample) {
         const std::int64_t offset = (sample * layout.channels + channel) * layout.inner;
-        for (std::int64_t i = 0; i < layout.inner; ++i) {
-          const double centered = static_cast<double>(input[offset + i]) - mean;
-          const double value = gain * (static_cast<double>(upstream[offset + i]) - mean_grad -
-                                       centered * projection);
-          write_value(grad_input[offset + i], static_cast<T>(value), write);
+        const T* x_plane = input + offset;
+        const T* grad_plane = upstream + offset;
+        T* out = grad_input + offset;
+        if (write == Write::Accumulate) {
+          for (std::int64_t i = 0; i < layout.inner; ++i) {
+            out[i] += grad_gain * grad_plane[i] + centered_gain * (x_plane[i] - mean_t) + shift;
+          }
+        } else {
+          for (std::int64_t i = 0; i < layout.inner; ++i) {
+            out[i] = grad_gain * grad_plane[i] + centered_gain * (x_plane[i] - mean_t) + shift;
+          }
         }
       }
     });

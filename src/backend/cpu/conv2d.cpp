@@ -1,10 +1,11 @@
 // conv2d on the CPU: forward, backward-data, backward-filter, and the channel bias.
 // General path: im2col over a chunk of samples, one GEMM per group, col2im for the data
-// gradient. Depthwise convolutions (one input and one output channel per group) use direct
-// loops instead, since a GEMM with one row per group wastes the BLAS call. The chunk size
-// depends only on the shapes, and every reduction runs in a fixed order (the GEMM over the
-// chunks in sample order, the depthwise filter sums per channel), so results do not depend on
-// the thread count.
+// gradient; chunks run in parallel where they write disjoint outputs, and the filter gradient
+// of a small filter is summed over fixed slices of chunks. Depthwise convolutions (one input and
+// one output channel per group) use direct loops instead, since a GEMM with one row per group
+// wastes the BLAS call. The chunk size depends only on the shapes, and every reduction runs in a
+// fixed order (the GEMM over the chunks in sample order, the depthwise filter sums per channel), so
+// results do not depend on the thread count.
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
@@ -168,14 +169,36 @@ void pack_samples(const ConvGeometry& g, const T* y, std::int64_t first, std::in
 
 // ---- general path (im2col + GEMM)
 
-// x: (N, C, H, W), weight: (O, C/groups, K, K), y: (N, O, Ho, Wo)
+// Chunks of chunk_samples samples: [first, first + count) for chunk `which`.
+struct SampleChunk {
+  std::int64_t first = 0;
+  std::int64_t count = 0;
+};
+
+SampleChunk sample_chunk(const ConvGeometry& g, std::int64_t chunk, std::int64_t which) {
+  const std::int64_t first = which * chunk;
+  return SampleChunk{first, std::min(chunk, g.batch - first)};
+}
+
+std::int64_t chunk_count(const ConvGeometry& g, std::int64_t chunk) {
+  return (g.batch + chunk - 1) / chunk;
+}
+
+// Multiply-adds of one chunk's GEMMs, as parallel_for's work per item.
+std::int64_t chunk_work(const ConvGeometry& g, std::int64_t chunk) {
+  return chunk * g.out_plane() * g.out_channels * g.group_rows();
+}
+
+// x: (N, C, H, W), weight: (O, C/groups, K, K), y: (N, O, Ho, Wo). Chunks write disjoint
+// samples of y, so they run in parallel (each chunk's GEMM then on its thread); a single chunk
+// splits its GEMM instead.
 template <typename T>
 void conv_forward_gemm(const ConvGeometry& g, const T* x, const T* weight, T* y) {
   const std::int64_t chunk = chunk_samples(g);
-  std::vector<T> columns;
-  std::vector<T> packed;
-  for (std::int64_t first = 0; first < g.batch; first += chunk) {
-    const std::int64_t count = std::min(chunk, g.batch - first);
+  parallel_for(chunk_count(g, chunk), chunk_work(g, chunk), [&](std::int64_t which) {
+    const auto [first, count] = sample_chunk(g, chunk, which);
+    std::vector<T> columns;
+    std::vector<T> packed;
     const std::int64_t width = count * g.out_plane();
     const T* cols = x + first * g.in_channels * g.in_plane();
     if (!(count == 1 && g.pointwise())) {
@@ -195,18 +218,19 @@ void conv_forward_gemm(const ConvGeometry& g, const T* x, const T* weight, T* y)
               out + group * g.out_per_group() * width, width);
     }
     if (count > 1) unpack_samples(g, packed.data(), first, count, y);
-  }
+  });
 }
 
-// grad_y: (N, O, Ho, Wo), weight: (O, C/groups, K, K), grad_x: (N, C, H, W)
+// grad_y: (N, O, Ho, Wo), weight: (O, C/groups, K, K), grad_x: (N, C, H, W). Chunks write
+// disjoint samples of grad_x: parallel over chunks as in the forward.
 template <typename T>
 void conv_backward_data_gemm(const ConvGeometry& g, const T* grad_y, const T* weight, T* grad_x,
                              Write write) {
   const std::int64_t chunk = chunk_samples(g);
-  std::vector<T> columns;
-  std::vector<T> packed;
-  for (std::int64_t first = 0; first < g.batch; first += chunk) {
-    const std::int64_t count = std::min(chunk, g.batch - first);
+  parallel_for(chunk_count(g, chunk), chunk_work(g, chunk), [&](std::int64_t which) {
+    const auto [first, count] = sample_chunk(g, chunk, which);
+    std::vector<T> columns;
+    std::vector<T> packed;
     const std::int64_t width = count * g.out_plane();
     const T* upstream = grad_y + first * g.out_channels * g.out_plane();
     if (count > 1) {
@@ -229,21 +253,19 @@ void conv_backward_data_gemm(const ConvGeometry& g, const T* grad_y, const T* we
               cols + group * g.group_rows() * width, width);
     }
     if (!direct) col2im(g, columns.data(), first, count, grad_x, write);
-  }
+  });
 }
 
-// x: (N, C, H, W), grad_y: (N, O, Ho, Wo), grad_weight: (O, C/groups, K, K)
+// grad_weight (+)= the filter gradient of chunks [first_chunk, end_chunk), summed over the
+// chunks in order (one GEMM per chunk and group, accumulating into grad_weight).
 template <typename T>
-void conv_backward_filter_gemm(const ConvGeometry& g, const T* x, const T* grad_y, T* grad_weight,
-                               Write write) {
-  const std::int64_t chunk = chunk_samples(g);
+void accumulate_filter_chunks(const ConvGeometry& g, std::int64_t chunk, std::int64_t first_chunk,
+                              std::int64_t end_chunk, const T* x, const T* grad_y, T* grad_weight,
+                              bool overwrite) {
   std::vector<T> columns;
   std::vector<T> packed;
-  if (g.batch == 0 && write == Write::Overwrite) {
-    std::fill(grad_weight, grad_weight + g.out_channels * g.group_rows(), T(0));
-  }
-  for (std::int64_t first = 0; first < g.batch; first += chunk) {
-    const std::int64_t count = std::min(chunk, g.batch - first);
+  for (std::int64_t which = first_chunk; which < end_chunk; ++which) {
+    const auto [first, count] = sample_chunk(g, chunk, which);
     const std::int64_t width = count * g.out_plane();
     const T* cols = x + first * g.in_channels * g.in_plane();
     if (!(count == 1 && g.pointwise())) {
@@ -257,7 +279,7 @@ void conv_backward_filter_gemm(const ConvGeometry& g, const T* x, const T* grad_
       pack_samples(g, grad_y, first, count, packed.data());
       upstream = packed.data();
     }
-    const T beta = first == 0 && write == Write::Overwrite ? T(0) : T(1);
+    const T beta = which == first_chunk && overwrite ? T(0) : T(1);
     for (std::int64_t group = 0; group < g.groups; ++group) {
       gemm<T>(CblasNoTrans, CblasTrans, g.out_per_group(), g.group_rows(), width, T(1),
               upstream + group * g.out_per_group() * width, width,
@@ -265,6 +287,45 @@ void conv_backward_filter_gemm(const ConvGeometry& g, const T* x, const T* grad_
               grad_weight + group * g.out_per_group() * g.group_rows(), g.group_rows());
     }
   }
+}
+
+// x: (N, C, H, W), grad_y: (N, O, Ho, Wo), grad_weight: (O, C/groups, K, K). With several
+// chunks and a small filter, the chunks are cut into a fixed number of slices (from the shape
+// alone), each summed into its own partial filter gradient in parallel, and the partials are
+// added in slice order; otherwise the chunks run in order, each GEMM split over the threads.
+template <typename T>
+void conv_backward_filter_gemm(const ConvGeometry& g, const T* x, const T* grad_y, T* grad_weight,
+                               Write write) {
+  constexpr std::int64_t max_slices = 8;
+  constexpr std::int64_t max_partial_elements = std::int64_t{1} << 22;
+  const std::int64_t chunk = chunk_samples(g);
+  const std::int64_t chunks = g.batch == 0 ? 0 : chunk_count(g, chunk);
+  const std::int64_t weight_elements = g.out_channels * g.group_rows();
+  if (chunks == 0) {
+    if (write == Write::Overwrite) std::fill(grad_weight, grad_weight + weight_elements, T(0));
+    return;
+  }
+  const std::int64_t slices = std::min(chunks, max_slices);
+  if (slices < 2 || slices * weight_elements > max_partial_elements) {
+    accumulate_filter_chunks(g, chunk, 0, chunks, x, grad_y, grad_weight,
+                             write == Write::Overwrite);
+    return;
+  }
+  // partials: (slices, O, C/groups·K·K)
+  std::vector<T> partials(static_cast<std::size_t>(slices * weight_elements));
+  parallel_for(slices, chunk_work(g, chunk) * chunks / slices, [&](std::int64_t slice) {
+    accumulate_filter_chunks(g, chunk, slice * chunks / slices, (slice + 1) * chunks / slices, x,
+                             grad_y, partials.data() + slice * weight_elements, true);
+  });
+  parallel_range(weight_elements, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i) {
+      T total = partials[static_cast<std::size_t>(i)];
+      for (std::int64_t slice = 1; slice < slices; ++slice) {
+        total += partials[static_cast<std::size_t>(slice * weight_elements + i)];
+      }
+      write_value(grad_weight[i], total, write);
+    }
+  });
 }
 
 // ---- depthwise path (direct loops over the kernel taps; groups == C == O)

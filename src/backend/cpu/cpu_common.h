@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <climits>
@@ -88,6 +89,32 @@ void parallel_for(std::int64_t count, std::int64_t work_per_item, const Body& bo
   for (std::int64_t i = 0; i < count; ++i) body(i);
 }
 
+// Elements below which an elementwise loop runs on one thread: forking the team costs more
+// than a memory-bound pass over fewer elements saves.
+constexpr std::int64_t parallel_range_threshold = std::int64_t{1} << 16;
+
+// Runs body(begin, end) over contiguous pieces of [0, count): one piece when count is below
+// parallel_range_threshold or there is one thread, else one piece per thread (a multiple of 64
+// elements long). For elementwise loops whose element i depends only on inputs at i: the split
+// does not change any result, and the body's inner loop stays a plain vectorizable loop.
+template <typename Body>
+void parallel_range(std::int64_t count, const Body& body) {
+  const int threads = thread_count();
+  if (count < parallel_range_threshold || threads <= 1) {
+    if (count > 0) body(std::int64_t{0}, count);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  {
+    const auto team = static_cast<std::int64_t>(omp_get_num_threads());
+    const auto rank = static_cast<std::int64_t>(omp_get_thread_num());
+    const std::int64_t piece = ((count + team - 1) / team + 63) / 64 * 64;
+    const std::int64_t begin = std::min(count, rank * piece);
+    const std::int64_t end = std::min(count, begin + piece);
+    if (begin < end) body(begin, end);
+  }
+}
+
 // Sum of term(i) over [0, count), accumulated in double over fixed blocks whose partial sums are
 // added in order: the result is the same for every thread count.
 template <typename Term>
@@ -142,12 +169,14 @@ void gemm_serial(CBLAS_TRANSPOSE transpose_a, CBLAS_TRANSPOSE transpose_b, std::
 // The same product on the backend's threads. BLAS itself runs single-threaded (one thread
 // pool, OpenMP's, for the whole backend): the longer side of c is cut into blocks whose sizes
 // depend only on the shape, one BLAS call per block, so the bits do not depend on the thread
-// count.
+// count. Blocks are at least 256 long: every call packs its whole op(a) or op(b) panel again,
+// and 64-long blocks cost 10-25 % on large weights. Inside another parallel region (a loop over
+// conv chunks) the blocks run on the calling thread.
 template <typename T>
 void gemm(CBLAS_TRANSPOSE transpose_a, CBLAS_TRANSPOSE transpose_b, std::int64_t m, std::int64_t n,
           std::int64_t k, T alpha, const T* a, std::int64_t lda, const T* b, std::int64_t ldb,
           T beta, T* c, std::int64_t ldc) {
-  constexpr std::int64_t min_block = 64;
+  constexpr std::int64_t min_block = 256;
   constexpr std::int64_t max_blocks = 32;
   const bool split_columns = n >= m;
   const std::int64_t length = split_columns ? n : m;

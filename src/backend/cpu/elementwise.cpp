@@ -1,6 +1,7 @@
 // Elementwise ops and whole-buffer arithmetic on the CPU: fill, copy, add, mul, axpby, and the
 // reductions dot, sum and count_nonfinite. Reductions accumulate in double over fixed blocks
 // added in order (ordered_sum), so they are the same for every thread count.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -15,14 +16,18 @@ void CpuBackend::fill(Tensor& y, double value) {
   if (y.dtype() == DType::Int32) {
     std::int32_t* output = y.data<std::int32_t>();
     const auto filler = static_cast<std::int32_t>(value);
-    parallel_for(y.numel(), 1, [&](std::int64_t i) { output[i] = filler; });
+    parallel_range(y.numel(), [&](std::int64_t begin, std::int64_t end) {
+      std::fill(output + begin, output + end, filler);
+    });
     return;
   }
   dispatch_float(y.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     T* output = y.data<T>();
     const T filler = static_cast<T>(value);
-    parallel_for(y.numel(), 1, [&](std::int64_t i) { output[i] = filler; });
+    parallel_range(y.numel(), [&](std::int64_t begin, std::int64_t end) {
+      std::fill(output + begin, output + end, filler);
+    });
   });
 }
 
@@ -45,7 +50,9 @@ void CpuBackend::add(const Tensor& a, const Tensor& b, Tensor& y) {
     const T* left = a.data<T>();
     const T* right = b.data<T>();
     T* output = y.data<T>();
-    parallel_for(a.numel(), 1, [&](std::int64_t i) { output[i] = left[i] + right[i]; });
+    parallel_range(a.numel(), [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) output[i] = left[i] + right[i];
+    });
   });
 }
 
@@ -59,8 +66,13 @@ void CpuBackend::mul(const Tensor& a, const Tensor& b, Tensor& y, Write write) {
     const T* left = a.data<T>();
     const T* right = b.data<T>();
     T* output = y.data<T>();
-    parallel_for(a.numel(), 1,
-                 [&](std::int64_t i) { write_value(output[i], left[i] * right[i], write); });
+    parallel_range(a.numel(), [&](std::int64_t begin, std::int64_t end) {
+      if (write == Write::Accumulate) {
+        for (std::int64_t i = begin; i < end; ++i) output[i] += left[i] * right[i];
+      } else {
+        for (std::int64_t i = begin; i < end; ++i) output[i] = left[i] * right[i];
+      }
+    });
   });
 }
 
@@ -75,10 +87,14 @@ void CpuBackend::axpby(double alpha, const Tensor& x, double beta, Tensor& y) {
     const T alpha_t = static_cast<T>(alpha);
     const T beta_t = static_cast<T>(beta);
     if (beta == 0.0) {
-      parallel_for(x.numel(), 1, [&](std::int64_t i) { output[i] = alpha_t * input[i]; });
+      parallel_range(x.numel(), [&](std::int64_t begin, std::int64_t end) {
+        for (std::int64_t i = begin; i < end; ++i) output[i] = alpha_t * input[i];
+      });
     } else {
-      parallel_for(x.numel(), 1,
-                   [&](std::int64_t i) { output[i] = alpha_t * input[i] + beta_t * output[i]; });
+      parallel_range(x.numel(), [&](std::int64_t begin, std::int64_t end) {
+        for (std::int64_t i = begin; i < end; ++i)
+          output[i] = alpha_t * input[i] + beta_t * output[i];
+      });
     }
   });
 }

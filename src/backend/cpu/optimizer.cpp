@@ -25,11 +25,19 @@ void CpuBackend::sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_
     const T learning_rate = static_cast<T>(params.learning_rate);
     const T momentum = static_cast<T>(params.momentum);
     const T weight_decay = static_cast<T>(params.weight_decay);
-    parallel_for(param.numel(), 1, [&](std::int64_t i) {
-      T unused_buffer = T(0);
-      T& slot = buffer != nullptr ? buffer[i] : unused_buffer;
-      math::sgd_step(values[i], gradient[i], slot, learning_rate, momentum, weight_decay,
-                     params.nesterov);
+    parallel_range(param.numel(), [&](std::int64_t begin, std::int64_t end) {
+      if (buffer != nullptr) {
+        for (std::int64_t i = begin; i < end; ++i) {
+          math::sgd_step(values[i], gradient[i], buffer[i], learning_rate, momentum, weight_decay,
+                         params.nesterov);
+        }
+      } else {
+        for (std::int64_t i = begin; i < end; ++i) {
+          T unused_buffer = T(0);
+          math::sgd_step(values[i], gradient[i], unused_buffer, learning_rate, momentum,
+                         weight_decay, params.nesterov);
+        }
+      }
     });
   });
 }
@@ -51,8 +59,10 @@ void CpuBackend::adam_update(Tensor& param, const Tensor& grad, Tensor& exp_avg,
     const T* gradient = grad.data<T>();
     T* first_moment = exp_avg.data<T>();
     T* second_moment = exp_avg_sq.data<T>();
-    parallel_for(param.numel(), 1, [&](std::int64_t i) {
-      math::adam_step(values[i], gradient[i], first_moment[i], second_moment[i], coefficients);
+    parallel_range(param.numel(), [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) {
+        math::adam_step(values[i], gradient[i], first_moment[i], second_moment[i], coefficients);
+      }
     });
   });
 }
