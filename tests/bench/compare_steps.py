@@ -100,8 +100,13 @@ def command_of(args, variant, arch, method):
 def run_one(command):
     """The JSON result, or {"missing": reason} when the run refused its arguments (status 2)."""
     print("+ " + " ".join(command), file=sys.stderr, flush=True)
+    # Both sides run with the same OpenMP wait policy: metadistill picks passive itself when none
+    # is set, so the twin gets it too (a spinning libgomp is several times slower on a shared
+    # machine); set OMP_WAIT_POLICY to compare under another policy.
+    environment = dict(os.environ)
+    environment.setdefault("OMP_WAIT_POLICY", "passive")
     completed = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, check=False)
+                               text=True, check=False, env=environment)
     sys.stderr.write(completed.stderr)
     if completed.returncode == SKIP_STATUS:
         sys.exit(SKIP_STATUS)
