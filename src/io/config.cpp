@@ -526,6 +526,14 @@ constexpr std::array<EnumName<MetaData>, 2> kMetaData{{
     {"next_batch", MetaData::NextBatch},
     {"holdout", MetaData::Holdout},
 }};
+constexpr std::array<EnumName<GeneratorResolution>, 2> kGeneratorResolutions{{
+    {"deepest", GeneratorResolution::Deepest},
+    {"stage", GeneratorResolution::Stage},
+}};
+constexpr std::array<EnumName<MetaDifference>, 2> kMetaDifferences{{
+    {"central", MetaDifference::Central},
+    {"forward", MetaDifference::Forward},
+}};
 constexpr std::array<EnumName<MetaOptimizer>, 2> kMetaOptimizers{{
     {"sgd", MetaOptimizer::Sgd},
     {"adam", MetaOptimizer::Adam},
@@ -598,7 +606,8 @@ const std::vector<std::string_view> kModelKeys = {"arch", "num_classes", "in_cha
                                                   "init_from"};
 const std::vector<std::string_view> kMethodKeys = {"name", "temperature", "alpha", "hint", "meta"};
 const std::vector<std::string_view> kMetaKeys = {
-    "every", "epsilon", "data", "holdout_fraction", "optimizer", "generator_width"};
+    "every",     "epsilon", "data", "holdout_fraction", "optimizer", "generator_width",
+    "generator_resolution", "difference"};
 const std::vector<std::string_view> kMetaOptimizerKeys = {"name", "lr"};
 const std::vector<std::string_view> kOptimKeys = {"epochs",          "batch_size", "lr",
                                                   "momentum",        "nesterov",   "weight_decay",
@@ -725,6 +734,12 @@ MetaConfig read_meta(const Section& section) {
   });
   optional_key(section, "generator_width", [&](const std::string& path, const Node& node) {
     meta.generator_width = read_int(context, path, node, 1);
+  });
+  optional_key(section, "generator_resolution", [&](const std::string& path, const Node& node) {
+    meta.generator_resolution = read_enum(context, path, node, kGeneratorResolutions);
+  });
+  optional_key(section, "difference", [&](const std::string& path, const Node& node) {
+    meta.difference = read_enum(context, path, node, kMetaDifferences);
   });
   return meta;
 }
@@ -951,6 +966,8 @@ Node to_node(const TrialConfig& config) {
                                              .add("lr", number_node(meta.optimizer.lr))
                                              .build())
                        .add("generator_width", integer_node(meta.generator_width))
+                       .add("generator_resolution", enum_node(to_string(meta.generator_resolution)))
+                       .add("difference", enum_node(to_string(meta.difference)))
                        .build();
   Node method_node = MappingBuilder()
                          .add("name", enum_node(to_string(method.name)))
@@ -1041,6 +1058,12 @@ std::string_view to_string(MethodName value) {
 }
 std::string_view to_string(MetaData value) {
   return enum_to_string(kMetaData, value);
+}
+std::string_view to_string(GeneratorResolution value) {
+  return enum_to_string(kGeneratorResolutions, value);
+}
+std::string_view to_string(MetaDifference value) {
+  return enum_to_string(kMetaDifferences, value);
 }
 std::string_view to_string(MetaOptimizer value) {
   return enum_to_string(kMetaOptimizers, value);

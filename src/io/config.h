@@ -19,6 +19,8 @@ enum class DatasetName { Cifar100, Idx, Imagenet };
 enum class MethodName { Baseline, Byot, MetaDistiller };
 enum class MetaData { NextBatch, Holdout };
 enum class MetaOptimizer { Sgd, Adam };
+enum class GeneratorResolution { Deepest, Stage };
+enum class MetaDifference { Central, Forward };
 enum class ScheduleName { Multistep, Cosine };
 enum class Precision { Fp32, Bf16 };
 
@@ -28,6 +30,8 @@ std::string_view to_string(DatasetName value);
 std::string_view to_string(MethodName value);
 std::string_view to_string(MetaData value);
 std::string_view to_string(MetaOptimizer value);
+std::string_view to_string(GeneratorResolution value);
+std::string_view to_string(MetaDifference value);
 std::string_view to_string(ScheduleName value);
 std::string_view to_string(Precision value);
 
@@ -78,6 +82,13 @@ struct MetaConfig {
   double holdout_fraction = 0.1;  // of the training set, when data is holdout
   MetaOptimizerConfig optimizer;
   int generator_width = 128;
+  // deepest: every stage map is average-pooled to the deepest stage's grid before the top-down
+  // sum and the 3x3 smoothing (whose outputs are globally pooled anyway); stage: each level is
+  // smoothed at its own stage's resolution (the costlier original pyramid).
+  GeneratorResolution generator_resolution = GeneratorResolution::Deepest;
+  // central: (θ+ − θ−)/2ε, error O(ε²); forward: (θ+ − θ)/ε, reusing the step's logits at θ (one
+  // student forward fewer per meta step), error O(ε).
+  MetaDifference difference = MetaDifference::Central;
   bool operator==(const MetaConfig&) const = default;
 };
 

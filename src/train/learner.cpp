@@ -1,6 +1,8 @@
 #include "train/learner.h"
 
+#include <chrono>
 #include <cmath>
+#include <ctime>
 
 #include "autograd/functions.h"
 #include "backend/backend.h"
@@ -10,12 +12,58 @@ namespace md::train {
 
 using autograd::Variable;
 
-double meta_loss_at_virtual_step(Backend& backend, Collective& collective, const StudentLogits& student,
-                                 const MetaGradientInputs& inputs, MetaScratch& scratch) {
+std::vector<std::pair<const char*, double>> PassTimes::passes() const {
+  return {{"student_forward", student_forward},
+          {"generator_forward", generator_forward},
+          {"student_backward", student_backward},
+          {"virtual_step", virtual_step},
+          {"meta_forward", meta_forward},
+          {"meta_backward", meta_backward},
+          {"perturbed_forwards", perturbed_forwards},
+          {"generator_backward", generator_backward},
+          {"optimizer", optimizer}};
+}
+
+PassClock::PassClock(Backend& backend, PassTiming timing, PassTimes* times)
+    : backend_(&backend), timing_(times != nullptr ? timing : PassTiming::Off), times_(times) {
+  if (timing_ != PassTiming::Off) last_ = now();
+}
+
+double PassClock::now() const {
+  if (timing_ == PassTiming::ProcessCpuClock) {
+    timespec cpu{};
+    MD_CHECK(clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu) == 0,
+             "clock_gettime(CLOCK_PROCESS_CPUTIME_ID) failed");
+    return static_cast<double>(cpu.tv_sec) + 1e-9 * static_cast<double>(cpu.tv_nsec);
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+void PassClock::lap(double PassTimes::*pass) {
+  if (timing_ == PassTiming::Off) return;
+  backend_->synchronize();
+  const double time = now();
+  times_->*pass += time - last_;
+  times_->total += time - last_;
+  last_ = time;
+}
+
+namespace {
+
+void lap(PassClock* clock, double PassTimes::*pass) {
+  if (clock != nullptr) clock->lap(pass);
+}
+
+}  // namespace
+
+double meta_loss_at_virtual_step(Backend& backend, Collective& collective,
+                                 const StudentLogits& student, const MetaGradientInputs& inputs,
+                                 MetaScratch& scratch) {
   // θ' = θ − η·g
   backend.copy(inputs.parameters, scratch.virtual_parameters);
   backend.axpby(-inputs.learning_rate, inputs.gradients, 1.0, scratch.virtual_parameters);
   backend.fill(scratch.meta_gradients, 0.0);
+  lap(inputs.clock, &PassTimes::virtual_step);
   double meta_loss = NAN;
   {
     autograd::Tape tape;
@@ -27,10 +75,12 @@ double meta_loss_at_virtual_step(Backend& backend, Collective& collective, const
       losses.push_back(autograd::cross_entropy(head_logits, inputs.meta_labels));
     }
     Variable total = autograd::weighted_sum(losses, std::vector<double>(losses.size(), 1.0));
+    lap(inputs.clock, &PassTimes::meta_forward);
     tape.backward(total);
     meta_loss = total.value().item();
   }
   collective.average(scratch.meta_gradients);
+  lap(inputs.clock, &PassTimes::meta_backward);
   return meta_loss;
 }
 
@@ -42,38 +92,54 @@ MetaGradientResult finite_difference_meta_gradient(Backend& backend, Collective&
   MetaGradientResult result;
   result.meta_loss = meta_loss_at_virtual_step(backend, collective, student, inputs, scratch);
   result.v_norm = std::sqrt(backend.dot(scratch.meta_gradients, scratch.meta_gradients));
+  lap(inputs.clock, &PassTimes::meta_backward);
   if (!(result.v_norm > 0.0) || !std::isfinite(result.v_norm)) return result;
   const double epsilon = inputs.epsilon / result.v_norm;
   result.epsilon = epsilon;
 
-  // α·∂KL/∂u_s at the student's logits for θ + sign·ε·v, with G's inputs kept at θ.
+  // α·∂KL/∂u_s at the student's logits, with G's inputs kept at θ.
   const DType dtype = inputs.parameters.dtype();
   const Device device = inputs.parameters.device();
   const Tensor alpha = Tensor::full({}, inputs.alpha, dtype, device);
-  auto target_gradients = [&](double sign) {
-    backend.copy(inputs.parameters, scratch.virtual_parameters);
-    backend.axpby(sign * epsilon, scratch.meta_gradients, 1.0, scratch.virtual_parameters);
-    autograd::NoGrad no_grad;
-    const std::vector<Variable> logits = student(scratch.virtual_parameters, Tensor(), inputs.images);
+  auto target_gradients = [&](const std::vector<Variable>& logits) {
     MD_CHECK(logits.size() == inputs.targets.size() + 1, "the student has ", logits.size(),
              " heads but the generator gives ", inputs.targets.size(), " targets");
     std::vector<Tensor> gradients;
     for (std::size_t s = 0; s < inputs.targets.size(); ++s) {
       Tensor grad_target = Tensor::empty(inputs.targets[s].shape(), dtype, device);
       Tensor no_student_gradient;
-      backend.kl_div_backward(logits[s].value(), inputs.targets[s].value(), alpha, no_student_gradient,
-                              grad_target, inputs.temperature, Write::Overwrite);
+      backend.kl_div_backward(logits[s].value(), inputs.targets[s].value(), alpha,
+                              no_student_gradient, grad_target, inputs.temperature,
+                              Write::Overwrite);
       gradients.push_back(grad_target);
     }
     return gradients;
   };
-  std::vector<Tensor> plus = target_gradients(+1.0);
-  const std::vector<Tensor> minus = target_gradients(-1.0);
+  // The logits at θ + step·v, without a tape or running-stat updates.
+  auto perturbed_logits = [&](double step) {
+    backend.copy(inputs.parameters, scratch.virtual_parameters);
+    backend.axpby(step, scratch.meta_gradients, 1.0, scratch.virtual_parameters);
+    autograd::NoGrad no_grad;
+    return student(scratch.virtual_parameters, Tensor(), inputs.images);
+  };
+  std::vector<Tensor> plus = target_gradients(perturbed_logits(+epsilon));
+  std::vector<Tensor> base;
+  double span = 0.0;  // the distance between the two points differenced
+  if (inputs.difference == FiniteDifference::Central) {
+    base = target_gradients(perturbed_logits(-epsilon));
+    span = 2.0 * epsilon;
+  } else {
+    MD_CHECK(!inputs.logits_at_parameters.empty(),
+             "finite_difference_meta_gradient: a forward difference needs the logits at θ");
+    base = target_gradients(inputs.logits_at_parameters);
+    span = epsilon;
+  }
+  lap(inputs.clock, &PassTimes::perturbed_forwards);
   const double eta = inputs.learning_rate;
   std::vector<std::pair<Variable, Tensor>> roots;
   for (std::size_t s = 0; s < inputs.targets.size(); ++s) {
-    // plus ← −η·(plus − minus)/(2ε)
-    backend.axpby(eta / (2.0 * epsilon), minus[s], -eta / (2.0 * epsilon), plus[s]);
+    // plus ← −η·(plus − base)/span
+    backend.axpby(eta / span, base[s], -eta / span, plus[s]);
     roots.emplace_back(inputs.targets[s], plus[s]);
   }
   inputs.generator_tape->backward(roots);
@@ -92,11 +158,12 @@ Learner::Learner(const LearnerSpec& spec, Collective& collective)
   collective_.broadcast(model_.parameters);
   optimizer_ = std::make_unique<SgdOptimizer>(model_.parameters, spec.sgd);
   if (spec.loss.method != MethodKind::MetaDistiller) return;
-  generator_ = std::make_unique<models::LabelGenerator>(models::LabelGeneratorSpec{
-      .stage_channels = student_->network().stage_channels(),
-      .width = spec.meta.generator_width,
-      .num_classes = spec.model.num_classes,
-      .resize = ResizeMode::Nearest});
+  generator_ = std::make_unique<models::LabelGenerator>(
+      models::LabelGeneratorSpec{.stage_channels = student_->network().stage_channels(),
+                                 .width = spec.meta.generator_width,
+                                 .num_classes = spec.model.num_classes,
+                                 .resize = ResizeMode::Nearest,
+                                 .resolution = spec.meta.generator_resolution});
   generator_buffers_ = nn::ModelBuffers::allocate(generator_->layout(), spec.dtype, spec.device);
   Rng generator_rng(spec.seed, /*stream=*/2);
   generator_buffers_.initialize(generator_->layout(), generator_rng);
@@ -111,59 +178,72 @@ Learner::Learner(const LearnerSpec& spec, Collective& collective)
   }
   scratch_.virtual_parameters = Tensor::empty(model_.parameters.shape(), spec.dtype, spec.device);
   scratch_.meta_gradients = Tensor::empty(model_.parameters.shape(), spec.dtype, spec.device);
-  student_logits_ = [this](const Tensor& parameters, const Tensor& gradients, const Tensor& images) {
-    nn::ForwardContext context{&student_->layout(), parameters, gradients, model_.buffers,
-                               nn::Mode::Train, RunningStatsUpdate::Skip};
+  student_logits_ = [this](const Tensor& parameters, const Tensor& gradients,
+                           const Tensor& images) {
+    nn::ForwardContext context{&student_->layout(), parameters,      gradients,
+                               model_.buffers,      nn::Mode::Train, RunningStatsUpdate::Skip};
     return student_->forward(context, Variable(images)).logits;
   };
 }
 
 void Learner::forward_backward(const Tensor& images, const Tensor& labels,
-                               RunningStatsUpdate stats_update, StudentPass& pass) {
+                               RunningStatsUpdate stats_update, StudentPass& pass,
+                               PassClock& clock) {
   backend_.fill(model_.gradients, 0.0);
   std::vector<Variable> teachers;
   {
     autograd::TapeScope scope(pass.tape);
     nn::ForwardContext context{&student_->layout(), model_.parameters, model_.gradients,
-                               model_.buffers, nn::Mode::Train, stats_update};
+                               model_.buffers,      nn::Mode::Train,   stats_update};
     pass.output = student_->forward(context, Variable(images));
+    clock.lap(&PassTimes::student_forward);
     if (spec_.loss.method == MethodKind::Byot) {
       for (std::size_t s = 0; s + 1 < pass.output.logits.size(); ++s) {
         teachers.push_back(pass.output.logits.back().detach());
       }
     } else if (generator_) {
       std::vector<Variable> stage_features;
-      for (const Variable& feature : pass.output.stage_features) stage_features.push_back(feature.detach());
+      for (const Variable& feature : pass.output.stage_features)
+        stage_features.push_back(feature.detach());
       autograd::TapeScope generator_scope(pass.generator_tape);
-      nn::ForwardContext generator_context{&generator_->layout(), generator_buffers_.parameters,
-                                           generator_buffers_.gradients, generator_buffers_.buffers,
-                                           nn::Mode::Train, RunningStatsUpdate::Skip};
+      nn::ForwardContext generator_context{&generator_->layout(),
+                                           generator_buffers_.parameters,
+                                           generator_buffers_.gradients,
+                                           generator_buffers_.buffers,
+                                           nn::Mode::Train,
+                                           RunningStatsUpdate::Skip};
       pass.targets = generator_->forward(generator_context, stage_features);
       for (const Variable& target : pass.targets) teachers.push_back(target.detach());
+      clock.lap(&PassTimes::generator_forward);
     }
     pass.terms = student_loss(spec_.loss, pass.output, labels, teachers);
+    clock.lap(&PassTimes::student_forward);
   }
   pass.tape.backward(pass.terms.total);
   collective_.average(model_.gradients);
+  clock.lap(&PassTimes::student_backward);
 }
 
 StepReport Learner::step(const Tensor& images, const Tensor& labels, double learning_rate,
                          const MetaBatchSource& meta_batch) {
   StepReport report;
+  PassClock clock(backend_, pass_timing_, &report.times);
   StudentPass pass;
-  forward_backward(images, labels, RunningStatsUpdate::Update, pass);
+  forward_backward(images, labels, RunningStatsUpdate::Update, pass, clock);
   report.terms = pass.terms;
   report.loss = pass.terms.total.value();
   if (generator_ && steps_ % spec_.meta.every == 0) {
-    meta_step(pass, images, learning_rate, meta_batch, report);
+    meta_step(pass, images, learning_rate, meta_batch, report, clock);
   }
   optimizer_->step(model_.parameters, model_.gradients, learning_rate);
+  clock.lap(&PassTimes::optimizer);
   ++steps_;
   return report;
 }
 
-MetaGradientInputs Learner::meta_inputs(StudentPass& pass, const Tensor& images, double learning_rate,
-                                        const Tensor& meta_images, const Tensor& meta_labels) const {
+MetaGradientInputs Learner::meta_inputs(StudentPass& pass, const Tensor& images,
+                                        double learning_rate, const Tensor& meta_images,
+                                        const Tensor& meta_labels) const {
   return MetaGradientInputs{.parameters = model_.parameters,
                             .gradients = model_.gradients,
                             .learning_rate = learning_rate,
@@ -174,7 +254,9 @@ MetaGradientInputs Learner::meta_inputs(StudentPass& pass, const Tensor& images,
                             .generator_tape = &pass.generator_tape,
                             .alpha = spec_.loss.alpha,
                             .temperature = spec_.loss.temperature,
-                            .epsilon = spec_.meta.epsilon};
+                            .epsilon = spec_.meta.epsilon,
+                            .difference = spec_.meta.difference,
+                            .logits_at_parameters = pass.output.logits};
 }
 
 MetaGradientResult Learner::generator_gradient(const MetaGradientInputs& inputs) {
@@ -182,22 +264,25 @@ MetaGradientResult Learner::generator_gradient(const MetaGradientInputs& inputs)
   MetaGradientResult result =
       finite_difference_meta_gradient(backend_, collective_, student_logits_, inputs, scratch_);
   if (result.computed) collective_.average(generator_buffers_.gradients);
+  lap(inputs.clock, &PassTimes::generator_backward);
   return result;
 }
 
 // The meta step of DESIGN.md §1 (see finite_difference_meta_gradient), then one generator step.
 void Learner::meta_step(StudentPass& pass, const Tensor& images, double learning_rate,
-                        const MetaBatchSource& meta_batch, StepReport& report) {
+                        const MetaBatchSource& meta_batch, StepReport& report, PassClock& clock) {
   report.meta_step = true;
   const auto [meta_images, meta_labels] = meta_batch();
-  const MetaGradientResult result =
-      generator_gradient(meta_inputs(pass, images, learning_rate, meta_images, meta_labels));
+  MetaGradientInputs inputs = meta_inputs(pass, images, learning_rate, meta_images, meta_labels);
+  inputs.clock = &clock;
+  const MetaGradientResult result = generator_gradient(inputs);
   report.meta_loss = result.meta_loss;
   report.v_norm = result.v_norm;
   report.epsilon = result.epsilon;
   if (!result.computed) return;
   report.generator_grad_norm =
       std::sqrt(backend_.dot(generator_buffers_.gradients, generator_buffers_.gradients));
+  clock.lap(&PassTimes::generator_backward);
   if (generator_adam_) {
     generator_adam_->step(generator_buffers_.parameters, generator_buffers_.gradients);
   } else {
@@ -206,28 +291,33 @@ void Learner::meta_step(StudentPass& pass, const Tensor& images, double learning
   }
 }
 
-MetaGradientResult Learner::meta_gradient(const Tensor& images, const Tensor& labels, double learning_rate,
-                                          const Tensor& meta_images, const Tensor& meta_labels) {
-  MD_CHECK(generator_ != nullptr, "meta_gradient: the learner has no label generator (method is not metadistiller)");
+MetaGradientResult Learner::meta_gradient(const Tensor& images, const Tensor& labels,
+                                          double learning_rate, const Tensor& meta_images,
+                                          const Tensor& meta_labels) {
+  MD_CHECK(generator_ != nullptr,
+           "meta_gradient: the learner has no label generator (method is not metadistiller)");
   StudentPass pass;
-  forward_backward(images, labels, RunningStatsUpdate::Skip, pass);
+  PassClock untimed(backend_, PassTiming::Off, nullptr);
+  forward_backward(images, labels, RunningStatsUpdate::Skip, pass, untimed);
   return generator_gradient(meta_inputs(pass, images, learning_rate, meta_images, meta_labels));
 }
 
 double Learner::meta_objective(const Tensor& images, const Tensor& labels, double learning_rate,
                                const Tensor& meta_images, const Tensor& meta_labels) {
-  MD_CHECK(generator_ != nullptr, "meta_objective: the learner has no label generator (method is not metadistiller)");
+  MD_CHECK(generator_ != nullptr,
+           "meta_objective: the learner has no label generator (method is not metadistiller)");
   StudentPass pass;
-  forward_backward(images, labels, RunningStatsUpdate::Skip, pass);
-  return meta_loss_at_virtual_step(backend_, collective_, student_logits_,
-                                   meta_inputs(pass, images, learning_rate, meta_images, meta_labels),
-                                   scratch_);
+  PassClock untimed(backend_, PassTiming::Off, nullptr);
+  forward_backward(images, labels, RunningStatsUpdate::Skip, pass, untimed);
+  return meta_loss_at_virtual_step(
+      backend_, collective_, student_logits_,
+      meta_inputs(pass, images, learning_rate, meta_images, meta_labels), scratch_);
 }
 
 models::StudentOutput Learner::evaluate(const Tensor& images) const {
   autograd::NoGrad no_grad;
-  nn::ForwardContext context{&student_->layout(), model_.parameters, Tensor(), model_.buffers,
-                             nn::Mode::Eval, RunningStatsUpdate::Skip};
+  nn::ForwardContext context{&student_->layout(), model_.parameters, Tensor(),
+                             model_.buffers,      nn::Mode::Eval,    RunningStatsUpdate::Skip};
   return student_->forward(context, Variable(images));
 }
 

@@ -4,9 +4,9 @@
 // batches and saves its buffers; `metadistill bench` feeds it random batches.
 #pragma once
 
+#include <cmath>
 #include <functional>
 #include <memory>
-#include <cmath>
 #include <utility>
 #include <vector>
 
@@ -21,12 +21,21 @@ namespace md::train {
 
 enum class GeneratorOptimizer { Sgd, Adam };
 
+// How the meta-gradient differentiates ∂L/∂u along v (DESIGN.md §1):
+// - Central: [∂L/∂u(z(θ+εv)) − ∂L/∂u(z(θ−εv))]/(2ε); error O(ε²); two extra student forwards.
+// - Forward: [∂L/∂u(z(θ+εv)) − ∂L/∂u(z(θ))]/ε, z(θ) being the logits the step already computed;
+//   error O(ε); one extra student forward (a MetaDistiller step of about 7 instead of 8 forward
+//   costs).
+enum class FiniteDifference { Central, Forward };
+
 struct MetaSpec {
-  int every = 1;            // a generator step every `every` student steps
-  double epsilon = 0.01;    // ε₀: ε = ε₀/‖v‖
+  int every = 1;          // a generator step every `every` student steps
+  double epsilon = 0.01;  // ε₀: ε = ε₀/‖v‖
   GeneratorOptimizer optimizer = GeneratorOptimizer::Adam;
   double learning_rate = 1e-3;
   int generator_width = 128;
+  models::GeneratorResolution generator_resolution = models::GeneratorResolution::Deepest;
+  FiniteDifference difference = FiniteDifference::Central;
 };
 
 struct LearnerSpec {
@@ -36,7 +45,8 @@ struct LearnerSpec {
   MetaSpec meta;
   std::uint64_t seed = 0;
   Device device;
-  DType dtype = DType::Float32;  // of every buffer and of the batches (Float64: the meta-gradient tests)
+  DType dtype =
+      DType::Float32;  // of every buffer and of the batches (Float64: the meta-gradient tests)
 };
 
 // The student as the meta-gradient sees it: its head logits for `images` on any flat parameter
@@ -46,6 +56,45 @@ struct LearnerSpec {
 using StudentLogits = std::function<std::vector<autograd::Variable>(
     const Tensor& parameters, const Tensor& gradients, const Tensor& images)>;
 
+// What the pass times of a step measure: nothing (a normal step), wall-clock seconds, or the
+// process's CPU seconds (on a shared CPU machine with one compute thread, the figure that other
+// load disturbs least). Timing synchronizes the device after every pass.
+enum class PassTiming { Off, WallClock, ProcessCpuClock };
+
+// Seconds spent in each pass of one step (zero unless timed).
+struct PassTimes {
+  double student_forward = 0.0;     // student and auxiliary heads at θ, and the loss L(θ; φ)
+  double generator_forward = 0.0;   // u_s = G_φ(stage features at θ)
+  double student_backward = 0.0;    // g = ∇θ L(θ; φ) (and its average over the ranks)
+  double virtual_step = 0.0;        // θ' = θ − η·g, v zeroed
+  double meta_forward = 0.0;        // the heads at θ' on the meta batch, L_meta(θ')
+  double meta_backward = 0.0;       // v = ∇θ' L_meta (average over the ranks, ‖v‖)
+  double perturbed_forwards = 0.0;  // the logits at θ ± ε·v (no tape) and ∂L/∂u there
+  double generator_backward = 0.0;  // the meta-gradient through G (average, norm)
+  double optimizer = 0.0;           // the generator's and the student's updates
+  double total = 0.0;               // the whole step
+
+  // (name, seconds) of every pass but the total, in step order.
+  std::vector<std::pair<const char*, double>> passes() const;
+};
+
+// Adds the time since the previous lap (or since construction) to one PassTimes field, after
+// synchronizing the device, and the whole time to `total`. With PassTiming::Off or no PassTimes
+// it does nothing, not even synchronize.
+class PassClock {
+ public:
+  PassClock(Backend& backend, PassTiming timing, PassTimes* times);
+  void lap(double PassTimes::*pass);
+
+ private:
+  double now() const;  // seconds on the chosen clock
+
+  Backend* backend_;
+  PassTiming timing_;
+  PassTimes* times_;
+  double last_ = 0.0;
+};
+
 // Scratch buffers of θ's size and dtype, reused by every meta step.
 struct MetaScratch {
   Tensor virtual_parameters;  // θ', then θ+ and θ−
@@ -54,37 +103,45 @@ struct MetaScratch {
 
 // What one finite-difference meta-gradient (DESIGN.md §1) is computed from.
 struct MetaGradientInputs {
-  Tensor parameters;            // θ (flat)
-  Tensor gradients;             // g = ∇θ L(θ; φ), already averaged over the ranks
-  double learning_rate = 0.0;   // η of the virtual step θ' = θ − η·g
-  Tensor images;                // (N, C, H, W): the batch L was computed on
-  Tensor meta_images;           // (M, C, H, W)
-  Tensor meta_labels;           // (M) int32
+  Tensor parameters;           // θ (flat)
+  Tensor gradients;            // g = ∇θ L(θ; φ), already averaged over the ranks
+  double learning_rate = 0.0;  // η of the virtual step θ' = θ − η·g
+  Tensor images;               // (N, C, H, W): the batch L was computed on
+  Tensor meta_images;          // (M, C, H, W)
+  Tensor meta_labels;          // (M) int32
   // u_s: (N, K) per shallow head, outputs of G recorded on `generator_tape` (G's inputs are the
   // detached stage features at θ).
   std::vector<autograd::Variable> targets;
   autograd::Tape* generator_tape = nullptr;
-  double alpha = 0.3;           // weight of the KD term of L
+  double alpha = 0.3;  // weight of the KD term of L
   double temperature = 3.0;
-  double epsilon = 0.01;        // ε₀: ε = ε₀/‖v‖
+  double epsilon = 0.01;  // ε₀: ε = ε₀/‖v‖
+  FiniteDifference difference = FiniteDifference::Central;
+  // z(θ): per head (N, K) the student's logits for `images` at θ (training mode, batch
+  // statistics). Needed by FiniteDifference::Forward only.
+  std::vector<autograd::Variable> logits_at_parameters{};
+  PassClock* clock = nullptr;  // laps virtual_step .. generator_backward when given
 };
 
 struct MetaGradientResult {
   double meta_loss = NAN;  // L_meta(θ') = Σ_s CE(z_s(θ'; x_m), y_m)
   double v_norm = NAN;     // ‖v‖
-  double epsilon = NAN;    // ε = ε₀/‖v‖; NaN when v was zero or not finite (no meta-gradient)
-  bool computed = false;   // false: v was zero or not finite and G received no gradient
+  double epsilon = NAN;  // ε = ε₀/‖v‖; NaN when v was zero or not finite (no meta-gradient)
+  bool computed = false;  // false: v was zero or not finite and G received no gradient
 };
 
 // L_meta(θ') with θ' = θ − η·g in scratch.virtual_parameters, and v = ∇θ' L_meta (averaged over
 // the ranks) in scratch.meta_gradients.
-double meta_loss_at_virtual_step(Backend& backend, Collective& collective, const StudentLogits& student,
-                                 const MetaGradientInputs& inputs, MetaScratch& scratch);
+double meta_loss_at_virtual_step(Backend& backend, Collective& collective,
+                                 const StudentLogits& student, const MetaGradientInputs& inputs,
+                                 MetaScratch& scratch);
 
 // The meta-gradient ∇φ L_meta(θ'(φ)) ≈ −η·∇²φθ L·v by central differences: the student's logits
 // at θ ± ε·v (no running-stat updates), upstream gradient −η·[∂L/∂u(z(θ+)) − ∂L/∂u(z(θ−))]/(2ε)
-// into one backward of generator_tape. The meta-gradient is ACCUMULATED into the gradient buffer
-// of the generator forward that recorded the targets (not averaged over ranks); θ is untouched.
+// into one backward of generator_tape (FiniteDifference::Forward: −η·[∂L/∂u(z(θ+)) −
+// ∂L/∂u(z(θ))]/ε with z(θ) = inputs.logits_at_parameters). The meta-gradient is ACCUMULATED into
+// the gradient buffer of the generator forward that recorded the targets (not averaged over ranks);
+// θ is untouched.
 MetaGradientResult finite_difference_meta_gradient(Backend& backend, Collective& collective,
                                                    const StudentLogits& student,
                                                    const MetaGradientInputs& inputs,
@@ -96,11 +153,13 @@ struct StepReport {
   LossTerms terms;
   bool meta_step = false;
   double meta_loss = NAN, v_norm = NAN, epsilon = NAN, generator_grad_norm = NAN;
+  PassTimes times;  // all zero unless Learner::set_pass_timing turned timing on
 };
 
 class Learner {
  public:
-  using MetaBatchSource = std::function<std::pair<Tensor, Tensor>()>;  // (images, labels) on the device
+  using MetaBatchSource =
+      std::function<std::pair<Tensor, Tensor>()>;  // (images, labels) on the device
 
   Learner(const LearnerSpec& spec, Collective& collective);
   Learner(const Learner&) = delete;  // student_logits_ captures `this`
@@ -133,6 +192,9 @@ class Learner {
   nn::ModelBuffers& generator_buffers() { return generator_buffers_; }
   AdamOptimizer* generator_adam() { return generator_adam_.get(); }
   SgdOptimizer* generator_sgd() { return generator_sgd_.get(); }
+  // With timing on, step() synchronizes the device after each pass and reports the time each
+  // took in StepReport::times (for benchmarks; it slows a GPU step down).
+  void set_pass_timing(PassTiming timing) { pass_timing_ = timing; }
   std::int64_t steps() const { return steps_; }
   void set_steps(std::int64_t steps) { steps_ = steps; }
 
@@ -147,13 +209,13 @@ class Learner {
     LossTerms terms;
   };
   void forward_backward(const Tensor& images, const Tensor& labels, RunningStatsUpdate stats_update,
-                        StudentPass& pass);
+                        StudentPass& pass, PassClock& clock);
   MetaGradientInputs meta_inputs(StudentPass& pass, const Tensor& images, double learning_rate,
                                  const Tensor& meta_images, const Tensor& meta_labels) const;
   // The generator's gradient from the meta-gradient, averaged over the ranks; no optimizer step.
   MetaGradientResult generator_gradient(const MetaGradientInputs& inputs);
   void meta_step(StudentPass& pass, const Tensor& images, double learning_rate,
-                 const MetaBatchSource& meta_batch, StepReport& report);
+                 const MetaBatchSource& meta_batch, StepReport& report, PassClock& clock);
 
   LearnerSpec spec_;
   Collective& collective_;
@@ -168,6 +230,7 @@ class Learner {
   StudentLogits student_logits_;
   MetaScratch scratch_;
   std::int64_t steps_ = 0;
+  PassTiming pass_timing_ = PassTiming::Off;
 };
 
 }  // namespace md::train

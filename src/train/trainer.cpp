@@ -178,7 +178,13 @@ void TrialRunner::build() {
       .optimizer = config_.method.meta.optimizer.name == io::MetaOptimizer::Adam ? GeneratorOptimizer::Adam
                                                                              : GeneratorOptimizer::Sgd,
       .learning_rate = config_.method.meta.optimizer.lr,
-      .generator_width = config_.method.meta.generator_width};
+      .generator_width = config_.method.meta.generator_width,
+      .generator_resolution = config_.method.meta.generator_resolution == io::GeneratorResolution::Stage
+                                  ? models::GeneratorResolution::Stage
+                                  : models::GeneratorResolution::Deepest,
+      .difference = config_.method.meta.difference == io::MetaDifference::Forward
+                        ? FiniteDifference::Forward
+                        : FiniteDifference::Central};
   learner_spec.seed = config_.runtime.seed;
   learner_spec.device = context_.device;
   learner_ = std::make_unique<Learner>(learner_spec, *collective_);

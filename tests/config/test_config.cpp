@@ -50,6 +50,8 @@ method:
       name: sgd
       lr: 0.003
     generator_width: 64
+    generator_resolution: stage
+    difference: forward
 optim:
   epochs: 30
   batch_size: 64
@@ -99,7 +101,9 @@ TrialConfig every_key_expected() {
                         .data = MetaData::Holdout,
                         .holdout_fraction = 0.2,
                         .optimizer = {.name = MetaOptimizer::Sgd, .lr = 0.003},
-                        .generator_width = 64};
+                        .generator_width = 64,
+                        .generator_resolution = GeneratorResolution::Stage,
+                        .difference = MetaDifference::Forward};
   config.optim = {.epochs = 30,
                   .batch_size = 64,
                   .lr = 0.05,
@@ -215,6 +219,8 @@ method:
       name: adam
       lr: 0.001
     generator_width: 128
+    generator_resolution: deepest
+    difference: central
 optim:
   epochs: 200
   batch_size: 128
@@ -474,6 +480,10 @@ TEST(TrialConfigErrors, UnknownEnumValuesListTheAllowedValues) {
       {"optim.schedule.name=step",
        "optim.schedule.name: unknown value 'step'; allowed: multistep, cosine"},
       {"runtime.precision=fp16", "runtime.precision: unknown value 'fp16'; allowed: fp32, bf16"},
+      {"method.meta.generator_resolution=full",
+       "method.meta.generator_resolution: unknown value 'full'; allowed: deepest, stage"},
+      {"method.meta.difference=backward",
+       "method.meta.difference: unknown value 'backward'; allowed: central, forward"},
   };
   for (const auto& [assignment, expected] : cases) {
     EXPECT_THAT(error_of(kMinimal, {assignment}), StartsWith("trial.yaml: " + expected));
@@ -568,7 +578,7 @@ TEST(TrialId, SixteenHexDigitsPinnedForTheDefaults) {
   EXPECT_EQ(id.find_first_not_of("0123456789abcdef"), std::string::npos);
   // Pinned (FNV-1a 64 of the canonical text in DefaultsPrintEveryKeyInFixedOrder, checked with
   // Python): a change here changes every trial id, and sweeps rerun their finished trials.
-  EXPECT_EQ(id, "111c35fb045690c0");
+  EXPECT_EQ(id, "b2737af7806c25ce");
 }
 
 TEST(TrialId, StableAcrossKeyOrderAndSpelling) {

@@ -22,6 +22,11 @@ meta_gradient.bin — a tiny student (conv 3x3 -> batch norm with batch statisti
     (create_graph=True). The C++ test computes the finite-difference estimate of DESIGN.md 1
     with the learner's routine on the same student and generator and compares.
 
+meta_gradient_pyramid_stage.bin, meta_gradient_pyramid_deepest.bin — the same problem with the
+    real label generator (models::LabelGenerator, two stages: laterals, top-down nearest sum,
+    3x3 smoothing, mean, linear) on the detached stage MAPS, at each stage's resolution and on
+    the deepest stage's grid (stage 0 average-pooled by 2 first).
+
 Run with Debian's PyTorch:  /usr/bin/python3 tests/reference/make_meta_fixture.py
 """
 
@@ -115,6 +120,12 @@ GENERATOR_NAMES = ["gen.lat0.weight", "gen.lat0.bias", "gen.lat1.weight", "gen.l
 
 def tiny_student(theta, images):
     """Head logits and pooled stage features; batch norm with batch statistics (training mode)."""
+    logits, pooled, _ = tiny_student_stages(theta, images)
+    return logits, pooled
+
+
+def tiny_student_stages(theta, images):
+    """Head logits, pooled stage features and the stage feature maps (N, C_s, H_s, W_s)."""
     p = dict(zip(STUDENT_NAMES, theta))
     stage0 = F.relu(F.batch_norm(F.conv2d(images, p["conv1.weight"], padding=1), None, None,
                                  p["bn1.weight"], p["bn1.bias"], training=True, eps=1e-5))
@@ -122,7 +133,7 @@ def tiny_student(theta, images):
     pooled = [stage0.mean((2, 3)), stage1.mean((2, 3))]
     logits = [F.linear(pooled[0], p["head0.weight"], p["head0.bias"]),
               F.linear(pooled[1], p["head1.weight"], p["head1.bias"])]
-    return logits, pooled
+    return logits, pooled, [stage0, stage1]
 
 
 def tiny_generator(phi, pooled):
@@ -132,7 +143,51 @@ def tiny_generator(phi, pooled):
     return [F.linear(fused, p["gen.fc.weight"], p["gen.fc.bias"])]
 
 
-def meta_fixture():
+def pyramid_names(stages):
+    """models::LabelGenerator's parameter names for `stages` stages."""
+    names = []
+    for s in range(stages):
+        names += ["gen.lateral.%d.weight" % s, "gen.lateral.%d.bias" % s]
+    for s in range(stages - 1):
+        names += ["gen.smooth.%d.weight" % s, "gen.smooth.%d.bias" % s, "gen.fc.%d.weight" % s,
+                  "gen.fc.%d.bias" % s]
+    return names
+
+
+def pyramid_generator(phi, stage_maps, resolution):
+    """models::LabelGenerator (DESIGN.md 1): the top-down pyramid over the stage maps.
+    resolution "stage": P_S = lat_S(F_S), P_s = lat_s(F_s) + nearest(P_{s+1}) at F_s's size;
+    "deepest": each F_s is first average-pooled by H_s / H_S (the deepest stage's grid);
+    u_s = fc_s(mean_hw(relu(smooth_s(P_s)))), smooth_s a 3x3 conv with padding 1."""
+    stages = len(stage_maps)
+    p = dict(zip(pyramid_names(stages), phi))
+    deepest = stage_maps[-1].shape[2:]
+
+    def level_input(s):
+        f = stage_maps[s]
+        kernel = min(f.shape[2] // deepest[0], f.shape[3] // deepest[1])
+        return F.avg_pool2d(f, kernel) if resolution == "deepest" and kernel > 1 else f
+
+    def lateral(s):
+        return F.conv2d(level_input(s), p["gen.lateral.%d.weight" % s], p["gen.lateral.%d.bias" % s])
+
+    levels = [None] * stages
+    levels[-1] = lateral(stages - 1)
+    for s in reversed(range(stages - 1)):
+        own = lateral(s)
+        upper = levels[s + 1]
+        if upper.shape[2:] != own.shape[2:]:
+            upper = F.interpolate(upper, size=own.shape[2:], mode="nearest")
+        levels[s] = own + upper
+    return [F.linear(F.relu(F.conv2d(levels[s], p["gen.smooth.%d.weight" % s], p["gen.smooth.%d.bias" % s],
+                                     padding=1)).mean((2, 3)),
+                     p["gen.fc.%d.weight" % s], p["gen.fc.%d.bias" % s])
+            for s in range(stages - 1)]
+
+
+def meta_fixture(kind="tiny"):
+    """kind "tiny": the tiny generator on pooled features; "stage" / "deepest": the label
+    generator's pyramid on the stage maps, at that resolution."""
     generator = torch.Generator().manual_seed(7)
     batch, channels, size, classes, width = 8, 2, 6, 5, 7
     alpha, temperature, eta, epsilon0 = 0.5, 3.0, 0.1, 1e-3
@@ -146,8 +201,21 @@ def meta_fixture():
     theta = [randn(4, channels, 3, 3, scale=0.4), 1 + randn(4, scale=0.1), randn(4, scale=0.1),
              randn(6, 4, 3, 3, scale=0.3), randn(classes, 4, scale=0.5), randn(classes, scale=0.1),
              randn(classes, 6, scale=0.5), randn(classes, scale=0.1)]
-    phi = [randn(width, 4, scale=0.5), randn(width, scale=0.2), randn(width, 6, scale=0.5),
-           randn(width, scale=0.2), randn(classes, width, scale=0.5), randn(classes, scale=0.1)]
+    if kind == "tiny":
+        names = GENERATOR_NAMES
+        phi = [randn(width, 4, scale=0.5), randn(width, scale=0.2), randn(width, 6, scale=0.5),
+               randn(width, scale=0.2), randn(classes, width, scale=0.5), randn(classes, scale=0.1)]
+
+        def generate(phi_values, pooled, stage_maps):
+            return tiny_generator(phi_values, pooled)
+    else:
+        names = pyramid_names(2)
+        phi = [randn(width, 4, 1, 1, scale=0.5), randn(width, scale=0.2), randn(width, 6, 1, 1, scale=0.5),
+               randn(width, scale=0.2), randn(width, width, 3, 3, scale=0.3), randn(width, scale=0.1),
+               randn(classes, width, scale=0.5), randn(classes, scale=0.1)]
+
+        def generate(phi_values, pooled, stage_maps):
+            return pyramid_generator(phi_values, stage_maps, kind)
     theta = [t.requires_grad_() for t in theta]
     phi = [t.requires_grad_() for t in phi]
 
@@ -157,8 +225,10 @@ def meta_fixture():
                             0.0, 0.0)
 
     # Exact: differentiate F through the virtual step.
-    _, pooled = tiny_student(theta, images)
-    targets = tiny_generator(phi, [f.detach() for f in pooled])
+    _, pooled, stage_maps = tiny_student_stages(theta, images)
+    detached_pooled = [f.detach() for f in pooled]
+    detached_maps = [f.detach() for f in stage_maps]
+    targets = generate(phi, detached_pooled, detached_maps)
     loss = loss_at(theta, images, targets)
     grad_theta = torch.autograd.grad(loss, theta, create_graph=True)
     virtual = [t - eta * g for t, g in zip(theta, grad_theta)]
@@ -175,15 +245,15 @@ def meta_fixture():
     with torch.no_grad():
         plus = tiny_student([t + epsilon * d for t, d in zip(theta, direction)], images)[0]
         minus = tiny_student([t - epsilon * d for t, d in zip(theta, direction)], images)[0]
-    fd_targets = tiny_generator(phi, [f.detach() for f in pooled])
+    fd_targets = generate(phi, detached_pooled, detached_maps)
     kd = lambda z: alpha * distillation(z[0], fd_targets[0], temperature)  # noqa: E731
     grad_plus = torch.autograd.grad(kd(plus), phi, retain_graph=True)
     grad_minus = torch.autograd.grad(kd(minus), phi, retain_graph=True)
     estimate = [-eta * (a - b) / (2 * epsilon) for a, b in zip(grad_plus, grad_minus)]
     flat = lambda ts: torch.cat([t.reshape(-1) for t in ts])  # noqa: E731
     fd_error = float((flat(estimate) - flat(exact)).norm() / flat(exact).norm())
-    print("meta_gradient: |exact| %.3e, PyTorch finite-difference rel. error %.2e" %
-          (float(flat(exact).norm()), fd_error))
+    print("meta_gradient (%s generator): |exact| %.3e, PyTorch finite-difference rel. error %.2e" %
+          (kind, float(flat(exact).norm()), fd_error))
 
     fixture = Fixture()
     fixture.add("images", images)
@@ -192,9 +262,9 @@ def meta_fixture():
     fixture.add("meta_labels", meta_labels.to(torch.int32))
     for name, value in zip(STUDENT_NAMES, theta):
         fixture.add("theta." + name, value)
-    for name, value in zip(GENERATOR_NAMES, phi):
+    for name, value in zip(names, phi):
         fixture.add("phi." + name, value)
-        fixture.add("meta_gradient." + name, exact[GENERATOR_NAMES.index(name)])
+        fixture.add("meta_gradient." + name, exact[names.index(name)])
     for name, value in zip(STUDENT_NAMES, grad_theta):
         fixture.add("grad_theta." + name, value)
     fixture.scalar("student_loss", loss.item())
@@ -210,7 +280,9 @@ def meta_fixture():
 
 def main():
     os.makedirs(FIXTURES, exist_ok=True)
-    for name, make in [("losses", losses_fixture), ("meta_gradient", meta_fixture)]:
+    for name, make in [("losses", losses_fixture), ("meta_gradient", meta_fixture),
+                       ("meta_gradient_pyramid_stage", lambda: meta_fixture("stage")),
+                       ("meta_gradient_pyramid_deepest", lambda: meta_fixture("deepest"))]:
         size = make().write(os.path.join(FIXTURES, name + ".bin"))
         print("wrote %s.bin (%d bytes)" % (name, size))
 

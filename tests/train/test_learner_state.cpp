@@ -3,9 +3,10 @@
 // statistics as after ONE real forward (the virtual passes θ', θ± update none), the same
 // momentum and gradients; only the generator moves, and the meta batch is drawn once.
 // Also: BYOT and baseline steps touch no generator, and every method's loss goes down on a
-// fixed batch.
+// fixed batch. Pass timing (StepReport::times) accounts for the whole step.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "autograd/functions.h"
@@ -21,8 +22,11 @@ LearnerSpec small_spec(MethodKind method, DType dtype) {
   spec.model = models::ModelSpec{.arch = "resnet20", .num_classes = 4, .in_channels = 1};
   spec.loss = LossSpec{.method = method, .temperature = 3.0, .alpha = 0.3, .hint = 0.1};
   spec.sgd = SgdParams{.learning_rate = 0.05, .momentum = 0.9, .weight_decay = 5e-4};
-  spec.meta = MetaSpec{.every = 2, .epsilon = 0.01, .optimizer = GeneratorOptimizer::Adam,
-                       .learning_rate = 1e-3, .generator_width = 8};
+  spec.meta = MetaSpec{.every = 2,
+                       .epsilon = 0.01,
+                       .optimizer = GeneratorOptimizer::Adam,
+                       .learning_rate = 1e-3,
+                       .generator_width = 8};
   spec.seed = 5;
   spec.device = Device::cpu();
   spec.dtype = dtype;
@@ -41,7 +45,9 @@ Batch make_batch(std::uint64_t seed, DType dtype) {
   return batch;
 }
 
-std::vector<float> values(const Tensor& tensor) { return tensor.to_vector<float>(); }
+std::vector<float> values(const Tensor& tensor) {
+  return tensor.to_vector<float>();
+}
 
 TEST(LearnerState, MetaStepLeavesStudentAsPlainStep) {
   Collective single_rank;
@@ -57,14 +63,18 @@ TEST(LearnerState, MetaStepLeavesStudentAsPlainStep) {
   const std::vector<float> buffers_before = values(with_meta.model().buffers);
 
   // The running statistics after ONE real forward from the same state, computed directly.
-  nn::ModelBuffers reference = nn::ModelBuffers::allocate(with_meta.student().layout(), DType::Float32,
-                                                          Device::cpu());
+  nn::ModelBuffers reference =
+      nn::ModelBuffers::allocate(with_meta.student().layout(), DType::Float32, Device::cpu());
   reference.parameters.copy_from(with_meta.model().parameters);
   reference.buffers.copy_from(with_meta.model().buffers);
   {
     autograd::NoGrad no_grad;
-    const nn::ForwardContext context{&with_meta.student().layout(), reference.parameters, Tensor(),
-                                     reference.buffers, nn::Mode::Train, RunningStatsUpdate::Update};
+    const nn::ForwardContext context{&with_meta.student().layout(),
+                                     reference.parameters,
+                                     Tensor(),
+                                     reference.buffers,
+                                     nn::Mode::Train,
+                                     RunningStatsUpdate::Update};
     with_meta.student().forward(context, autograd::Variable(batch.images));
   }
 
@@ -88,7 +98,8 @@ TEST(LearnerState, MetaStepLeavesStudentAsPlainStep) {
   // Bit for bit: θ, ∇θ L, momentum and running statistics.
   EXPECT_EQ(values(with_meta.model().parameters), values(without_meta.model().parameters));
   EXPECT_EQ(values(with_meta.model().gradients), values(without_meta.model().gradients));
-  EXPECT_EQ(values(with_meta.optimizer().momentum_buffer()), values(without_meta.optimizer().momentum_buffer()));
+  EXPECT_EQ(values(with_meta.optimizer().momentum_buffer()),
+            values(without_meta.optimizer().momentum_buffer()));
   EXPECT_EQ(values(with_meta.model().buffers), values(reference.buffers));
   EXPECT_EQ(values(without_meta.model().buffers), values(reference.buffers));
   EXPECT_NE(values(with_meta.model().buffers), buffers_before);
@@ -144,7 +155,8 @@ TEST(LearnerState, AuxiliaryLossesReachTheBackbone) {
   const nn::TensorSlot& fc_slot = baseline.student().layout().parameters.slot(fc);
   for (std::int64_t i = fc_slot.offset; i < fc_slot.offset + shape_numel(fc_slot.shape); ++i) {
     const auto index = static_cast<std::size_t>(i);
-    EXPECT_NEAR(byot_gradient[index], baseline_gradient[index], 1e-5) << "fc.weight[" << i - fc_slot.offset << "]";
+    EXPECT_NEAR(byot_gradient[index], baseline_gradient[index], 1e-5)
+        << "fc.weight[" << i - fc_slot.offset << "]";
   }
 }
 
@@ -156,14 +168,17 @@ TEST(LearnerState, RunningStatisticsMoveByOneForwardPerStep) {
   const Batch meta = make_batch(32, DType::Float32);
   for (int step = 0; step < 3; ++step) {
     const Batch batch = make_batch(40 + static_cast<std::uint64_t>(step), DType::Float32);
-    learner.step(batch.images, batch.labels, 0.05, [&] { return std::make_pair(meta.images, meta.labels); });
-    EXPECT_EQ(learner.student().layout().buffers.view(learner.model().buffers, tracked).item(), step + 1.0);
+    learner.step(batch.images, batch.labels, 0.05,
+                 [&] { return std::make_pair(meta.images, meta.labels); });
+    EXPECT_EQ(learner.student().layout().buffers.view(learner.model().buffers, tracked).item(),
+              step + 1.0);
   }
 }
 
 TEST(LearnerState, EveryMethodDecreasesTheLossOnAFixedBatch) {
   Collective single_rank;
-  for (const MethodKind method : {MethodKind::Baseline, MethodKind::Byot, MethodKind::MetaDistiller}) {
+  for (const MethodKind method :
+       {MethodKind::Baseline, MethodKind::Byot, MethodKind::MetaDistiller}) {
     LearnerSpec spec = small_spec(method, DType::Float32);
     spec.meta.every = 1;
     Learner learner(spec, single_rank);
@@ -172,13 +187,48 @@ TEST(LearnerState, EveryMethodDecreasesTheLossOnAFixedBatch) {
     const Batch batch = make_batch(50, DType::Float32);
     double first = NAN, last = NAN;
     for (int step = 0; step < 8; ++step) {
-      const StepReport report = learner.step(batch.images, batch.labels, 0.05,
-                                             [&] { return std::make_pair(batch.images, batch.labels); });
+      const StepReport report = learner.step(batch.images, batch.labels, 0.05, [&] {
+        return std::make_pair(batch.images, batch.labels);
+      });
       EXPECT_EQ(report.meta_step, method == MethodKind::MetaDistiller);
       (step == 0 ? first : last) = report.loss.item();
     }
     EXPECT_LT(last, 0.8 * first) << "method " << static_cast<int>(method);
   }
+}
+
+// Pass timing: off by default (all zero); on, a meta step times every pass, the passes sum to
+// the step, and a step without a meta step times only the student's passes and the update.
+TEST(LearnerState, PassTimingCoversEveryPassOfTheStep) {
+  Collective single_rank;
+  Learner learner(small_spec(MethodKind::MetaDistiller, DType::Float32), single_rank);
+  const Batch batch = make_batch(41, DType::Float32);
+  const Batch meta = make_batch(42, DType::Float32);
+  const auto meta_source = [&] { return std::make_pair(meta.images, meta.labels); };
+  const StepReport untimed = learner.step(batch.images, batch.labels, 0.05, meta_source);
+  ASSERT_TRUE(untimed.meta_step);
+  EXPECT_EQ(untimed.times.total, 0.0);
+  for (const auto& [name, seconds] : untimed.times.passes()) EXPECT_EQ(seconds, 0.0) << name;
+
+  learner.set_pass_timing(PassTiming::WallClock);
+  const StepReport plain =
+      learner.step(batch.images, batch.labels, 0.05, meta_source);  // every = 2
+  ASSERT_FALSE(plain.meta_step);
+  EXPECT_GT(plain.times.student_forward, 0.0);
+  EXPECT_GT(plain.times.generator_forward, 0.0);
+  EXPECT_GT(plain.times.student_backward, 0.0);
+  EXPECT_EQ(plain.times.meta_forward, 0.0);
+  EXPECT_EQ(plain.times.perturbed_forwards, 0.0);
+
+  learner.set_pass_timing(PassTiming::ProcessCpuClock);
+  const StepReport timed = learner.step(batch.images, batch.labels, 0.05, meta_source);
+  ASSERT_TRUE(timed.meta_step);
+  double sum = 0.0;
+  for (const auto& [name, seconds] : timed.times.passes()) {
+    EXPECT_GT(seconds, 0.0) << name;
+    sum += seconds;
+  }
+  EXPECT_NEAR(sum, timed.times.total, 1e-9 * std::max(1.0, timed.times.total));
 }
 
 }  // namespace

@@ -1,14 +1,18 @@
 // The MetaDistiller meta-gradient (DESIGN.md §1, §8), in float64 on the CPU:
 // - against PyTorch's exact second-order gradient through the virtual step, on the tiny student
 //   and generator of tests/reference/make_meta_fixture.py rebuilt here from nn modules, computed
-//   by train::finite_difference_meta_gradient (the routine Learner::step uses);
+//   by train::finite_difference_meta_gradient (the routine Learner::step uses); and the same with
+//   the real label generator (models::LabelGenerator) at both resolutions;
+// - the forward-difference variant: first-order accurate (its error falls with ε);
 // - against central differences of the whole bilevel objective F(φ) = L_meta(θ − η·∇θL(θ; φ))
 //   on a real Learner (resnet20 student with auxiliary heads and the label generator), where
-//   each F is evaluated by the learner's own passes.
+//   each F is evaluated by the learner's own passes (the default generator; central and
+//   forward differences).
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdio>
+#include <memory>
 #include <string>
 
 #include "autograd/functions.h"
@@ -27,18 +31,26 @@ using autograd::Variable;
 // conv 3x3 stride 2 → ReLU; a linear head on the global average of each stage.
 struct TinyStudent {
   explicit TinyStudent(int channels, int classes)
-      : conv1(layout, "conv1", {.in_channels = channels, .out_channels = 4, .kernel = 3, .params = {.padding = 1}}),
+      : conv1(layout, "conv1",
+              {.in_channels = channels, .out_channels = 4, .kernel = 3, .params = {.padding = 1}}),
         bn1(layout, "bn1", 4),
-        conv2(layout, "conv2", {.in_channels = 4, .out_channels = 6, .kernel = 3, .params = {.stride = 2, .padding = 1}}),
+        conv2(layout, "conv2",
+              {.in_channels = 4,
+               .out_channels = 6,
+               .kernel = 3,
+               .params = {.stride = 2, .padding = 1}}),
         head0(layout, "head0", {.in_features = 4, .out_features = classes}),
         head1(layout, "head1", {.in_features = 6, .out_features = classes}) {}
 
-  // x: (N, C, H, W); pooled: per stage (N, C_s)
+  // x: (N, C, H, W); pooled: per stage (N, C_s); stage_maps (when given): per stage
+  // (N, C_s, H_s, W_s)
   std::vector<Variable> forward(const nn::ForwardContext& context, const Variable& x,
-                                std::vector<Variable>& pooled) const {
+                                std::vector<Variable>& pooled,
+                                std::vector<Variable>* stage_maps = nullptr) const {
     const Variable stage0 = autograd::relu(bn1.forward(context, conv1.forward(context, x)));
     const Variable stage1 = autograd::relu(conv2.forward(context, stage0));
     pooled = {autograd::global_avg_pool(stage0), autograd::global_avg_pool(stage1)};
+    if (stage_maps != nullptr) *stage_maps = {stage0, stage1};
     return {head0.forward(context, pooled[0]), head1.forward(context, pooled[1])};
   }
 
@@ -57,9 +69,10 @@ struct TinyGenerator {
         lat1(layout, "gen.lat1", {.in_features = 6, .out_features = width}),
         fc(layout, "gen.fc", {.in_features = width, .out_features = classes}) {}
 
-  std::vector<Variable> forward(const nn::ForwardContext& context, const std::vector<Variable>& pooled) const {
-    const Variable fused = autograd::relu(autograd::add(lat0.forward(context, pooled[0]),
-                                                        lat1.forward(context, pooled[1])));
+  std::vector<Variable> forward(const nn::ForwardContext& context,
+                                const std::vector<Variable>& pooled) const {
+    const Variable fused = autograd::relu(
+        autograd::add(lat0.forward(context, pooled[0]), lat1.forward(context, pooled[1])));
     return {fc.forward(context, fused)};
   }
 
@@ -78,22 +91,59 @@ void load_slots(const nn::FlatLayout& layout, Tensor& buffer, const test::Fixtur
   }
 }
 
-TEST(MetaGradient, FiniteDifferenceMatchesPyTorchExactSecondOrder) {
-  const test::Fixture fixture = test::Fixture::load("meta_gradient");
+// The generator of each fixture of make_meta_fixture.py: the tiny one on pooled features, or
+// models::LabelGenerator on the stage maps at either resolution.
+enum class FixtureGenerator { Tiny, PyramidStage, PyramidDeepest };
+
+const char* fixture_name(FixtureGenerator generator) {
+  switch (generator) {
+    case FixtureGenerator::Tiny:
+      return "meta_gradient";
+    case FixtureGenerator::PyramidStage:
+      return "meta_gradient_pyramid_stage";
+    case FixtureGenerator::PyramidDeepest:
+      return "meta_gradient_pyramid_deepest";
+  }
+  return "";
+}
+
+// Runs train::finite_difference_meta_gradient on the fixture's problem with ε₀ = the fixture's
+// times `epsilon_scale`, checks the meta-gradient against PyTorch's exact one (relative norm
+// error below `tolerance` overall and 10·tolerance per generator tensor) and that θ, g and the
+// running statistics stay untouched; returns the overall relative error.
+double fixture_meta_gradient_error(FixtureGenerator kind, FiniteDifference difference,
+                                   double epsilon_scale, double tolerance) {
+  const test::Fixture fixture = test::Fixture::load(fixture_name(kind));
   Backend& backend = backend::get(Device::cpu());
   Collective single_rank;
   const int channels = static_cast<int>(fixture.get("images").dim(1));
   const int classes = static_cast<int>(fixture.get("theta.head0.weight").dim(0));
-  const int width = static_cast<int>(fixture.get("phi.gen.fc.weight").dim(1));
   const TinyStudent student(channels, classes);
-  const TinyGenerator generator(width, classes);
+  std::unique_ptr<TinyGenerator> tiny;
+  std::unique_ptr<models::LabelGenerator> pyramid;
+  if (kind == FixtureGenerator::Tiny) {
+    tiny = std::make_unique<TinyGenerator>(
+        static_cast<int>(fixture.get("phi.gen.fc.weight").dim(1)), classes);
+  } else {
+    pyramid = std::make_unique<models::LabelGenerator>(models::LabelGeneratorSpec{
+        .stage_channels = {4, 6},
+        .width = static_cast<int>(fixture.get("phi.gen.fc.0.weight").dim(1)),
+        .num_classes = classes,
+        .resize = ResizeMode::Nearest,
+        .resolution = kind == FixtureGenerator::PyramidStage
+                          ? models::GeneratorResolution::Stage
+                          : models::GeneratorResolution::Deepest});
+  }
+  const nn::ModelLayout& generator_layout = tiny ? tiny->layout : pyramid->layout();
   Rng rng(0, 0);
-  nn::ModelBuffers theta = nn::ModelBuffers::allocate(student.layout, DType::Float64, Device::cpu());
+  nn::ModelBuffers theta =
+      nn::ModelBuffers::allocate(student.layout, DType::Float64, Device::cpu());
   theta.initialize(student.layout, rng);
   load_slots(student.layout.parameters, theta.parameters, fixture, "theta.");
-  nn::ModelBuffers phi = nn::ModelBuffers::allocate(generator.layout, DType::Float64, Device::cpu());
-  phi.initialize(generator.layout, rng);
-  load_slots(generator.layout.parameters, phi.parameters, fixture, "phi.");
+  nn::ModelBuffers phi =
+      nn::ModelBuffers::allocate(generator_layout, DType::Float64, Device::cpu());
+  phi.initialize(generator_layout, rng);
+  load_slots(generator_layout.parameters, phi.parameters, fixture, "phi.");
   const Tensor buffers_before = theta.buffers.clone();
 
   const LossSpec loss{.method = MethodKind::MetaDistiller,
@@ -105,20 +155,22 @@ TEST(MetaGradient, FiniteDifferenceMatchesPyTorchExactSecondOrder) {
   autograd::Tape tape, generator_tape;
   std::vector<Variable> targets;
   LossTerms terms;
+  models::StudentOutput output;
   {
     autograd::TapeScope scope(tape);
-    const nn::ForwardContext context{&student.layout, theta.parameters, theta.gradients, theta.buffers,
-                                     nn::Mode::Train, RunningStatsUpdate::Skip};
-    models::StudentOutput output;
-    std::vector<Variable> pooled;
-    output.logits = student.forward(context, Variable(images), pooled);
+    const nn::ForwardContext context{&student.layout, theta.parameters, theta.gradients,
+                                     theta.buffers,   nn::Mode::Train,  RunningStatsUpdate::Skip};
+    std::vector<Variable> pooled, stage_maps;
+    output.logits = student.forward(context, Variable(images), pooled, &stage_maps);
     output.head_features = pooled;
-    std::vector<Variable> detached{pooled[0].detach(), pooled[1].detach()};
     {
       autograd::TapeScope generator_scope(generator_tape);
-      const nn::ForwardContext generator_context{&generator.layout, phi.parameters, phi.gradients,
-                                                 phi.buffers, nn::Mode::Train, RunningStatsUpdate::Skip};
-      targets = generator.forward(generator_context, detached);
+      const nn::ForwardContext generator_context{&generator_layout, phi.parameters,
+                                                 phi.gradients,     phi.buffers,
+                                                 nn::Mode::Train,   RunningStatsUpdate::Skip};
+      targets = tiny ? tiny->forward(generator_context, {pooled[0].detach(), pooled[1].detach()})
+                     : pyramid->forward(generator_context,
+                                        {stage_maps[0].detach(), stage_maps[1].detach()});
     }
     terms = student_loss(loss, output, fixture.get("labels"), {targets[0].detach()});
   }
@@ -126,16 +178,17 @@ TEST(MetaGradient, FiniteDifferenceMatchesPyTorchExactSecondOrder) {
   EXPECT_NEAR(terms.total.value().item(), fixture.get("student_loss").item(), 1e-12);
   for (std::size_t i = 0; i < student.layout.parameters.slots().size(); ++i) {
     const std::string& name = student.layout.parameters.slots()[i].name;
-    EXPECT_LT(test::relative_norm_error(student.layout.parameters.view(theta.gradients, static_cast<int>(i)),
-                                        fixture.get("grad_theta." + name)),
+    EXPECT_LT(test::relative_norm_error(
+                  student.layout.parameters.view(theta.gradients, static_cast<int>(i)),
+                  fixture.get("grad_theta." + name)),
               1e-12)
         << "∇θ L of " << name;
   }
 
   const StudentLogits student_logits = [&](const Tensor& parameters, const Tensor& gradients,
                                            const Tensor& batch) {
-    const nn::ForwardContext context{&student.layout, parameters, gradients, theta.buffers,
-                                     nn::Mode::Train, RunningStatsUpdate::Skip};
+    const nn::ForwardContext context{&student.layout, parameters,      gradients,
+                                     theta.buffers,   nn::Mode::Train, RunningStatsUpdate::Skip};
     std::vector<Variable> pooled;
     return student.forward(context, Variable(batch), pooled);
   };
@@ -154,42 +207,79 @@ TEST(MetaGradient, FiniteDifferenceMatchesPyTorchExactSecondOrder) {
                                   .generator_tape = &generator_tape,
                                   .alpha = loss.alpha,
                                   .temperature = loss.temperature,
-                                  .epsilon = fixture.get("epsilon").item()};
+                                  .epsilon = epsilon_scale * fixture.get("epsilon").item(),
+                                  .difference = difference,
+                                  .logits_at_parameters = output.logits};
   const MetaGradientResult result =
       finite_difference_meta_gradient(backend, single_rank, student_logits, inputs, scratch);
-  ASSERT_TRUE(result.computed);
+  EXPECT_TRUE(result.computed);
   EXPECT_NEAR(result.meta_loss, fixture.get("meta_loss").item(), 1e-12);
   EXPECT_NEAR(result.v_norm, fixture.get("v_norm").item(), 1e-12 * result.v_norm);
 
   // The whole meta-gradient ∇φ, and each generator tensor.
   Tensor exact = Tensor::empty(phi.gradients.shape(), DType::Float64);
-  load_slots(generator.layout.parameters, exact, fixture, "meta_gradient.");
+  load_slots(generator_layout.parameters, exact, fixture, "meta_gradient.");
   const double error = test::relative_norm_error(phi.gradients, exact);
-  RecordProperty("relative_error", std::to_string(error));
-  std::printf("finite-difference vs exact meta-gradient: relative error %.3e (PyTorch's own %.3e)\n",
-              error, fixture.get("torch_fd_relative_error").item());
-  EXPECT_LT(error, 1e-7);
-  for (std::size_t i = 0; i < generator.layout.parameters.slots().size(); ++i) {
-    const std::string& name = generator.layout.parameters.slots()[i].name;
-    EXPECT_LT(test::relative_norm_error(generator.layout.parameters.view(phi.gradients, static_cast<int>(i)),
-                                        fixture.get("meta_gradient." + name)),
-              1e-6)
+  std::printf(
+      "%s: %s difference (eps0 %.1e) vs exact meta-gradient: relative error %.3e (PyTorch's "
+      "central "
+      "%.3e)\n",
+      fixture_name(kind), difference == FiniteDifference::Central ? "central" : "forward",
+      inputs.epsilon, error, fixture.get("torch_fd_relative_error").item());
+  EXPECT_LT(error, tolerance);
+  for (std::size_t i = 0; i < generator_layout.parameters.slots().size(); ++i) {
+    const std::string& name = generator_layout.parameters.slots()[i].name;
+    EXPECT_LT(test::relative_norm_error(
+                  generator_layout.parameters.view(phi.gradients, static_cast<int>(i)),
+                  fixture.get("meta_gradient." + name)),
+              10.0 * tolerance)
         << name;
   }
   // The routine leaves θ, g and the running statistics alone.
   EXPECT_EQ(theta.parameters.to_vector<double>(), parameters_before.to_vector<double>());
   EXPECT_EQ(theta.gradients.to_vector<double>(), gradients_before.to_vector<double>());
   EXPECT_EQ(theta.buffers.to_vector<double>(), buffers_before.to_vector<double>());
+  return error;
+}
+
+TEST(MetaGradient, FiniteDifferenceMatchesPyTorchExactSecondOrder) {
+  const double error =
+      fixture_meta_gradient_error(FixtureGenerator::Tiny, FiniteDifference::Central, 1.0, 1e-7);
+  RecordProperty("relative_error", std::to_string(error));
+}
+
+// The same with the real label generator on the stage maps, at both resolutions.
+TEST(MetaGradient, LabelGeneratorMatchesPyTorchExactSecondOrder) {
+  fixture_meta_gradient_error(FixtureGenerator::PyramidStage, FiniteDifference::Central, 1.0, 1e-7);
+  fixture_meta_gradient_error(FixtureGenerator::PyramidDeepest, FiniteDifference::Central, 1.0,
+                              1e-7);
+}
+
+// The forward difference reuses z(θ): one student forward fewer, an O(ε) error instead of
+// O(ε²). Its error must shrink about tenfold when ε does, and exceed the central one.
+TEST(MetaGradient, ForwardDifferenceIsFirstOrderAccurate) {
+  const FixtureGenerator kind = FixtureGenerator::PyramidDeepest;
+  const double central = fixture_meta_gradient_error(kind, FiniteDifference::Central, 1.0, 1e-7);
+  const double coarse = fixture_meta_gradient_error(kind, FiniteDifference::Forward, 1.0, 1e-2);
+  const double fine = fixture_meta_gradient_error(kind, FiniteDifference::Forward, 0.1, 1e-3);
+  EXPECT_GT(coarse, 100.0 * central);
+  EXPECT_GT(coarse / fine, 5.0);
+  EXPECT_LT(coarse / fine, 20.0);
 }
 
 // A resnet20 student with auxiliary heads and the label generator, all in float64.
-LearnerSpec tiny_learner_spec() {
+LearnerSpec tiny_learner_spec(models::GeneratorResolution resolution, FiniteDifference difference) {
   LearnerSpec spec;
   spec.model = models::ModelSpec{.arch = "resnet20", .num_classes = 3, .in_channels = 1};
   spec.loss = LossSpec{.method = MethodKind::MetaDistiller, .temperature = 3.0, .alpha = 0.5};
   spec.sgd = SgdParams{.learning_rate = 0.1, .momentum = 0.9, .weight_decay = 5e-4};
-  spec.meta = MetaSpec{.every = 1, .epsilon = 1e-5, .optimizer = GeneratorOptimizer::Adam,
-                       .learning_rate = 1e-3, .generator_width = 6};
+  spec.meta = MetaSpec{.every = 1,
+                       .epsilon = 1e-5,
+                       .optimizer = GeneratorOptimizer::Adam,
+                       .learning_rate = 1e-3,
+                       .generator_width = 6,
+                       .generator_resolution = resolution,
+                       .difference = difference};
   spec.seed = 3;
   spec.device = Device::cpu();
   spec.dtype = DType::Float64;
@@ -209,9 +299,11 @@ void set_element(Tensor& flat, std::int64_t index, double value) {
   backend::of(flat).fill(view, value);
 }
 
-TEST(MetaGradient, MatchesNumericalDerivativeOfBilevelObjective) {
+// `tolerance`: on each entry's error relative to max(|numeric|, 1% of the largest entry).
+void check_against_bilevel_objective(models::GeneratorResolution resolution,
+                                     FiniteDifference difference, double tolerance) {
   Collective single_rank;
-  Learner learner(tiny_learner_spec(), single_rank);
+  Learner learner(tiny_learner_spec(resolution, difference), single_rank);
   const Tensor images = test::random_tensor({6, 1, 8, 8}, 11, -1.0, 1.0);
   const Tensor labels = labels_of({0, 1, 2, 2, 1, 0});
   const Tensor meta_images = test::random_tensor({6, 1, 8, 8}, 12, -1.0, 1.0);
@@ -234,7 +326,8 @@ TEST(MetaGradient, MatchesNumericalDerivativeOfBilevelObjective) {
   Tensor& phi = learner.generator_buffers().parameters;
   const nn::FlatLayout& layout = learner.generator().layout().parameters;
   double largest = 0.0;
-  for (const double value : meta_gradient.to_vector<double>()) largest = std::max(largest, std::abs(value));
+  for (const double value : meta_gradient.to_vector<double>())
+    largest = std::max(largest, std::abs(value));
   ASSERT_GT(largest, 0.0);
   constexpr double kStep = 1e-5;
   double worst = 0.0;
@@ -245,21 +338,39 @@ TEST(MetaGradient, MatchesNumericalDerivativeOfBilevelObjective) {
       const std::int64_t index = slot.offset + local;
       const double original = element(phi, index);
       set_element(phi, index, original + kStep);
-      const double plus = learner.meta_objective(images, labels, learning_rate, meta_images, meta_labels);
+      const double plus =
+          learner.meta_objective(images, labels, learning_rate, meta_images, meta_labels);
       set_element(phi, index, original - kStep);
-      const double minus = learner.meta_objective(images, labels, learning_rate, meta_images, meta_labels);
+      const double minus =
+          learner.meta_objective(images, labels, learning_rate, meta_images, meta_labels);
       set_element(phi, index, original);
       const double numeric = (plus - minus) / (2.0 * kStep);
       const double analytic = element(meta_gradient, index);
-      const double error = std::abs(analytic - numeric) / std::max(std::abs(numeric), 1e-2 * largest);
+      const double error =
+          std::abs(analytic - numeric) / std::max(std::abs(numeric), 1e-2 * largest);
       worst = std::max(worst, error);
       ++checked;
-      EXPECT_LT(error, 1e-5) << slot.name << "[" << local << "]: finite-difference meta-gradient "
-                             << analytic << ", dF/dφ numerically " << numeric;
+      EXPECT_LT(error, tolerance) << slot.name << "[" << local
+                                  << "]: finite-difference meta-gradient " << analytic
+                                  << ", dF/dφ numerically " << numeric;
     }
   }
-  std::printf("meta-gradient vs numerical dF/dphi: %d entries, worst relative error %.3e (max |grad| %.3e)\n",
-              checked, worst, largest);
+  std::printf(
+      "meta-gradient vs numerical dF/dphi: %d entries, worst relative error %.3e (max |grad| "
+      "%.3e)\n",
+      checked, worst, largest);
+}
+
+// The default generator: fusion and smoothing on the deepest stage's grid.
+TEST(MetaGradient, MatchesNumericalDerivativeOfBilevelObjective) {
+  check_against_bilevel_objective(models::GeneratorResolution::Deepest, FiniteDifference::Central,
+                                  1e-5);
+}
+
+// The learner's forward difference (z(θ) from its own student pass): first order, so looser.
+TEST(MetaGradient, ForwardDifferenceMatchesNumericalDerivativeOfBilevelObjective) {
+  check_against_bilevel_objective(models::GeneratorResolution::Deepest, FiniteDifference::Forward,
+                                  1e-3);
 }
 
 }  // namespace
