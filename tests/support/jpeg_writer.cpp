@@ -1,12 +1,15 @@
 // JPEG encoding for tests through libjpeg's compression API into a memory buffer.
 #include "support/jpeg_writer.h"
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <stdexcept>
 
 #include <jpeglib.h>
+
+#include "core/rng.h"
 
 namespace md::test {
 
@@ -29,6 +32,36 @@ JpegImage make_test_image(int width, int height, JpegColor color, std::uint64_t 
                                    static_cast<std::size_t>(channels) +
                                static_cast<std::size_t>(c);
         image.pixels[at] = static_cast<std::uint8_t>((gradient + pattern + 13 * c) % 256);
+      }
+    }
+  }
+  return image;
+}
+
+JpegImage make_photo_like_image(int width, int height, std::uint64_t seed) {
+  JpegImage image;
+  image.width = width;
+  image.height = height;
+  image.pixels.resize(static_cast<std::size_t>(width) * static_cast<std::size_t>(height) * 3);
+  Rng rng(seed, 5);
+  for (int y = 0; y < height; ++y) {
+    for (int x = 0; x < width; ++x) {
+      const double shade =
+          0.5 + 0.4 * std::sin(x * 0.013 + static_cast<double>(seed)) * std::cos(y * 0.021);
+      const bool in_disc = (x - width / 3) * (x - width / 3) + (y - height / 2) * (y - height / 2) <
+                           (height / 4) * (height / 4);
+      const bool in_band = ((x + y / 2) / 37) % 3 == 0;
+      for (int c = 0; c < 3; ++c) {
+        double value = 255.0 * shade * (0.6 + 0.2 * c);
+        if (in_disc) value = 200.0 - 60.0 * c;
+        if (in_band) value *= 0.7;
+        value += static_cast<double>(rng.below(49)) - 24.0;
+        const std::size_t at = (static_cast<std::size_t>(y) * static_cast<std::size_t>(width) +
+                                static_cast<std::size_t>(x)) *
+                                   3 +
+                               static_cast<std::size_t>(c);
+        image.pixels[at] =
+            static_cast<std::uint8_t>(std::lround(std::fmin(std::fmax(value, 0.0), 255.0)));
       }
     }
   }

@@ -22,6 +22,11 @@ struct JpegImage {
 // seeds give visibly different images and the decoded pixels are checkable.
 JpegImage make_test_image(int width, int height, JpegColor color, std::uint64_t seed);
 
+// A photo-like RGB picture: smooth shading, a few hard-edged shapes and per-pixel texture noise,
+// so that its JPEG is about as large, and decodes about as slowly, as an ImageNet photo of the
+// same size (smooth test pictures decode much faster).
+JpegImage make_photo_like_image(int width, int height, std::uint64_t seed);
+
 // JPEG bytes of `image` at `quality` (1..100), baseline, 4:2:0 for RGB.
 std::vector<std::uint8_t> encode_jpeg(const JpegImage& image, int quality = 90);
 
