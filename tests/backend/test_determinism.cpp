@@ -101,6 +101,17 @@ TEST(CpuDeterminism, ConvIsBitIdenticalAcrossRunsAndThreadCounts) {
   }
 }
 
+// Float32 3x3 stride-1 convolutions with many channels take the Winograd path: several tile
+// blocks and filter-gradient slices (odd maps), and one block whose GEMMs split over the threads.
+TEST(CpuDeterminism, WinogradConvIsBitIdenticalAcrossRunsAndThreadCounts) {
+  expect_bit_identical_across_threads([] {
+    return run_conv(DType::Float32, {8, 48, 21, 19}, {40, 48, 3, 3}, {.stride = 1, .padding = 1});
+  });
+  expect_bit_identical_across_threads([] {
+    return run_conv(DType::Float32, {2, 64, 6, 6}, {512, 64, 3, 3}, {.stride = 1, .padding = 1});
+  });
+}
+
 TEST(CpuDeterminism, BatchNormIsBitIdenticalAcrossRunsAndThreadCounts) {
   for (DType dtype : {DType::Float32, DType::Float64}) {
     SCOPED_TRACE(dtype_name(dtype));

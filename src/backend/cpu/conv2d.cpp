@@ -5,11 +5,14 @@
 // one output channel per group) use direct loops instead, since a GEMM with one row per group
 // wastes the BLAS call. The chunk size depends only on the shapes, and every reduction runs in a
 // fixed order (the GEMM over the chunks in sample order, the depthwise filter sums per channel), so
-// results do not depend on the thread count.
+// results do not depend on the thread count. Float32 3x3 stride-1 convolutions with enough
+// channels take the Winograd path instead (winograd.h).
+#include <type_traits>
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_common.h"
+#include "backend/cpu/winograd.h"
 
 namespace md::cpu {
 namespace {
@@ -165,6 +168,17 @@ void pack_samples(const ConvGeometry& g, const T* y, std::int64_t first, std::in
     std::copy(from, from + g.out_plane(),
               packed + channel * count * g.out_plane() + sample * g.out_plane());
   });
+}
+
+// The Winograd path's view of a convolution, and whether it takes it (float32 only).
+WinogradShape winograd_shape(const ConvGeometry& g) {
+  return WinogradShape{g.batch,        g.in_channels, g.in_height, g.in_width,
+                       g.out_channels, g.out_height,  g.out_width, g.padding};
+}
+
+template <typename T>
+bool use_winograd(const ConvGeometry& g, const Conv2dParams& params) {
+  return std::is_same_v<T, float> && winograd_applies(winograd_shape(g), g.kernel, params);
 }
 
 // ---- general path (im2col + GEMM)
@@ -433,6 +447,9 @@ void CpuBackend::conv2d_forward(const Tensor& x, const Tensor& weight, Tensor& y
     check_tensor(op, "y", y, x.dtype(), conv2d_output_shape(x.shape(), weight.shape(), params));
     if (geometry.depthwise()) {
       conv_forward_depthwise<T>(geometry, x.data<T>(), weight.data<T>(), y.data<T>());
+    } else if (use_winograd<T>(geometry, params)) {
+      winograd_forward(winograd_shape(geometry), x.data<float>(), weight.data<float>(),
+                       y.data<float>());
     } else {
       conv_forward_gemm<T>(geometry, x.data<T>(), weight.data<T>(), y.data<T>());
     }
@@ -452,6 +469,9 @@ void CpuBackend::conv2d_backward_data(const Tensor& grad_y, const Tensor& weight
     if (geometry.depthwise()) {
       conv_backward_data_depthwise<T>(geometry, grad_y.data<T>(), weight.data<T>(),
                                       grad_x.data<T>(), write);
+    } else if (use_winograd<T>(geometry, params)) {
+      winograd_backward_data(winograd_shape(geometry), grad_y.data<float>(), weight.data<float>(),
+                             grad_x.data<float>(), write);
     } else {
       conv_backward_data_gemm<T>(geometry, grad_y.data<T>(), weight.data<T>(), grad_x.data<T>(),
                                  write);
@@ -472,6 +492,9 @@ void CpuBackend::conv2d_backward_filter(const Tensor& x, const Tensor& grad_y, T
     if (geometry.depthwise()) {
       conv_backward_filter_depthwise<T>(geometry, x.data<T>(), grad_y.data<T>(),
                                         grad_weight.data<T>(), write);
+    } else if (use_winograd<T>(geometry, params)) {
+      winograd_backward_filter(winograd_shape(geometry), x.data<float>(), grad_y.data<float>(),
+                               grad_weight.data<float>(), write);
     } else {
       conv_backward_filter_gemm<T>(geometry, x.data<T>(), grad_y.data<T>(), grad_weight.data<T>(),
                                    write);
