@@ -13,6 +13,9 @@
 #   BUILD_DIR      build directory (default build-gpu in the repository)
 #   MD_CUDA_ARCHS  CUDA architectures (default: those of the visible GPUs, else "80;90")
 #   JOBS           build jobs (default: all cores)
+# Then, when a carried CUDA build of metadistill is present (build/metadistill and
+# build/carried-libs, see tests/bench/run_gpu_bench.sh), it runs the whole-step benchmarks beside
+# PyTorch in the time left of a 10-minute call (results in $OUT/bench; MD_GPU_BENCH=off skips).
 # Exit status: 0 when every GPU test passed; 1 on a build or test failure, or when a GPU is
 # visible but tests were skipped (skipped is never passed); 2 when a requirement is missing.
 set -euo pipefail
@@ -85,16 +88,33 @@ grep -E "tests passed|tests failed|\*\*\*(Failed|Exception|Timeout)" "${out}/cte
   tee -a "${out}/summary.txt" || true
 
 skipped="$(grep -c '(Skipped)' "${out}/ctest.log" || true)"
+result=0
 if [[ "${status}" != 0 ]]; then
   log "FAILED: some GPU tests failed (see ctest.log)"
-  exit 1
-fi
-if [[ "${gpu_visible}" == 1 && "${skipped}" != 0 ]]; then
+  result=1
+elif [[ "${gpu_visible}" == 1 && "${skipped}" != 0 ]]; then
   log "FAILED: a GPU is visible but ${skipped} tests were skipped (does the process see it?)"
-  exit 1
-fi
-if [[ "${gpu_visible}" == 0 ]]; then
+  result=1
+elif [[ "${gpu_visible}" == 0 ]]; then
   log "done: no GPU, ${skipped} tests skipped (nothing on the GPU was checked)"
 else
   log "done: all GPU tests passed"
 fi
+
+# ---- whole-step benchmarks beside PyTorch, when a carried CUDA build of metadistill is here
+# (tests/bench/run_gpu_bench.sh says how to build and carry it), in what is left of a 10-minute
+# call. MD_GPU_BENCH=off skips them.
+bench_binary="${MD_BENCH_BINARY:-${repo}/build/metadistill}"
+if [[ "${gpu_visible}" == 1 && "${MD_GPU_BENCH:-auto}" != off && -x "${bench_binary}" ]]; then
+  left=$((570 - SECONDS))
+  if ((left < 90)); then
+    log "benchmarks skipped: only ${left} s left of the call; run tests/bench/run_gpu_bench.sh in a call of its own"
+  else
+    log "running the step benchmarks (${left} s budget; results in ${out}/bench)"
+    bench_status=0
+    OUT="${out}/bench" BENCH_TIMEOUT="$((left - 30))" bash "${repo}/tests/bench/run_gpu_bench.sh" || bench_status=$?
+    log "step benchmarks exited with status ${bench_status} (see bench/summary.txt, bench/compare.md)"
+    ((bench_status == 0)) || result=1
+  fi
+fi
+exit "${result}"
