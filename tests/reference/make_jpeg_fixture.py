@@ -24,7 +24,7 @@ Deterministic (fixed numpy seed); the whole file stays under 200 KB.
 import argparse
 import io
 import os
-import struct
+import sys
 
 import numpy as np
 from PIL import Image
@@ -32,35 +32,19 @@ import torch
 import torchvision.transforms as T
 import torchvision.transforms.functional as F
 
-FIXTURE_VERSION = 1
-DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.float64): 1, np.dtype(np.int32): 3}
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_fixtures import Fixture as TensorFixture  # noqa: E402  (the MDFX writer)
 
-class Fixture:
-    def __init__(self):
-        self.tensors = {}
+
+class Fixture(TensorFixture):
+    """The MDFX writer of make_fixtures.py; uint8 pixels are stored as int32."""
 
     def add(self, name, value):
         value = np.asarray(value)
-        if value.dtype == np.uint8:
-            value = value.astype(np.int32)
-        assert value.dtype in DTYPE_CODES, (name, value.dtype)
-        self.tensors[name] = np.array(value, order="C", copy=True)
-
-    def write(self, path):
-        with open(path, "wb") as out:
-            out.write(b"MDFX")
-            out.write(struct.pack("<II", FIXTURE_VERSION, len(self.tensors)))
-            for name, value in self.tensors.items():
-                encoded = name.encode("utf-8")
-                out.write(struct.pack("<I", len(encoded)))
-                out.write(encoded)
-                out.write(struct.pack("<BI", DTYPE_CODES[value.dtype], value.ndim))
-                out.write(struct.pack("<%dq" % value.ndim, *value.shape))
-                out.write(value.astype(value.dtype.newbyteorder("<")).tobytes())
-        return os.path.getsize(path)
+        super().add(name, value.astype(np.int32) if value.dtype == np.uint8 else value)
 
 
 def detailed_picture(width, height, rng):
