@@ -107,6 +107,26 @@ TEST_F(ImagenetE2e, MetaDistillerTrialTrainsOnShardsAndSkipsTheCorruptImage) {
   EXPECT_NE(predict.out.find("test_acc_ensemble"), std::string::npos) << predict.out;
 }
 
+TEST_F(ImagenetE2e, LocalCopyStagesTheShardsUnderSlurmTmpdir) {
+  const std::string config = dir_->file("local.yaml");
+  write_text(config, trial_config(dir_->file("shards"), "baseline", 1) +
+                         "augment: {flip: false}\n");
+  std::string text = read_bytes(config);
+  text.replace(text.find("min_scale: 0.25}"), 16, "min_scale: 0.25, local_copy: true}");
+  write_text(config, text);
+  setenv("SLURM_TMPDIR", dir_->file("node_local").c_str(), 1);
+  const ProcessResult train = run_metadistill(
+      {"train", "--config", config, "--out", dir_->file("local_run"), "--progress", "off"});
+  unsetenv("SLURM_TMPDIR");
+  ASSERT_EQ(train.exit_status, 0) << train.err;
+  EXPECT_NE(train.err.find("shards staged from"), std::string::npos) << train.err;
+  int manifests = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(dir_->path() / "node_local")) {
+    manifests += entry.path().filename() == "manifest.yaml";
+  }
+  EXPECT_EQ(manifests, 1) << "one staged copy under $SLURM_TMPDIR/metadistill-shards/";
+}
+
 TEST_F(ImagenetE2e, DataParallelTrialOverTwoRanks) {
   if (std::system("command -v mpirun > /dev/null 2>&1") != 0) GTEST_SKIP() << "mpirun not found";
   setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);
