@@ -1,5 +1,5 @@
-// make_network: dispatches an architecture name to its family's builder and turns an unknown
-// name into an input error that lists the known ones.
+// Network::forward's scope check, and make_network: dispatches an architecture name to its
+// family's builder and turns an unknown name into an input error that lists the known ones.
 #include "models/model.h"
 
 #include "core/error.h"
@@ -8,6 +8,15 @@
 namespace md::models {
 
 Network::~Network() = default;
+
+NetworkOutput Network::forward(const nn::ForwardContext& context, const autograd::Variable& x,
+                               const ForwardScope& scope) const {
+  const int all = num_stages();
+  if (scope.stages == ForwardScope::kAllStages) return forward_stages(context, x, all);
+  MD_CHECK(scope.stages >= 1 && scope.stages <= all, arch_, ": a forward over ", scope.stages,
+           " stages; the network has ", all);
+  return forward_stages(context, x, scope.stages);
+}
 
 std::vector<std::string> known_architectures() {
   std::vector<std::string> names;

@@ -8,6 +8,9 @@
 //   VGG: one stage per max-pool block, ending with its pool, 5 stages.
 //   MobileNetV2: features[0..3], [4..6], [7..13], [14..18] (24, 32, 96, 1280 channels).
 // Invariant: global_avg_pool(stage_features.back()) is the input of the head's linear layer.
+// A forward may stop after a leading run of stages (ForwardScope): the meta-gradient's perturbed
+// forwards need only the stages that feed auxiliary heads. Stopping early computes exactly the
+// same features as the full forward, only fewer of them.
 // No training logic, losses, auxiliary heads or I/O here.
 #pragma once
 
@@ -26,10 +29,17 @@ struct ModelSpec {
   int in_channels = 3;
 };
 
+// How far a forward runs: the first `stages` stages (kAllStages: all of them, and the head). A
+// forward that stops before the last stage has no logits.
+struct ForwardScope {
+  static constexpr int kAllStages = -1;
+  int stages = kAllStages;
+};
+
 struct NetworkOutput {
   std::vector<autograd::Variable>
-      stage_features;         // per stage, (N, C_s, H / stride_s, W / stride_s)
-  autograd::Variable logits;  // (N, num_classes)
+      stage_features;         // per stage run, (N, C_s, H / stride_s, W / stride_s)
+  autograd::Variable logits;  // (N, num_classes); undefined when the scope stops early
 };
 
 class Network {
@@ -41,9 +51,11 @@ class Network {
   const nn::ModelLayout& layout() const { return layout_; }
   const std::string& arch() const { return arch_; }
 
-  // x: (N, in_channels, H, W)
-  virtual NetworkOutput forward(const nn::ForwardContext& context,
-                                const autograd::Variable& x) const = 0;
+  // x: (N, in_channels, H, W). A scope with stages outside 1..num_stages() (other than
+  // kAllStages) throws md::Error.
+  NetworkOutput forward(const nn::ForwardContext& context, const autograd::Variable& x,
+                        const ForwardScope& scope = {}) const;
+  int num_stages() const { return static_cast<int>(stage_channels().size()); }
   // Channels of each stage output.
   virtual std::vector<int> stage_channels() const = 0;
   // Total downsampling factor of each stage output relative to the input (for an input whose
@@ -52,6 +64,9 @@ class Network {
 
  protected:
   explicit Network(std::string arch) : arch_(std::move(arch)) {}
+  // The first `stage_count` stages (1..num_stages()), and the logits when that is all of them.
+  virtual NetworkOutput forward_stages(const nn::ForwardContext& context,
+                                       const autograd::Variable& x, int stage_count) const = 0;
   // Subclasses register their modules here, in torchvision's order, while constructing.
   nn::ModelLayout layout_;
 

@@ -89,22 +89,26 @@ class ResNet final : public Network {
                 nn::LinearSpec{.in_features = in_channels, .out_features = spec.num_classes});
   }
 
-  NetworkOutput forward(const nn::ForwardContext& context, const Variable& x) const override {
+  std::vector<int> stage_channels() const override { return stage_channels_; }
+  std::vector<int> stage_strides() const override { return stage_strides_; }
+
+ protected:
+  NetworkOutput forward_stages(const nn::ForwardContext& context, const Variable& x,
+                               int stage_count) const override {
     Variable h = autograd::relu(bn1_.forward(context, conv1_.forward(context, x)));
     if (stem_downsampling_ > 1) {
       h = autograd::max_pool2d(h, Pool2dParams{.kernel = 3, .stride = 2, .padding = 1});
     }
     NetworkOutput output;
-    for (const nn::Sequential& stage : stages_) {
-      h = stage.forward(context, h);
+    for (int s = 0; s < stage_count; ++s) {
+      h = stages_[static_cast<std::size_t>(s)].forward(context, h);
       output.stage_features.push_back(h);
     }
-    output.logits = fc_->forward(context, autograd::global_avg_pool(h));
+    if (stage_count == num_stages()) {
+      output.logits = fc_->forward(context, autograd::global_avg_pool(h));
+    }
     return output;
   }
-
-  std::vector<int> stage_channels() const override { return stage_channels_; }
-  std::vector<int> stage_strides() const override { return stage_strides_; }
 
  private:
   int stem_downsampling_;

@@ -1,3 +1,5 @@
+// The student's auxiliary heads and its forward (backbone, then one head per shallow stage);
+// the layout and the head split are documented in student.h. No losses or training logic here.
 #include "models/student.h"
 
 #include "core/error.h"
@@ -11,8 +13,11 @@ AuxHead::AuxHead(nn::ModelLayout& layout, const std::string& name, int in_channe
   const int mid = std::max(8, in_channels / 4);
   auto conv = [&](const std::string& sub, int in, int out, int kernel, Conv2dParams params) {
     body_.emplace<nn::Conv2d>(layout, nn::join(name, sub),
-                              nn::Conv2dSpec{.in_channels = in, .out_channels = out, .kernel = kernel,
-                                             .params = params, .bias = nn::Bias::Without,
+                              nn::Conv2dSpec{.in_channels = in,
+                                             .out_channels = out,
+                                             .kernel = kernel,
+                                             .params = params,
+                                             .bias = nn::Bias::Without,
                                              .init = nn::InitKind::KaimingNormalFanOut});
   };
   conv("conv1", in_channels, mid, 1, {});
@@ -30,7 +35,8 @@ AuxHead::AuxHead(nn::ModelLayout& layout, const std::string& name, int in_channe
   body_.emplace<nn::ReLU>();
   body_.emplace<nn::GlobalAvgPool>();
   classifier_ = std::make_unique<nn::Linear>(
-      layout, nn::join(name, "fc"), nn::LinearSpec{.in_features = out_width, .out_features = num_classes});
+      layout, nn::join(name, "fc"),
+      nn::LinearSpec{.in_features = out_width, .out_features = num_classes});
 }
 
 void AuxHead::forward(const nn::ForwardContext& context, const Variable& x, Variable& features,
@@ -60,7 +66,11 @@ Student::Student(const ModelSpec& spec, AuxHeads aux_heads) : network_(make_netw
   }
 }
 
-StudentOutput Student::forward(const nn::ForwardContext& context, const Variable& x) const {
+StudentOutput Student::forward(const nn::ForwardContext& context, const Variable& x,
+                               StudentHeads heads) const {
+  const bool auxiliary_only = heads == StudentHeads::Auxiliary;
+  MD_CHECK(!auxiliary_only || !aux_heads_.empty(), network_->arch(),
+           ": a forward of the auxiliary heads of a student that has none");
   nn::ForwardContext backbone = context;
   backbone.layout = &network_->layout();
   backbone.parameters = context.parameters.slice_flat(0, {backbone_parameters_});
@@ -68,7 +78,10 @@ StudentOutput Student::forward(const nn::ForwardContext& context, const Variable
     backbone.gradients = context.gradients.slice_flat(0, {backbone_parameters_});
   }
   backbone.buffers = context.buffers.slice_flat(0, {backbone_buffers_});
-  NetworkOutput net = network_->forward(backbone, x);
+  // Auxiliary head s reads stage s, so the heads need the first num_aux_heads() stages.
+  const ForwardScope scope =
+      auxiliary_only ? ForwardScope{.stages = num_aux_heads()} : ForwardScope{};
+  NetworkOutput net = network_->forward(backbone, x, scope);
 
   StudentOutput out;
   out.stage_features = net.stage_features;
@@ -78,6 +91,7 @@ StudentOutput Student::forward(const nn::ForwardContext& context, const Variable
     out.head_features.push_back(features);
     out.logits.push_back(logits);
   }
+  if (auxiliary_only) return out;
   out.head_features.push_back(autograd::global_avg_pool(net.stage_features.back()));
   out.logits.push_back(net.logits);
   return out;

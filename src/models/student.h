@@ -2,6 +2,8 @@
 // per stage but the last (DESIGN.md §1), in ONE flat parameter layout: the backbone's slots
 // first (so its torchvision-named part is a prefix of every buffer), then `aux.<s>.*`. The
 // deepest head is the network's own. Baseline students have no auxiliary heads.
+// A forward of the auxiliary heads only (StudentHeads::Auxiliary) stops the backbone after the
+// last auxiliary head's stage: the meta-gradient's θ± forwards need nothing deeper.
 #pragma once
 
 #include <memory>
@@ -14,6 +16,11 @@ namespace md::models {
 
 enum class AuxHeads { None, Byot };
 
+// Which heads a forward computes: all of them, or only the auxiliary (shallow) ones, with the
+// backbone cut after the last stage that feeds one (the final stage and head are not run).
+enum class StudentHeads { All, Auxiliary };
+
+// Per stage and head computed (StudentHeads::Auxiliary: the final stage and head are absent).
 struct StudentOutput {
   std::vector<autograd::Variable> stage_features;  // per stage, (N, C_s, H_s, W_s)
   std::vector<autograd::Variable> head_features;   // per head, pooled (N, W) before the linear
@@ -46,7 +53,11 @@ class Student {
   // Number of leading parameter / buffer elements that belong to the backbone.
   std::int64_t backbone_parameter_count() const { return backbone_parameters_; }
   std::int64_t backbone_buffer_count() const { return backbone_buffers_; }
-  StudentOutput forward(const nn::ForwardContext& context, const autograd::Variable& x) const;
+  int num_aux_heads() const { return static_cast<int>(aux_heads_.size()); }
+  // x: (N, C, H, W). StudentHeads::Auxiliary on a student without auxiliary heads throws
+  // md::Error.
+  StudentOutput forward(const nn::ForwardContext& context, const autograd::Variable& x,
+                        StudentHeads heads = StudentHeads::All) const;
 
  private:
   std::unique_ptr<Network> network_;

@@ -69,19 +69,23 @@ class Vgg final : public Network {
                                        .init = nn::InitKind::Normal001});
   }
 
-  NetworkOutput forward(const nn::ForwardContext& context, const Variable& x) const override {
-    NetworkOutput output;
-    Variable h = x;
-    for (const nn::Sequential& stage : stages_) {
-      h = stage.forward(context, h);
-      output.stage_features.push_back(h);
-    }
-    output.logits = classifier_->forward(context, autograd::global_avg_pool(h));
-    return output;
-  }
-
   std::vector<int> stage_channels() const override { return stage_channels_; }
   std::vector<int> stage_strides() const override { return stage_strides_; }
+
+ protected:
+  NetworkOutput forward_stages(const nn::ForwardContext& context, const Variable& x,
+                               int stage_count) const override {
+    NetworkOutput output;
+    Variable h = x;
+    for (int s = 0; s < stage_count; ++s) {
+      h = stages_[static_cast<std::size_t>(s)].forward(context, h);
+      output.stage_features.push_back(h);
+    }
+    if (stage_count == num_stages()) {
+      output.logits = classifier_->forward(context, autograd::global_avg_pool(h));
+    }
+    return output;
+  }
 
  private:
   std::vector<nn::Sequential> stages_;

@@ -76,20 +76,24 @@ class WideResNet final : public Network {
                 nn::LinearSpec{.in_features = in_channels, .out_features = spec.num_classes});
   }
 
-  NetworkOutput forward(const nn::ForwardContext& context, const Variable& x) const override {
+  std::vector<int> stage_channels() const override { return stage_channels_; }
+  std::vector<int> stage_strides() const override { return stage_strides_; }
+
+ protected:
+  NetworkOutput forward_stages(const nn::ForwardContext& context, const Variable& x,
+                               int stage_count) const override {
     Variable h = conv1_.forward(context, x);
     NetworkOutput output;
-    for (std::size_t s = 0; s < stages_.size(); ++s) {
+    for (std::size_t s = 0; s < static_cast<std::size_t>(stage_count); ++s) {
       h = stages_[s].forward(context, h);
       if (s + 1 == stages_.size()) h = autograd::relu(bn_final_->forward(context, h));
       output.stage_features.push_back(h);
     }
-    output.logits = fc_->forward(context, autograd::global_avg_pool(h));
+    if (stage_count == num_stages()) {
+      output.logits = fc_->forward(context, autograd::global_avg_pool(h));
+    }
     return output;
   }
-
-  std::vector<int> stage_channels() const override { return stage_channels_; }
-  std::vector<int> stage_strides() const override { return stage_strides_; }
 
  private:
   nn::Conv2d conv1_;

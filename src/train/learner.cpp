@@ -68,8 +68,8 @@ double meta_loss_at_virtual_step(Backend& backend, Collective& collective,
   {
     autograd::Tape tape;
     autograd::TapeScope scope(tape);
-    const std::vector<Variable> logits =
-        student(scratch.virtual_parameters, scratch.meta_gradients, inputs.meta_images);
+    const std::vector<Variable> logits = student(scratch.virtual_parameters, scratch.meta_gradients,
+                                                 inputs.meta_images, models::StudentHeads::All);
     std::vector<Variable> losses;
     for (const Variable& head_logits : logits) {
       losses.push_back(autograd::cross_entropy(head_logits, inputs.meta_labels));
@@ -101,9 +101,11 @@ MetaGradientResult finite_difference_meta_gradient(Backend& backend, Collective&
   const DType dtype = inputs.parameters.dtype();
   const Device device = inputs.parameters.device();
   const Tensor alpha = Tensor::full({}, inputs.alpha, dtype, device);
-  auto target_gradients = [&](const std::vector<Variable>& logits) {
-    MD_CHECK(logits.size() == inputs.targets.size() + 1, "the student has ", logits.size(),
-             " heads but the generator gives ", inputs.targets.size(), " targets");
+  // logits: the shallow heads' (N, K) first, one per target; a final head after them is unused.
+  auto target_gradients = [&](const std::vector<Variable>& logits, std::size_t expected_heads) {
+    MD_CHECK(logits.size() == expected_heads, "the student gives ", logits.size(),
+             " head logits where ", expected_heads, " are expected for ", inputs.targets.size(),
+             " generator targets");
     std::vector<Tensor> gradients;
     for (std::size_t s = 0; s < inputs.targets.size(); ++s) {
       Tensor grad_target = Tensor::empty(inputs.targets[s].shape(), dtype, device);
@@ -115,23 +117,25 @@ MetaGradientResult finite_difference_meta_gradient(Backend& backend, Collective&
     }
     return gradients;
   };
-  // The logits at θ + step·v, without a tape or running-stat updates.
+  // The shallow heads' logits at θ + step·v, without a tape or running-stat updates.
   auto perturbed_logits = [&](double step) {
     backend.copy(inputs.parameters, scratch.virtual_parameters);
     backend.axpby(step, scratch.meta_gradients, 1.0, scratch.virtual_parameters);
     autograd::NoGrad no_grad;
-    return student(scratch.virtual_parameters, Tensor(), inputs.images);
+    return student(scratch.virtual_parameters, Tensor(), inputs.images,
+                   models::StudentHeads::Auxiliary);
   };
-  std::vector<Tensor> plus = target_gradients(perturbed_logits(+epsilon));
+  const std::size_t shallow_heads = inputs.targets.size();
+  std::vector<Tensor> plus = target_gradients(perturbed_logits(+epsilon), shallow_heads);
   std::vector<Tensor> base;
   double span = 0.0;  // the distance between the two points differenced
   if (inputs.difference == FiniteDifference::Central) {
-    base = target_gradients(perturbed_logits(-epsilon));
+    base = target_gradients(perturbed_logits(-epsilon), shallow_heads);
     span = 2.0 * epsilon;
   } else {
     MD_CHECK(!inputs.logits_at_parameters.empty(),
              "finite_difference_meta_gradient: a forward difference needs the logits at θ");
-    base = target_gradients(inputs.logits_at_parameters);
+    base = target_gradients(inputs.logits_at_parameters, shallow_heads + 1);
     span = epsilon;
   }
   lap(inputs.clock, &PassTimes::perturbed_forwards);
@@ -178,11 +182,11 @@ Learner::Learner(const LearnerSpec& spec, Collective& collective)
   }
   scratch_.virtual_parameters = Tensor::empty(model_.parameters.shape(), spec.dtype, spec.device);
   scratch_.meta_gradients = Tensor::empty(model_.parameters.shape(), spec.dtype, spec.device);
-  student_logits_ = [this](const Tensor& parameters, const Tensor& gradients,
-                           const Tensor& images) {
+  student_logits_ = [this](const Tensor& parameters, const Tensor& gradients, const Tensor& images,
+                           models::StudentHeads heads) {
     nn::ForwardContext context{&student_->layout(), parameters,      gradients,
                                model_.buffers,      nn::Mode::Train, RunningStatsUpdate::Skip};
-    return student_->forward(context, Variable(images)).logits;
+    return student_->forward(context, Variable(images), heads).logits;
   };
 }
 

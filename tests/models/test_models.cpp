@@ -6,6 +6,8 @@
 // - logits in eval and train mode (batch statistics) within 1e-4 (‖ours − ref‖ / ‖ref‖), with
 //   every state_dict entry set from the formula both sides compute (formula_value below);
 // - stage_channels / stage_strides agree with the stage features' shapes;
+// - a forward cut after k stages (ForwardScope) gives the full forward's first k stage features
+//   bit for bit, and the student's auxiliary-heads-only forward its shallow heads, per family;
 // - initialization kinds follow torchvision; bad names are input errors.
 #include <gtest/gtest.h>
 
@@ -22,6 +24,7 @@
 #include "core/error.h"
 #include "models/blocks.h"
 #include "models/model.h"
+#include "models/student.h"
 #include "support/fixture.h"
 #include "support/gradcheck.h"
 
@@ -343,6 +346,94 @@ TEST(ModelStages, FamilySplits) {
   EXPECT_EQ(stages("vgg16_bn"), (Split{{64, 128, 256, 512, 512}, {2, 4, 8, 16, 32}}));
   EXPECT_EQ(stages("mobilenetv2"), (Split{{24, 32, 96, 1280}, {4, 8, 16, 32}}));
   EXPECT_EQ(stages("mobilenetv2_cifar"), (Split{{24, 32, 96, 1280}, {2, 4, 8, 16}}));
+}
+
+// ---- forwards cut after a stage (the meta-gradient's θ± forwards)
+
+class ForwardScopes : public testing::TestWithParam<std::string> {};
+
+void expect_same_values(const Variable& actual, const Variable& expected, const std::string& what) {
+  ASSERT_TRUE(actual.defined()) << what;
+  ASSERT_EQ(actual.shape(), expected.shape()) << what;
+  EXPECT_EQ(actual.value().to_vector<float>(), expected.value().to_vector<float>()) << what;
+}
+
+// Training mode (batch statistics), where a stage's output depends on everything before it:
+// the cut forward must repeat the full one's computation exactly, not approximately.
+TEST_P(ForwardScopes, CutForwardsRepeatTheFullForwardsStagesAndShallowHeads) {
+  const std::string arch = GetParam();
+  const models::Student student(ModelSpec{.arch = arch, .num_classes = kNumClasses},
+                                models::AuxHeads::Byot);
+  const Network& network = student.network();
+  const int stages = network.num_stages();
+  nn::ModelBuffers buffers =
+      nn::ModelBuffers::allocate(student.layout(), DType::Float32, Device::cpu());
+  Rng rng(17);
+  buffers.initialize(student.layout(), rng);
+  const std::int64_t size = 2 * network.stage_strides().back();
+  const Variable x(test::random_tensor({2, 3, size, size}, 19, -1.0, 1.0, DType::Float32));
+  autograd::NoGrad no_grad;
+  nn::ForwardContext context = make_context(student.layout(), buffers, nn::Mode::Train, false);
+  context.stats_update = RunningStatsUpdate::Skip;
+
+  const models::StudentOutput full = student.forward(context, x);
+  const models::StudentOutput shallow =
+      student.forward(context, x, models::StudentHeads::Auxiliary);
+  ASSERT_EQ(static_cast<int>(full.logits.size()), stages);
+  ASSERT_EQ(static_cast<int>(shallow.logits.size()), stages - 1);
+  ASSERT_EQ(static_cast<int>(shallow.head_features.size()), stages - 1);
+  ASSERT_EQ(static_cast<int>(shallow.stage_features.size()), stages - 1);
+  for (std::size_t s = 0; s + 1 < static_cast<std::size_t>(stages); ++s) {
+    const std::string at = arch + " head " + std::to_string(s);
+    expect_same_values(shallow.stage_features[s], full.stage_features[s], at + " stage features");
+    expect_same_values(shallow.head_features[s], full.head_features[s], at + " head features");
+    expect_same_values(shallow.logits[s], full.logits[s], at + " logits");
+  }
+
+  // The network alone, on the student's backbone prefix: every cut, and the full scope.
+  nn::ForwardContext backbone = context;
+  backbone.layout = &network.layout();
+  backbone.parameters = buffers.parameters.slice_flat(0, {student.backbone_parameter_count()});
+  backbone.buffers = buffers.buffers.slice_flat(0, {student.backbone_buffer_count()});
+  const models::NetworkOutput whole = network.forward(backbone, x);
+  expect_same_values(whole.logits, full.logits.back(), arch + " final logits");
+  for (int cut = 1; cut <= stages; ++cut) {
+    const models::NetworkOutput part =
+        network.forward(backbone, x, models::ForwardScope{.stages = cut});
+    ASSERT_EQ(static_cast<int>(part.stage_features.size()), cut) << arch << " cut " << cut;
+    for (std::size_t s = 0; s < static_cast<std::size_t>(cut); ++s) {
+      expect_same_values(part.stage_features[s], whole.stage_features[s],
+                         arch + " cut " + std::to_string(cut) + " stage " + std::to_string(s));
+    }
+    if (cut < stages) {
+      EXPECT_FALSE(part.logits.defined()) << arch << " cut " << cut;
+    } else {
+      expect_same_values(part.logits, whole.logits, arch + " full-scope logits");
+    }
+  }
+  EXPECT_THROW(network.forward(backbone, x, models::ForwardScope{.stages = 0}), Error);
+  EXPECT_THROW(network.forward(backbone, x, models::ForwardScope{.stages = stages + 1}), Error);
+}
+
+// One architecture of each family and stem: ResNet (CIFAR-style, ImageNet stem, bottleneck), WRN,
+// VGG, MobileNetV2 (both strides).
+INSTANTIATE_TEST_SUITE_P(Zoo, ForwardScopes,
+                         testing::Values("resnet20", "resnet18", "resnet50_cifar", "wrn_16_2",
+                                         "vgg11_bn", "mobilenetv2_cifar", "mobilenetv2"),
+                         param_name);
+
+TEST(ForwardScopes, BaselineStudentHasNoAuxiliaryForward) {
+  const models::Student student(ModelSpec{.arch = "resnet20", .num_classes = kNumClasses},
+                                models::AuxHeads::None);
+  nn::ModelBuffers buffers =
+      nn::ModelBuffers::allocate(student.layout(), DType::Float32, Device::cpu());
+  Rng rng(23);
+  buffers.initialize(student.layout(), rng);
+  autograd::NoGrad no_grad;
+  const nn::ForwardContext context = make_context(student.layout(), buffers, nn::Mode::Eval, false);
+  const Variable x(test::random_tensor({1, 3, 8, 8}, 29, -1.0, 1.0, DType::Float32));
+  EXPECT_EQ(student.forward(context, x).logits.size(), 1u);
+  EXPECT_THROW(student.forward(context, x, models::StudentHeads::Auxiliary), Error);
 }
 
 // ---- gradients reach every parameter (depthwise, shortcuts, heads)

@@ -4,6 +4,9 @@
 //   by train::finite_difference_meta_gradient (the routine Learner::step uses); and the same with
 //   the real label generator (models::LabelGenerator) at both resolutions;
 // - the forward-difference variant: first-order accurate (its error falls with ε);
+// - the θ± forwards of the shallow heads only (the backbone cut after the last auxiliary head's
+//   stage) give bit for bit the meta-gradient of full forwards whose final head is dropped, on
+//   real learners of three architectures, in float32 (the CPU backend's fast paths);
 // - against central differences of the whole bilevel objective F(φ) = L_meta(θ − η·∇θL(θ; φ))
 //   on a real Learner (resnet20 student with auxiliary heads and the label generator), where
 //   each F is evaluated by the learner's own passes (the default generator; central and
@@ -13,6 +16,7 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <ostream>
 #include <string>
 
 #include "autograd/functions.h"
@@ -186,11 +190,13 @@ double fixture_meta_gradient_error(FixtureGenerator kind, FiniteDifference diffe
   }
 
   const StudentLogits student_logits = [&](const Tensor& parameters, const Tensor& gradients,
-                                           const Tensor& batch) {
+                                           const Tensor& batch, models::StudentHeads heads) {
     const nn::ForwardContext context{&student.layout, parameters,      gradients,
                                      theta.buffers,   nn::Mode::Train, RunningStatsUpdate::Skip};
     std::vector<Variable> pooled;
-    return student.forward(context, Variable(batch), pooled);
+    std::vector<Variable> logits = student.forward(context, Variable(batch), pooled);
+    if (heads == models::StudentHeads::Auxiliary) logits.pop_back();
+    return logits;
   };
   MetaScratch scratch{.virtual_parameters = Tensor::empty(theta.parameters.shape(), DType::Float64),
                       .meta_gradients = Tensor::empty(theta.parameters.shape(), DType::Float64)};
@@ -360,6 +366,127 @@ void check_against_bilevel_objective(models::GeneratorResolution resolution,
       "%.3e)\n",
       checked, worst, largest);
 }
+
+// ---- the θ± forwards stop after the last auxiliary head's stage
+
+struct TruncationCase {
+  const char* arch;
+  FiniteDifference difference;
+};
+
+void PrintTo(const TruncationCase& truncation_case, std::ostream* out) {
+  *out << truncation_case.arch
+       << (truncation_case.difference == FiniteDifference::Central ? " central" : " forward");
+}
+
+std::string truncation_case_name(const testing::TestParamInfo<TruncationCase>& case_info) {
+  return std::string(case_info.param.arch) +
+         (case_info.param.difference == FiniteDifference::Central ? "_central" : "_forward");
+}
+
+class ShallowHeadForwards : public testing::TestWithParam<TruncationCase> {};
+
+// The learner's meta-gradient (θ± forwards of the shallow heads only) against the same routine
+// fed full forwards, whose final head is dropped: ∂L/∂u_s reads head s < S only, and a stage's
+// features do not depend on the stages after it, so the two must agree bit for bit.
+TEST_P(ShallowHeadForwards, GiveTheMetaGradientOfFullForwardsBitForBit) {
+  const TruncationCase& param = GetParam();
+  LearnerSpec spec = tiny_learner_spec(models::GeneratorResolution::Deepest, param.difference);
+  spec.model.arch = param.arch;
+  spec.dtype = DType::Float32;
+  spec.meta.epsilon = 1e-2;
+  Collective single_rank;
+  Learner learner(spec, single_rank);
+  const Tensor images = test::random_tensor({6, 1, 8, 8}, 21, -1.0, 1.0, DType::Float32);
+  const Tensor labels = labels_of({0, 1, 2, 2, 1, 0});
+  const Tensor meta_images = test::random_tensor({6, 1, 8, 8}, 22, -1.0, 1.0, DType::Float32);
+  const Tensor meta_labels = labels_of({1, 1, 0, 2, 0, 2});
+  const double learning_rate = 0.1;
+  const MetaGradientResult truncated =
+      learner.meta_gradient(images, labels, learning_rate, meta_images, meta_labels);
+  ASSERT_TRUE(truncated.computed);
+  const std::vector<float> truncated_gradient =
+      learner.generator_buffers().gradients.to_vector<float>();
+  const std::vector<float> student_gradient = learner.model().gradients.to_vector<float>();
+
+  // The learner's passes by hand: the student and G at θ, L(θ; φ) and g = ∇θ L.
+  Backend& backend = backend::get(Device::cpu());
+  const models::Student& student = learner.student();
+  nn::ModelBuffers& model = learner.model();
+  nn::ModelBuffers& generator = learner.generator_buffers();
+  backend.fill(model.gradients, 0.0);
+  autograd::Tape tape, generator_tape;
+  models::StudentOutput output;
+  std::vector<Variable> targets;
+  LossTerms terms;
+  {
+    autograd::TapeScope scope(tape);
+    const nn::ForwardContext context{&student.layout(), model.parameters, model.gradients,
+                                     model.buffers,     nn::Mode::Train,  RunningStatsUpdate::Skip};
+    output = student.forward(context, Variable(images));
+    std::vector<Variable> stage_features, teachers;
+    for (const Variable& feature : output.stage_features)
+      stage_features.push_back(feature.detach());
+    {
+      autograd::TapeScope generator_scope(generator_tape);
+      const nn::ForwardContext generator_context{&learner.generator().layout(),
+                                                 generator.parameters,
+                                                 generator.gradients,
+                                                 generator.buffers,
+                                                 nn::Mode::Train,
+                                                 RunningStatsUpdate::Skip};
+      targets = learner.generator().forward(generator_context, stage_features);
+    }
+    for (const Variable& target : targets) teachers.push_back(target.detach());
+    terms = student_loss(spec.loss, output, labels, teachers);
+  }
+  tape.backward(terms.total);
+  ASSERT_EQ(model.gradients.to_vector<float>(), student_gradient);
+
+  const StudentLogits full_forwards = [&](const Tensor& parameters, const Tensor& gradients,
+                                          const Tensor& batch, models::StudentHeads heads) {
+    const nn::ForwardContext context{&student.layout(), parameters,      gradients,
+                                     model.buffers,     nn::Mode::Train, RunningStatsUpdate::Skip};
+    std::vector<Variable> logits = student.forward(context, Variable(batch)).logits;
+    if (heads == models::StudentHeads::Auxiliary) logits.pop_back();
+    return logits;
+  };
+  MetaScratch scratch{.virtual_parameters = Tensor::empty(model.parameters.shape(), DType::Float32),
+                      .meta_gradients = Tensor::empty(model.parameters.shape(), DType::Float32)};
+  backend.fill(generator.gradients, 0.0);
+  const MetaGradientInputs inputs{.parameters = model.parameters,
+                                  .gradients = model.gradients,
+                                  .learning_rate = learning_rate,
+                                  .images = images,
+                                  .meta_images = meta_images,
+                                  .meta_labels = meta_labels,
+                                  .targets = targets,
+                                  .generator_tape = &generator_tape,
+                                  .alpha = spec.loss.alpha,
+                                  .temperature = spec.loss.temperature,
+                                  .epsilon = spec.meta.epsilon,
+                                  .difference = param.difference,
+                                  .logits_at_parameters = output.logits};
+  const MetaGradientResult full =
+      finite_difference_meta_gradient(backend, single_rank, full_forwards, inputs, scratch);
+  ASSERT_TRUE(full.computed);
+  EXPECT_EQ(full.meta_loss, truncated.meta_loss);
+  EXPECT_EQ(full.v_norm, truncated.v_norm);
+  const std::vector<float> full_gradient = generator.gradients.to_vector<float>();
+  EXPECT_EQ(full_gradient, truncated_gradient);
+  double norm = 0.0;
+  for (const float value : full_gradient) norm += static_cast<double>(value) * value;
+  EXPECT_GT(norm, 0.0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Learners, ShallowHeadForwards,
+                         testing::Values(TruncationCase{"resnet20", FiniteDifference::Central},
+                                         TruncationCase{"resnet20", FiniteDifference::Forward},
+                                         TruncationCase{"resnet18_cifar",
+                                                        FiniteDifference::Central},
+                                         TruncationCase{"wrn_16_2", FiniteDifference::Central},
+                                         TruncationCase{"wrn_16_2", FiniteDifference::Forward}),
+                         truncation_case_name);
 
 // The default generator: fusion and smoothing on the deepest stage's grid.
 TEST(MetaGradient, MatchesNumericalDerivativeOfBilevelObjective) {
