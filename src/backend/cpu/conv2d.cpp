@@ -7,6 +7,7 @@
 // fixed order (the GEMM over the chunks in sample order, the depthwise filter sums per channel), so
 // results do not depend on the thread count. Float32 3x3 stride-1 convolutions with enough
 // channels take the Winograd path instead (winograd.h).
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -183,6 +184,14 @@ bool use_winograd(const ConvGeometry& g, const Conv2dParams& params) {
 
 // ---- general path (im2col + GEMM)
 
+// A chunk's column or packed-output buffer, left uninitialized (every use overwrites what it
+// reads: a value-initialized vector cost a zeroing pass per chunk). Freed after the chunk, so
+// that the step's peak memory does not grow by per-thread buffers.
+template <typename T>
+std::unique_ptr<T[]> chunk_buffer(std::int64_t size) {
+  return std::make_unique_for_overwrite<T[]>(static_cast<std::size_t>(size));
+}
+
 // Chunks of chunk_samples samples: [first, first + count) for chunk `which`.
 struct SampleChunk {
   std::int64_t first = 0;
@@ -211,19 +220,19 @@ void conv_forward_gemm(const ConvGeometry& g, const T* x, const T* weight, T* y)
   const std::int64_t chunk = chunk_samples(g);
   parallel_for(chunk_count(g, chunk), chunk_work(g, chunk), [&](std::int64_t which) {
     const auto [first, count] = sample_chunk(g, chunk, which);
-    std::vector<T> columns;
-    std::vector<T> packed;
     const std::int64_t width = count * g.out_plane();
     const T* cols = x + first * g.in_channels * g.in_plane();
+    std::unique_ptr<T[]> columns;
+    std::unique_ptr<T[]> packed;
     if (!(count == 1 && g.pointwise())) {
-      columns.resize(static_cast<std::size_t>(g.in_channels * g.taps() * width));
-      im2col(g, x, first, count, columns.data());
-      cols = columns.data();
+      columns = chunk_buffer<T>(g.in_channels * g.taps() * width);
+      im2col(g, x, first, count, columns.get());
+      cols = columns.get();
     }
     T* out = y + first * g.out_channels * g.out_plane();
     if (count > 1) {
-      packed.resize(static_cast<std::size_t>(g.out_channels * width));
-      out = packed.data();
+      packed = chunk_buffer<T>(g.out_channels * width);
+      out = packed.get();
     }
     for (std::int64_t group = 0; group < g.groups; ++group) {
       gemm<T>(CblasNoTrans, CblasNoTrans, g.out_per_group(), width, g.group_rows(), T(1),
@@ -231,7 +240,7 @@ void conv_forward_gemm(const ConvGeometry& g, const T* x, const T* weight, T* y)
               cols + group * g.group_rows() * width, width, T(0),
               out + group * g.out_per_group() * width, width);
     }
-    if (count > 1) unpack_samples(g, packed.data(), first, count, y);
+    if (count > 1) unpack_samples(g, packed.get(), first, count, y);
   });
 }
 
@@ -243,22 +252,22 @@ void conv_backward_data_gemm(const ConvGeometry& g, const T* grad_y, const T* we
   const std::int64_t chunk = chunk_samples(g);
   parallel_for(chunk_count(g, chunk), chunk_work(g, chunk), [&](std::int64_t which) {
     const auto [first, count] = sample_chunk(g, chunk, which);
-    std::vector<T> columns;
-    std::vector<T> packed;
     const std::int64_t width = count * g.out_plane();
     const T* upstream = grad_y + first * g.out_channels * g.out_plane();
+    std::unique_ptr<T[]> packed;
+    std::unique_ptr<T[]> columns;
     if (count > 1) {
-      packed.resize(static_cast<std::size_t>(g.out_channels * width));
-      pack_samples(g, grad_y, first, count, packed.data());
-      upstream = packed.data();
+      packed = chunk_buffer<T>(g.out_channels * width);
+      pack_samples(g, grad_y, first, count, packed.get());
+      upstream = packed.get();
     }
     // A pointwise single-sample chunk writes grad_x directly (its column matrix is grad_x).
     const bool direct = count == 1 && g.pointwise();
     T* cols = grad_x + first * g.in_channels * g.in_plane();
     const T beta = direct && write == Write::Accumulate ? T(1) : T(0);
     if (!direct) {
-      columns.resize(static_cast<std::size_t>(g.in_channels * g.taps() * width));
-      cols = columns.data();
+      columns = chunk_buffer<T>(g.in_channels * g.taps() * width);
+      cols = columns.get();
     }
     for (std::int64_t group = 0; group < g.groups; ++group) {
       gemm<T>(CblasTrans, CblasNoTrans, g.group_rows(), width, g.out_per_group(), T(1),
@@ -266,7 +275,7 @@ void conv_backward_data_gemm(const ConvGeometry& g, const T* grad_y, const T* we
               upstream + group * g.out_per_group() * width, width, beta,
               cols + group * g.group_rows() * width, width);
     }
-    if (!direct) col2im(g, columns.data(), first, count, grad_x, write);
+    if (!direct) col2im(g, cols, first, count, grad_x, write);
   });
 }
 
@@ -276,22 +285,22 @@ template <typename T>
 void accumulate_filter_chunks(const ConvGeometry& g, std::int64_t chunk, std::int64_t first_chunk,
                               std::int64_t end_chunk, const T* x, const T* grad_y, T* grad_weight,
                               bool overwrite) {
-  std::vector<T> columns;
-  std::vector<T> packed;
   for (std::int64_t which = first_chunk; which < end_chunk; ++which) {
     const auto [first, count] = sample_chunk(g, chunk, which);
     const std::int64_t width = count * g.out_plane();
     const T* cols = x + first * g.in_channels * g.in_plane();
+    std::unique_ptr<T[]> columns;
+    std::unique_ptr<T[]> packed;
     if (!(count == 1 && g.pointwise())) {
-      columns.resize(static_cast<std::size_t>(g.in_channels * g.taps() * width));
-      im2col(g, x, first, count, columns.data());
-      cols = columns.data();
+      columns = chunk_buffer<T>(g.in_channels * g.taps() * width);
+      im2col(g, x, first, count, columns.get());
+      cols = columns.get();
     }
     const T* upstream = grad_y + first * g.out_channels * g.out_plane();
     if (count > 1) {
-      packed.resize(static_cast<std::size_t>(g.out_channels * width));
-      pack_samples(g, grad_y, first, count, packed.data());
-      upstream = packed.data();
+      packed = chunk_buffer<T>(g.out_channels * width);
+      pack_samples(g, grad_y, first, count, packed.get());
+      upstream = packed.get();
     }
     const T beta = which == first_chunk && overwrite ? T(0) : T(1);
     for (std::int64_t group = 0; group < g.groups; ++group) {

@@ -4,12 +4,23 @@
 // own threads stay off: two pools on the same cores spin against each other, and a split that
 // depends on the shape alone keeps results bit-identical for any thread count. The op
 // implementations live in the op-family files of this folder.
+//
+// Creating the backend also tells glibc's malloc to keep freed memory: a training step
+// allocates and frees activations of up to tens of MiB, which malloc would otherwise map and
+// unmap every step (fresh zeroed pages faulted in on first touch, and TLB shootdowns across the
+// backend's threads on every unmap): about 10 % of a resnet20 step. The heap then stays at its
+// high-water mark, a few percent above the step's peak (resnet18_cifar at batch 128: peak RSS
+// 1212 -> 1250 MiB).
 #include "backend/cpu/cpu_backend.h"
 
 #include <cblas.h>
 #include <omp.h>
 
 #include <atomic>
+#include <cstdlib>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "backend/cpu/cpu_common.h"
 
@@ -19,8 +30,19 @@ namespace {
 // 0: not configured yet (use OpenMP's default, which honours OMP_NUM_THREADS).
 std::atomic<int> configured_threads{0};
 
+// Large blocks come from the heap (no mmap: the largest mmap threshold malloc accepts, 32 MiB,
+// is one resnet18 activation at batch 128) and freed memory is not trimmed back to the system.
+void keep_freed_memory() {
+#if defined(__GLIBC__)
+  constexpr int trim_threshold = 1 << 30;
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, trim_threshold);
+#endif
+}
+
 CpuBackend make_backend() {
   openblas_set_num_threads(1);  // BLAS runs inside the backend's own parallel blocks
+  keep_freed_memory();
   return CpuBackend();
 }
 }  // namespace

@@ -10,9 +10,13 @@
 // block stays in L2); a block writes only its own output tiles, and blocks run in parallel (a
 // lone block splits its GEMMs instead, in gemm's shape-fixed pieces). The filter gradient sums
 // blocks in order within at most 4 slices (from the shape alone), and adds the slices in order,
-// so no result depends on the thread count. F(2x2, 3x3) keeps float32 errors at ~1e-7 of the
-// output's scale (tests/backend/test_winograd.cpp); F(4x4, 3x3), with transform coefficients
-// up to 8, was not tried.
+// so no result depends on the thread count. The transforms first copy a plane's rows into
+// phase arrays (even and odd rows and columns, each tile's patch at one flat index), so that
+// each transform is one unit-stride loop over a sample's tiles that the compiler vectorizes;
+// they add and subtract in the same order as the formulas (results as before, bit for bit).
+// F(2x2, 3x3) keeps float32 errors at ~1e-7 of the output's scale
+// (tests/backend/test_winograd.cpp); F(4x4, 3x3), with transform coefficients up to 8, was not
+// tried.
 #include "backend/cpu/winograd.h"
 
 #include <vector>
@@ -84,177 +88,366 @@ void for_each_tile_run(const TileConv& c, std::int64_t first, std::int64_t count
   }
 }
 
-// row: (length) = plane row `row` at columns [first_col, first_col + length), zero outside the
-// plane (rows outside it included).
-void load_row(const float* plane, std::int64_t height, std::int64_t width, std::int64_t row,
-              std::int64_t first_col, std::int64_t length, float* out) {
-  if (row < 0 || row >= height) {
-    std::fill(out, out + length, 0.0f);
-    return;
-  }
-  const std::int64_t begin = std::clamp<std::int64_t>(-first_col, 0, length);
-  const std::int64_t end = std::clamp<std::int64_t>(width - first_col, begin, length);
-  std::fill(out, out + begin, 0.0f);
-  std::copy(plane + row * width + first_col + begin, plane + row * width + first_col + end,
-            out + begin);
-  std::fill(out + end, out + length, 0.0f);
-}
+// One run of consecutive tiles of one tile row: tile columns [first_col, end_col) of tile row
+// `tile_row` of sample `sample`, at index `at` of its block.
+struct TileRun {
+  std::int64_t sample = 0;
+  std::int64_t tile_row = 0;
+  std::int64_t first_col = 0;
+  std::int64_t end_col = 0;
+  std::int64_t at = 0;
+};
 
-// v: (16, S, count) = B^T d B for the src patch d of every tile in [first, first + count),
-// position planes `stride` floats apart.
-void transform_input(const TileConv& c, const float* src, std::int64_t first, std::int64_t count,
-                     float* v, std::int64_t stride) {
-  const std::int64_t max_span = 2 * c.tile_cols() + 2;
-  std::vector<float> rows(static_cast<std::size_t>(4 * max_span));    // d rows 0-3 of the run
-  std::vector<float> combos(static_cast<std::size_t>(4 * max_span));  // B^T d, rows 0-3
+// Calls segment(runs, size) for each maximal group of the block's runs that lie in one sample,
+// in order; the runs of a group cover consecutive tile rows.
+template <typename Segment>
+void for_each_sample_segment(const TileConv& c, std::int64_t first, std::int64_t count,
+                             std::vector<TileRun>& runs, const Segment& segment) {
+  runs.clear();
   for_each_tile_run(c, first, count,
                     [&](std::int64_t sample, std::int64_t tile_row, std::int64_t first_col,
                         std::int64_t end_col, std::int64_t at) {
-                      const std::int64_t run = end_col - first_col;
-                      const std::int64_t span = 2 * run + 2;
-                      float* d0 = rows.data();
-                      float* d1 = d0 + max_span;
-                      float* d2 = d1 + max_span;
-                      float* d3 = d2 + max_span;
-                      float* t0 = combos.data();
-                      float* t1 = t0 + max_span;
-                      float* t2 = t1 + max_span;
-                      float* t3 = t2 + max_span;
-                      const std::int64_t top = 2 * tile_row - c.offset;
-                      const std::int64_t left = 2 * first_col - c.offset;
-                      for (std::int64_t channel = 0; channel < c.src_channels; ++channel) {
-                        const float* plane =
-                            src + (sample * c.src_channels + channel) * c.src_plane();
-                        load_row(plane, c.src_height, c.src_width, top, left, span, d0);
-                        load_row(plane, c.src_height, c.src_width, top + 1, left, span, d1);
-                        load_row(plane, c.src_height, c.src_width, top + 2, left, span, d2);
-                        load_row(plane, c.src_height, c.src_width, top + 3, left, span, d3);
-                        for (std::int64_t k = 0; k < span; ++k) {
-                          t0[k] = d0[k] - d2[k];
-                          t1[k] = d1[k] + d2[k];
-                          t2[k] = d2[k] - d1[k];
-                          t3[k] = d1[k] - d3[k];
-                        }
-                        const float* combo_rows[4] = {t0, t1, t2, t3};
-                        for (std::int64_t a = 0; a < 4; ++a) {
-                          const float* t = combo_rows[a];
-                          float* out0 = v + (4 * a) * stride + channel * count + at;
-                          float* out1 = out0 + stride;
-                          float* out2 = out1 + stride;
-                          float* out3 = out2 + stride;
-                          for (std::int64_t j = 0; j < run; ++j) {
-                            const float* p = t + 2 * j;
-                            out0[j] = p[0] - p[2];
-                            out1[j] = p[1] + p[2];
-                            out2[j] = p[2] - p[1];
-                            out3[j] = p[1] - p[3];
-                          }
-                        }
-                      }
+                      runs.push_back(TileRun{sample, tile_row, first_col, end_col, at});
                     });
+  for (std::size_t begin = 0; begin < runs.size();) {
+    std::size_t end = begin + 1;
+    while (end < runs.size() && runs[end].sample == runs[begin].sample) ++end;
+    segment(runs.data() + begin, static_cast<std::int64_t>(end - begin));
+    begin = end;
+  }
+}
+
+// phases: (8, rows, tile_cols) = for tile rows [first_tile_row, first_tile_row + rows) of the
+// plane, array 4p + q holds the src element at row 2i + p − offset and column 2j + q − offset
+// for tile (i, j), zero outside the plane: with p = 0, 1 and the same arrays one tile row down,
+// the 16 elements of every tile's 4x4 patch at one flat index. Each src element is copied
+// twice (columns 2j + 2 and 2j + 3 are those of tile j + 1), and the transform that follows is
+// one unit-stride loop over all of a plane's tiles, which the compiler vectorizes.
+void split_phases(const float* __restrict plane, const TileConv& c, std::int64_t first_tile_row,
+                  std::int64_t rows, float* __restrict phases) {
+  const std::int64_t cols = c.tile_cols();
+  const std::int64_t pitch = rows * cols;  // floats between two phase arrays
+  const std::int64_t width = c.src_width;
+  // Tiles [inner_begin, inner_end) read only columns inside the plane.
+  const std::int64_t inner_begin = std::clamp<std::int64_t>((c.offset + 1) / 2, 0, cols);
+  const std::int64_t inner_end = std::clamp<std::int64_t>(
+      width + c.offset >= 4 ? (width + c.offset - 4) / 2 + 1 : 0, inner_begin, cols);
+  for (std::int64_t i = 0; i < rows; ++i) {
+    for (std::int64_t p = 0; p < 2; ++p) {
+      float* q0 = phases + (4 * p) * pitch + i * cols;
+      float* q1 = q0 + pitch;
+      float* q2 = q1 + pitch;
+      float* q3 = q2 + pitch;
+      const std::int64_t row = 2 * (first_tile_row + i) + p - c.offset;
+      if (row < 0 || row >= c.src_height) {
+        for (std::int64_t j = 0; j < cols; ++j) q0[j] = q1[j] = q2[j] = q3[j] = 0.0f;
+        continue;
+      }
+      const float* line = plane + row * width;
+      const auto at = [&](std::int64_t col) { return col >= 0 && col < width ? line[col] : 0.0f; };
+      for (std::int64_t j = 0; j < inner_begin; ++j) {
+        const std::int64_t col = 2 * j - c.offset;
+        q0[j] = at(col);
+        q1[j] = at(col + 1);
+        q2[j] = at(col + 2);
+        q3[j] = at(col + 3);
+      }
+      const float* shifted = line - c.offset;
+      for (std::int64_t j = inner_begin; j < inner_end; ++j) {
+        q0[j] = shifted[2 * j];
+        q1[j] = shifted[2 * j + 1];
+        q2[j] = shifted[2 * j + 2];
+        q3[j] = shifted[2 * j + 3];
+      }
+      for (std::int64_t j = inner_end; j < cols; ++j) {
+        const std::int64_t col = 2 * j - c.offset;
+        q0[j] = at(col);
+        q1[j] = at(col + 1);
+        q2[j] = at(col + 2);
+        q3[j] = at(col + 3);
+      }
+    }
+  }
+}
+
+// Row `which` of B^T d from the 4 patch rows: d0 − d2, d1 + d2, d2 − d1, d1 − d3.
+template <int which>
+inline float input_row_combination(float d0, float d1, float d2, float d3) {
+  if constexpr (which == 0) return d0 - d2;
+  if constexpr (which == 1) return d1 + d2;
+  if constexpr (which == 2) return d2 - d1;
+  return d1 - d3;
+}
+
+// out0-3: (length) = positions 4·which .. 4·which + 3 of B^T d B for `length` tiles at flat
+// indices [begin, begin + length) of split_phases' arrays (`pitch` floats apart, tile row
+// `cols` floats long): with t = row `which` of B^T d and t0-t3 its columns,
+// t0 − t2, t1 + t2, t2 − t1, t1 − t3.
+template <int which>
+void input_positions(const float* __restrict phases, std::int64_t pitch, std::int64_t cols,
+                     std::int64_t begin, std::int64_t length, float* __restrict out0,
+                     float* __restrict out1, float* __restrict out2, float* __restrict out3) {
+  const float* __restrict top[4];     // patch row 0, phase q
+  const float* __restrict second[4];  // patch row 1
+  for (int q = 0; q < 4; ++q) {
+    top[q] = phases + q * pitch + begin;
+    second[q] = phases + (4 + q) * pitch + begin;
+  }
+  // Patch rows 2 and 3 are rows 0 and 1 of the tile one row down: `cols` further on.
+  const auto column = [&](int q, std::int64_t k) {
+    return input_row_combination<which>(top[q][k], second[q][k], top[q][k + cols],
+                                        second[q][k + cols]);
+  };
+  for (std::int64_t k = 0; k < length; ++k) {
+    const float t0 = column(0, k);
+    const float t1 = column(1, k);
+    const float t2 = column(2, k);
+    const float t3 = column(3, k);
+    out0[k] = t0 - t2;
+    out1[k] = t1 + t2;
+    out2[k] = t2 - t1;
+    out3[k] = t1 - t3;
+  }
+}
+
+// v: (16, S, count) = B^T d B for the src patch d of every tile in [first, first + count),
+// position planes `stride` floats apart. The block's tiles of one sample are a contiguous range
+// of the sample's flat tile indices; per channel, their rows are split into phases once and
+// transformed in one loop per row of B^T d.
+void transform_input(const TileConv& c, const float* src, std::int64_t first, std::int64_t count,
+                     float* v, std::int64_t stride) {
+  const std::int64_t cols = c.tile_cols();
+  const std::int64_t plane_tiles = c.tile_rows() * cols;
+  std::vector<float> buffer(static_cast<std::size_t>(8 * (c.tile_rows() + 1) * cols));
+  const std::int64_t end = first + count;
+  for (std::int64_t sample = first / plane_tiles; sample * plane_tiles < end; ++sample) {
+    const std::int64_t sample_first = sample * plane_tiles;
+    const std::int64_t begin_tile = std::max(first, sample_first) - sample_first;
+    const std::int64_t end_tile = std::min(end, sample_first + plane_tiles) - sample_first;
+    const std::int64_t first_tile_row = begin_tile / cols;
+    // The tile rows read, the last one's lower neighbour included.
+    const std::int64_t rows = (end_tile - 1) / cols - first_tile_row + 2;
+    const std::int64_t pitch = rows * cols;
+    const std::int64_t begin = begin_tile - first_tile_row * cols;
+    const std::int64_t length = end_tile - begin_tile;
+    const std::int64_t at = sample_first + begin_tile - first;
+    for (std::int64_t channel = 0; channel < c.src_channels; ++channel) {
+      const float* plane = src + (sample * c.src_channels + channel) * c.src_plane();
+      split_phases(plane, c, first_tile_row, rows, buffer.data());
+      float* out = v + channel * count + at;
+      input_positions<0>(buffer.data(), pitch, cols, begin, length, out, out + stride,
+                         out + 2 * stride, out + 3 * stride);
+      out += 4 * stride;
+      input_positions<1>(buffer.data(), pitch, cols, begin, length, out, out + stride,
+                         out + 2 * stride, out + 3 * stride);
+      out += 4 * stride;
+      input_positions<2>(buffer.data(), pitch, cols, begin, length, out, out + stride,
+                         out + 2 * stride, out + 3 * stride);
+      out += 4 * stride;
+      input_positions<3>(buffer.data(), pitch, cols, begin, length, out, out + stride,
+                         out + 2 * stride, out + 3 * stride);
+    }
+  }
+}
+
+// even, odd: (run) = columns 0 and 1 of both rows of A^T M A for `run` tiles side by side, for
+// the 4x4 M whose positions 4a + b are m + (4a + b) · stride: row0 from the sums
+// (M A)[a][·] over a = 0-2, row1 from a = 1-3 with the signs of A^T.
+void output_tiles(const float* __restrict m, std::int64_t stride, std::int64_t run,
+                  float* __restrict row0_even, float* __restrict row0_odd,
+                  float* __restrict row1_even, float* __restrict row1_odd) {
+  const float* __restrict m00 = m;
+  const float* __restrict m01 = m + stride;
+  const float* __restrict m02 = m + 2 * stride;
+  const float* __restrict m03 = m + 3 * stride;
+  const float* __restrict m10 = m + 4 * stride;
+  const float* __restrict m11 = m + 5 * stride;
+  const float* __restrict m12 = m + 6 * stride;
+  const float* __restrict m13 = m + 7 * stride;
+  const float* __restrict m20 = m + 8 * stride;
+  const float* __restrict m21 = m + 9 * stride;
+  const float* __restrict m22 = m + 10 * stride;
+  const float* __restrict m23 = m + 11 * stride;
+  const float* __restrict m30 = m + 12 * stride;
+  const float* __restrict m31 = m + 13 * stride;
+  const float* __restrict m32 = m + 14 * stride;
+  const float* __restrict m33 = m + 15 * stride;
+  for (std::int64_t j = 0; j < run; ++j) {
+    const float s00 = m00[j] + m01[j] + m02[j];
+    const float s01 = m01[j] - m02[j] - m03[j];
+    const float s10 = m10[j] + m11[j] + m12[j];
+    const float s11 = m11[j] - m12[j] - m13[j];
+    const float s20 = m20[j] + m21[j] + m22[j];
+    const float s21 = m21[j] - m22[j] - m23[j];
+    const float s30 = m30[j] + m31[j] + m32[j];
+    const float s31 = m31[j] - m32[j] - m33[j];
+    row0_even[j] = s00 + s10 + s20;
+    row0_odd[j] = s01 + s11 + s21;
+    row1_even[j] = s10 - s20 - s30;
+    row1_odd[j] = s11 - s21 - s31;
+  }
+}
+
+// out: (width) (+)= one output row interleaved from its even and odd columns: out[2j] = even[j],
+// out[2j + 1] = odd[j]; `width` may be odd (the last tile cut by the map's edge).
+void store_output_row(const float* __restrict even, const float* __restrict odd, std::int64_t width,
+                      float* __restrict out, Write write) {
+  const std::int64_t full = width / 2;
+  if (write == Write::Overwrite) {
+    for (std::int64_t j = 0; j < full; ++j) {
+      out[2 * j] = even[j];
+      out[2 * j + 1] = odd[j];
+    }
+    if (width % 2 != 0) out[width - 1] = even[full];
+  } else {
+    for (std::int64_t j = 0; j < full; ++j) {
+      out[2 * j] += even[j];
+      out[2 * j + 1] += odd[j];
+    }
+    if (width % 2 != 0) out[width - 1] += even[full];
+  }
 }
 
 // dst tiles [first, first + count) (+)= A^T M A, for m: (16, D, count) with position planes
 // `stride` floats apart; only the parts of the 2x2 tiles inside the dst map are written.
 void transform_output(const TileConv& c, const float* m, std::int64_t first, std::int64_t count,
                       std::int64_t stride, float* dst, Write write) {
-  const std::int64_t max_run = c.tile_cols();
-  // (M A)[a][0] and (M A)[a][1] for a = 0..3, then the two output rows.
-  std::vector<float> buffer(static_cast<std::size_t>(12 * max_run));
-  for_each_tile_run(c, first, count,
-                    [&](std::int64_t sample, std::int64_t tile_row, std::int64_t first_col,
-                        std::int64_t end_col, std::int64_t at) {
-                      const std::int64_t run = end_col - first_col;
-                      float* sums = buffer.data();
-                      float* row0 = sums + 8 * max_run;
-                      float* row1 = row0 + 2 * max_run;
-                      const std::int64_t top = 2 * tile_row;
-                      const std::int64_t left = 2 * first_col;
-                      const std::int64_t width = std::min(2 * run, c.dst_width - left);
-                      const std::int64_t height = std::min<std::int64_t>(2, c.dst_height - top);
-                      for (std::int64_t channel = 0; channel < c.dst_channels; ++channel) {
-                        for (std::int64_t a = 0; a < 4; ++a) {
-                          const float* m0 = m + (4 * a) * stride + channel * count + at;
-                          const float* m1 = m0 + stride;
-                          const float* m2 = m1 + stride;
-                          const float* m3 = m2 + stride;
-                          float* s0 = sums + 2 * a * max_run;
-                          float* s1 = s0 + max_run;
-                          for (std::int64_t j = 0; j < run; ++j) {
-                            s0[j] = m0[j] + m1[j] + m2[j];
-                            s1[j] = m1[j] - m2[j] - m3[j];
-                          }
-                        }
-                        const float* s00 = sums;
-                        const float* s01 = sums + max_run;
-                        const float* s10 = sums + 2 * max_run;
-                        const float* s11 = sums + 3 * max_run;
-                        const float* s20 = sums + 4 * max_run;
-                        const float* s21 = sums + 5 * max_run;
-                        const float* s30 = sums + 6 * max_run;
-                        const float* s31 = sums + 7 * max_run;
-                        for (std::int64_t j = 0; j < run; ++j) {
-                          row0[2 * j] = s00[j] + s10[j] + s20[j];
-                          row0[2 * j + 1] = s01[j] + s11[j] + s21[j];
-                          row1[2 * j] = s10[j] - s20[j] - s30[j];
-                          row1[2 * j + 1] = s11[j] - s21[j] - s31[j];
-                        }
-                        float* plane = dst + (sample * c.dst_channels + channel) * c.dst_plane();
-                        const float* computed[2] = {row0, row1};
-                        for (std::int64_t r = 0; r < height; ++r) {
-                          float* out = plane + (top + r) * c.dst_width + left;
-                          const float* values = computed[r];
-                          if (write == Write::Overwrite) {
-                            std::copy(values, values + width, out);
-                          } else {
-                            for (std::int64_t k = 0; k < width; ++k) out[k] += values[k];
-                          }
-                        }
-                      }
-                    });
+  const std::int64_t plane_tiles = c.tile_rows() * c.tile_cols();
+  // Rows 0 and 1 of the output tiles, even and odd columns, for one sample's tiles of the block.
+  std::vector<float> buffer(static_cast<std::size_t>(4 * plane_tiles));
+  float* row0_even = buffer.data();
+  float* row0_odd = row0_even + plane_tiles;
+  float* row1_even = row0_odd + plane_tiles;
+  float* row1_odd = row1_even + plane_tiles;
+  std::vector<TileRun> runs;
+  for_each_sample_segment(c, first, count, runs, [&](const TileRun* group, std::int64_t size) {
+    const TileRun& last = group[size - 1];
+    const std::int64_t base = group[0].at;
+    const std::int64_t length = last.at + (last.end_col - last.first_col) - base;
+    for (std::int64_t channel = 0; channel < c.dst_channels; ++channel) {
+      output_tiles(m + channel * count + base, stride, length, row0_even, row0_odd, row1_even,
+                   row1_odd);
+      float* plane = dst + (group[0].sample * c.dst_channels + channel) * c.dst_plane();
+      for (std::int64_t k = 0; k < size; ++k) {
+        const TileRun& r = group[k];
+        const std::int64_t run = r.end_col - r.first_col;
+        const std::int64_t top = 2 * r.tile_row;
+        const std::int64_t left = 2 * r.first_col;
+        const std::int64_t width = std::min(2 * run, c.dst_width - left);
+        const std::int64_t at = r.at - base;
+        float* out = plane + top * c.dst_width + left;
+        store_output_row(row0_even + at, row0_odd + at, width, out, write);
+        if (top + 1 < c.dst_height) {
+          store_output_row(row1_even + at, row1_odd + at, width, out + c.dst_width, write);
+        }
+      }
+    }
+  });
+}
+
+// phases: (4, rows, tile_cols) = for tile rows [first_tile_row, first_tile_row + rows) of the
+// dst-gradient plane, array 2p + q holds the element at row 2i + p and column 2j + q of tile
+// (i, j), zero outside the plane: each tile's 2x2 dY at one flat index, as in split_phases.
+void split_gradient_phases(const float* __restrict plane, const TileConv& c,
+                           std::int64_t first_tile_row, std::int64_t rows,
+                           float* __restrict phases) {
+  const std::int64_t cols = c.tile_cols();
+  const std::int64_t pitch = rows * cols;
+  const std::int64_t width = c.dst_width;
+  const std::int64_t inner_end = std::min(width / 2, cols);  // tiles with both columns inside
+  for (std::int64_t i = 0; i < rows; ++i) {
+    for (std::int64_t p = 0; p < 2; ++p) {
+      float* q0 = phases + (2 * p) * pitch + i * cols;
+      float* q1 = q0 + pitch;
+      const std::int64_t row = 2 * (first_tile_row + i) + p;
+      if (row >= c.dst_height) {
+        for (std::int64_t j = 0; j < cols; ++j) q0[j] = q1[j] = 0.0f;
+        continue;
+      }
+      const float* line = plane + row * width;
+      for (std::int64_t j = 0; j < inner_end; ++j) {
+        q0[j] = line[2 * j];
+        q1[j] = line[2 * j + 1];
+      }
+      for (std::int64_t j = inner_end; j < cols; ++j) {  // the last tile of an odd width
+        q0[j] = line[2 * j];
+        q1[j] = 0.0f;
+      }
+    }
+  }
+}
+
+// out0-3: (length) = positions 4·which .. 4·which + 3 of A dY A^T for `length` tiles at flat
+// indices [begin, begin + length) of split_gradient_phases' arrays (`pitch` floats apart): with
+// q = row `which` of A dY (dY0, dY0 + dY1, dY0 − dY1, −dY1) and q0, q1 its columns,
+// q0, q0 + q1, q0 − q1, −q1.
+template <int which>
+void gradient_positions(const float* __restrict phases, std::int64_t pitch, std::int64_t begin,
+                        std::int64_t length, float* __restrict out0, float* __restrict out1,
+                        float* __restrict out2, float* __restrict out3) {
+  const float* __restrict e0 = phases + begin;              // row 0, column 0
+  const float* __restrict o0 = phases + pitch + begin;      // row 0, column 1
+  const float* __restrict e1 = phases + 2 * pitch + begin;  // row 1, column 0
+  const float* __restrict o1 = phases + 3 * pitch + begin;  // row 1, column 1
+  for (std::int64_t k = 0; k < length; ++k) {
+    float even = 0.0f;
+    float odd = 0.0f;
+    if constexpr (which == 0) {
+      even = e0[k];
+      odd = o0[k];
+    } else if constexpr (which == 1) {
+      even = e0[k] + e1[k];
+      odd = o0[k] + o1[k];
+    } else if constexpr (which == 2) {
+      even = e0[k] - e1[k];
+      odd = o0[k] - o1[k];
+    } else {
+      even = -e1[k];
+      odd = -o1[k];
+    }
+    out0[k] = even;
+    out1[k] = even + odd;
+    out2[k] = even - odd;
+    out3[k] = -odd;
+  }
 }
 
 // m: (16, D, count) = A dY A^T for the 2x2 dst-gradient tile dY of every tile (zero outside the
-// dst map), position planes `stride` floats apart: the gradient of each tile's U ⊙ V.
+// dst map), position planes `stride` floats apart: the gradient of each tile's U ⊙ V. Walks
+// the block like transform_input.
 void transform_output_gradient(const TileConv& c, const float* grad_dst, std::int64_t first,
                                std::int64_t count, float* m, std::int64_t stride) {
-  const std::int64_t max_span = 2 * c.tile_cols();
-  std::vector<float> rows(static_cast<std::size_t>(6 * max_span));
-  for_each_tile_run(
-      c, first, count,
-      [&](std::int64_t sample, std::int64_t tile_row, std::int64_t first_col, std::int64_t end_col,
-          std::int64_t at) {
-        const std::int64_t run = end_col - first_col;
-        const std::int64_t span = 2 * run;
-        float* g0 = rows.data();
-        float* g1 = g0 + max_span;
-        float* q[4] = {g1 + max_span, g1 + 2 * max_span, g1 + 3 * max_span, g1 + 4 * max_span};
-        for (std::int64_t channel = 0; channel < c.dst_channels; ++channel) {
-          const float* plane = grad_dst + (sample * c.dst_channels + channel) * c.dst_plane();
-          load_row(plane, c.dst_height, c.dst_width, 2 * tile_row, 2 * first_col, span, g0);
-          load_row(plane, c.dst_height, c.dst_width, 2 * tile_row + 1, 2 * first_col, span, g1);
-          // Rows of A dY: dY0, dY0 + dY1, dY0 − dY1, −dY1; then the same on the columns.
-          for (std::int64_t k = 0; k < span; ++k) {
-            q[0][k] = g0[k];
-            q[1][k] = g0[k] + g1[k];
-            q[2][k] = g0[k] - g1[k];
-            q[3][k] = -g1[k];
-          }
-          for (std::int64_t a = 0; a < 4; ++a) {
-            const float* t = q[a];
-            float* out0 = m + (4 * a) * stride + channel * count + at;
-            float* out1 = out0 + stride;
-            float* out2 = out1 + stride;
-            float* out3 = out2 + stride;
-            for (std::int64_t j = 0; j < run; ++j) {
-              out0[j] = t[2 * j];
-              out1[j] = t[2 * j] + t[2 * j + 1];
-              out2[j] = t[2 * j] - t[2 * j + 1];
-              out3[j] = -t[2 * j + 1];
-            }
-          }
-        }
-      });
+  const std::int64_t cols = c.tile_cols();
+  const std::int64_t plane_tiles = c.tile_rows() * cols;
+  std::vector<float> buffer(static_cast<std::size_t>(4 * plane_tiles));
+  const std::int64_t end = first + count;
+  for (std::int64_t sample = first / plane_tiles; sample * plane_tiles < end; ++sample) {
+    const std::int64_t sample_first = sample * plane_tiles;
+    const std::int64_t begin_tile = std::max(first, sample_first) - sample_first;
+    const std::int64_t end_tile = std::min(end, sample_first + plane_tiles) - sample_first;
+    const std::int64_t first_tile_row = begin_tile / cols;
+    const std::int64_t rows = (end_tile - 1) / cols - first_tile_row + 1;
+    const std::int64_t pitch = rows * cols;
+    const std::int64_t begin = begin_tile - first_tile_row * cols;
+    const std::int64_t length = end_tile - begin_tile;
+    const std::int64_t at = sample_first + begin_tile - first;
+    for (std::int64_t channel = 0; channel < c.dst_channels; ++channel) {
+      const float* plane = grad_dst + (sample * c.dst_channels + channel) * c.dst_plane();
+      split_gradient_phases(plane, c, first_tile_row, rows, buffer.data());
+      float* out = m + channel * count + at;
+      gradient_positions<0>(buffer.data(), pitch, begin, length, out, out + stride,
+                            out + 2 * stride, out + 3 * stride);
+      out += 4 * stride;
+      gradient_positions<1>(buffer.data(), pitch, begin, length, out, out + stride,
+                            out + 2 * stride, out + 3 * stride);
+      out += 4 * stride;
+      gradient_positions<2>(buffer.data(), pitch, begin, length, out, out + stride,
+                            out + 2 * stride, out + 3 * stride);
+      out += 4 * stride;
+      gradient_positions<3>(buffer.data(), pitch, begin, length, out, out + stride,
+                            out + 2 * stride, out + 3 * stride);
+    }
+  }
 }
 
 // u[16] (stride `stride` between positions) = G g G^T for g: (3, 3), read as g[3 · row + col]
