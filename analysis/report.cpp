@@ -22,8 +22,13 @@ constexpr double kMissing = std::numeric_limits<double>::quiet_NaN();
 // Keys never grouped by default: the seed (what a group averages over) and the keys that
 // io::trial_id ignores because they do not change a trial's result.
 const std::set<std::string>& default_excluded_keys() {
-  static const std::set<std::string> keys{"runtime.seed", "runtime.device", "runtime.threads",
-                                          "runtime.log_every", "runtime.checkpoint_every_epochs"};
+  static const std::set<std::string> keys{"runtime.seed",
+                                          "runtime.device",
+                                          "runtime.threads",
+                                          "runtime.log_every",
+                                          "runtime.checkpoint_every_epochs",
+                                          "runtime.data_on_device",
+                                          "dataset.local_copy"};
   return keys;
 }
 

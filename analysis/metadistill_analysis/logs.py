@@ -32,6 +32,8 @@ DEFAULT_EXCLUDED_KEYS = frozenset(
         "runtime.threads",
         "runtime.log_every",
         "runtime.checkpoint_every_epochs",
+        "runtime.data_on_device",
+        "dataset.local_copy",
     }
 )
 

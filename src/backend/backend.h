@@ -129,6 +129,13 @@ class Backend {
   virtual void mse_backward(const Tensor& a, const Tensor& b, const Tensor& grad_loss,
                             Tensor& grad_a, Tensor& grad_b, Write write) = 0;
 
+  // ---- training augmentation (AugmentParams in params.h) of a batch gathered from a whole set.
+  // pixels: (N, C, H, W) uint8; draws: (B, AugmentDrawColumn::count) int32;
+  // table: (C, 256) float32; out: (B, C, H, W) float32. The CPU backend throws for a source index outside [0, N); the
+  // CUDA backend cannot throw from a kernel and writes NaN for that sample instead.
+  virtual void augment_images(const Tensor& pixels, const Tensor& draws, const Tensor& table,
+                              Tensor& out, const AugmentParams& params) = 0;
+
   // ---- optimizers over whole flat buffers (PyTorch semantics)
   virtual void sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buffer,
                           const SgdParams& params) = 0;

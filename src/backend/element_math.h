@@ -94,4 +94,55 @@ MD_HOST_DEVICE std::int64_t nearest_source(std::int64_t dst, std::int64_t in_siz
   return src < in_size - 1 ? src : in_size - 1;
 }
 
+// ---- training augmentation (AugmentParams in params.h; the semantics of data/augment.h)
+// The columns of a draws row.
+struct AugmentDrawColumn {
+  static constexpr int source_index = 0;  // the image in the set, in [0, N)
+  static constexpr int crop_top = 1;      // offset into the padded image, in [0, 2 * crop_padding]
+  static constexpr int crop_left = 2;     // offset into the padded image, in [0, 2 * crop_padding]
+  static constexpr int flipped = 3;       // 1: mirrored horizontally, 0: not
+  static constexpr int cutout_y = 4;      // Cutout center row, in [0, H)
+  static constexpr int cutout_x = 5;      // Cutout center column, in [0, W)
+  static constexpr int count = 6;
+};
+struct AugmentGeometry {
+  int channels = 0;
+  int height = 0;
+  int width = 0;
+  int crop_padding = 0;
+  int cutout = 0;
+};
+struct AugmentChoice {
+  int crop_top = 0;
+  int crop_left = 0;
+  bool flipped = false;
+  int cutout_y = 0;
+  int cutout_x = 0;
+};
+// The output value at (channel, y, x) of one augmented sample. image: (C, H, W) uint8;
+// table: (C, 256) normalized values. The output (y, x) reads the padded image at
+// (y + crop_top, x' + crop_left), x' = x or its mirror; a padded pixel is raw 0 (table[c][0]).
+// Cutout zeroes rows [cy - L/2, cy + L/2) x columns [cx - L/2, cx + L/2) after normalization.
+MD_HOST_DEVICE float augmented_value(const std::uint8_t* image, const float* table,
+                                     const AugmentGeometry& geometry, const AugmentChoice& choice,
+                                     int channel, int y, int x) {
+  if (geometry.cutout > 0) {
+    const int half = geometry.cutout / 2;
+    if (y >= choice.cutout_y - half && y < choice.cutout_y + half && x >= choice.cutout_x - half &&
+        x < choice.cutout_x + half) {
+      return 0.0f;
+    }
+  }
+  const float* channel_table = table + channel * 256;
+  const int source_y = y + choice.crop_top - geometry.crop_padding;
+  const int cropped_x = choice.flipped ? geometry.width - 1 - x : x;
+  const int source_x = cropped_x + choice.crop_left - geometry.crop_padding;
+  if (source_y < 0 || source_y >= geometry.height || source_x < 0 || source_x >= geometry.width) {
+    return channel_table[0];
+  }
+  const std::int64_t offset =
+      (static_cast<std::int64_t>(channel) * geometry.height + source_y) * geometry.width + source_x;
+  return channel_table[image[offset]];
+}
+
 }  // namespace md::math

@@ -48,4 +48,35 @@ Shape pool2d_output_shape(const Shape& x, const Pool2dParams& params) {
           (padded_width - params.kernel) / params.stride + 1};
 }
 
+math::AugmentGeometry augment_geometry(const char* op, const Tensor& pixels, const Tensor& draws,
+                                       const Tensor& table, const Tensor& out,
+                                       const AugmentParams& params, Device device) {
+  for (const Tensor* tensor : {&pixels, &draws, &table, &out}) {
+    MD_CHECK(tensor->defined() && tensor->device() == device, op, ": ",
+             tensor->defined() ? tensor->describe() : std::string("an undefined tensor"),
+             " is not on ", device.str());
+  }
+  MD_CHECK(pixels.dtype() == DType::UInt8 && pixels.ndim() == 4, op, ": pixels ", pixels.describe(),
+           " is not uint8 (N, C, H, W)");
+  const std::int64_t channels = pixels.dim(1);
+  const std::int64_t height = pixels.dim(2);
+  const std::int64_t width = pixels.dim(3);
+  MD_CHECK(draws.dtype() == DType::Int32 && draws.ndim() == 2 &&
+               draws.dim(1) == AugmentDrawColumn::count,
+           op, ": draws ", draws.describe(), " is not int32 (B, ", AugmentDrawColumn::count, ")");
+  const Shape table_shape{channels, 256};
+  const Shape out_shape{draws.dim(0), channels, height, width};
+  MD_CHECK(table.dtype() == DType::Float32 && table.shape() == table_shape, op, ": table ",
+           table.describe(), " is not float32 ", shape_str(table_shape));
+  MD_CHECK(out.dtype() == DType::Float32 && out.shape() == out_shape, op, ": out ", out.describe(),
+           " is not float32 ", shape_str(out_shape));
+  MD_CHECK(params.crop_padding >= 0 && params.cutout >= 0, op, ": crop padding ",
+           params.crop_padding, " and cutout ", params.cutout, " must be >= 0");
+  constexpr std::int64_t kLargestSide = std::int64_t{1} << 20;
+  MD_CHECK(channels <= kLargestSide && height <= kLargestSide && width <= kLargestSide, op,
+           ": images of ", channels, "x", height, "x", width, " are too large");
+  return math::AugmentGeometry{static_cast<int>(channels), static_cast<int>(height),
+                               static_cast<int>(width), params.crop_padding, params.cutout};
+}
+
 }  // namespace md

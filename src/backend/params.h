@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "backend/element_math.h"
 #include "core/tensor.h"
 
 namespace md {
@@ -58,5 +59,23 @@ struct AdamParams {
   double weight_decay = 0.0;  // L2 added to the gradient (torch.optim.Adam)
   std::int64_t step = 1;      // 1-based step for the bias corrections
 };
+
+// Training augmentation of a batch gathered from a whole uint8 image set (DESIGN.md §5), with the
+// semantics of data/augment.h: crop with zero padding on raw pixels, horizontal flip,
+// normalization through a per-channel lookup table, then Cutout (zero after normalization).
+// The per-sample random choices come in a draws tensor (B, AugmentDrawColumn::count) int32, one
+// row per output sample.
+struct AugmentParams {
+  int crop_padding = 0;  // the padding the crop offsets refer to; 0: no crop
+  int cutout = 0;        // side of the Cutout square; 0: no Cutout
+};
+// The columns of a draws row (element_math.h, shared with the CUDA kernel).
+using AugmentDrawColumn = math::AugmentDrawColumn;
+// The geometry of augment_images' arguments (backend.h): md::Error naming `op` unless pixels is
+// uint8 (N, C, H, W), draws int32 (B, AugmentDrawColumn::count), table float32 (C, 256), out
+// float32 (B, C, H, W), all on `device`, and the params are non-negative.
+math::AugmentGeometry augment_geometry(const char* op, const Tensor& pixels, const Tensor& draws,
+                                       const Tensor& table, const Tensor& out,
+                                       const AugmentParams& params, Device device);
 
 }  // namespace md

@@ -125,9 +125,9 @@ int bench_command(const Arguments& arguments) {
                    "bench: --precision tf32 is for CUDA devices only (device ", spec.device.str(),
                    ")");
 #ifdef MD_HAVE_CUDA
-    cuda::Options options = cuda::options();
-    options.math = cuda::MathMode::Tf32;
-    cuda::set_options(options);
+    cuda::Options cuda_options = cuda::options();
+    cuda_options.math = cuda::MathMode::Tf32;
+    cuda::set_options(cuda_options);
 #endif
   }
   const std::int64_t rss_before = resident_bytes();

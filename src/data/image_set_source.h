@@ -26,6 +26,9 @@ class ImageSetSource : public SampleSource {
   RenderResult render(std::int64_t index, Rng& rng, float* out) const override;
 
   const ImageSet& set() const { return set_; }
+  const AugmentSpec& augment() const { return augment_; }
+  // (channels, 256): the normalized value of each raw pixel (normalization_table).
+  const std::vector<float>& table() const { return table_; }
 
  private:
   const ImageSet& set_;

@@ -90,6 +90,21 @@ std::uint64_t augment_seed(std::uint64_t seed, std::int64_t epoch) {
   return mix64(mix64(seed ^ kAugmentSalt) + static_cast<std::uint64_t>(epoch));
 }
 
+std::int64_t in_memory_batches_per_epoch(std::int64_t count, const LoaderSpec& spec) {
+  const std::int64_t global_batch = spec.batch_size * spec.world_size;
+  return spec.remainder == Remainder::Keep ? (count + global_batch - 1) / global_batch
+                                           : count / global_batch;
+}
+
+OrderRange in_memory_batch_range(std::int64_t count, const LoaderSpec& spec,
+                                 std::int64_t batch_index) {
+  const std::int64_t global_batch = spec.batch_size * spec.world_size;
+  const std::int64_t global_begin = batch_index * global_batch;
+  const std::int64_t global_size = std::min(global_batch, count - global_begin);
+  return OrderRange{global_begin + global_size * spec.rank / spec.world_size,
+                    global_begin + global_size * (spec.rank + 1) / spec.world_size};
+}
+
 struct BatchLoader::EpochPlan {
   std::int64_t epoch = 0;
   std::vector<std::int64_t> order;  // in-memory source: the whole epoch; block source: this rank's part
@@ -108,10 +123,7 @@ BatchLoader::BatchLoader(const SampleSource& source, const LoaderSpec& spec)
   const std::int64_t count = source.count();
   MD_CHECK(count >= 0, "negative sample count in ", source.description());
   if (block_sizes_.empty()) {
-    const std::int64_t global_batch = spec.batch_size * spec.world_size;
-    batches_per_epoch_ = spec.remainder == Remainder::Keep
-                             ? (count + global_batch - 1) / global_batch
-                             : count / global_batch;
+    batches_per_epoch_ = in_memory_batches_per_epoch(count, spec);
   } else {
     std::int64_t block_total = 0;
     for (std::int64_t size : block_sizes_) {
@@ -240,11 +252,9 @@ std::int64_t BatchLoader::assemble(const EpochPlan& plan, std::int64_t batch_ind
   std::int64_t begin = 0;
   std::int64_t end = 0;
   if (block_sizes_.empty()) {
-    const std::int64_t global_batch = spec_.batch_size * spec_.world_size;
-    const std::int64_t global_begin = batch_index * global_batch;
-    const std::int64_t global_size = std::min(global_batch, source_.count() - global_begin);
-    begin = global_begin + global_size * spec_.rank / spec_.world_size;
-    end = global_begin + global_size * (spec_.rank + 1) / spec_.world_size;
+    const OrderRange range = in_memory_batch_range(source_.count(), spec_, batch_index);
+    begin = range.begin;
+    end = range.end;
   } else {
     const auto part_size = static_cast<std::int64_t>(plan.order.size());
     begin = std::min(part_size, batch_index * spec_.batch_size);

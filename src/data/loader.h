@@ -68,6 +68,17 @@ std::vector<std::int64_t> epoch_order(std::int64_t count, std::uint64_t seed, st
 // is Rng(augment_seed(seed, epoch), source_index).
 std::uint64_t augment_seed(std::uint64_t seed, std::int64_t epoch);
 
+// In-memory sources (no block_sizes()): the batches of one epoch, and the positions [begin, end)
+// in the epoch order that rank spec.rank takes for batch `batch_index` (see LoaderSpec). Shared
+// with the trainer's device-resident batches, so both cut the same parts.
+std::int64_t in_memory_batches_per_epoch(std::int64_t count, const LoaderSpec& spec);
+struct OrderRange {
+  std::int64_t begin = 0;
+  std::int64_t end = 0;
+};
+OrderRange in_memory_batch_range(std::int64_t count, const LoaderSpec& spec,
+                                 std::int64_t batch_index);
+
 class BatchLoader {
  public:
   BatchLoader(const SampleSource& source, const LoaderSpec& spec);  // keeps a reference to source

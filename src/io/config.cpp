@@ -546,6 +546,11 @@ constexpr std::array<EnumName<Precision>, 2> kPrecisions{{
     {"fp32", Precision::Fp32},
     {"bf16", Precision::Bf16},
 }};
+constexpr std::array<EnumName<DataOnDevice>, 3> kDataOnDevice{{
+    {"auto", DataOnDevice::Auto},
+    {"true", DataOnDevice::On},
+    {"false", DataOnDevice::Off},
+}};
 
 template <typename Enum, std::size_t Count>
 std::string_view enum_to_string(const std::array<EnumName<Enum>, Count>& table, Enum value) {
@@ -616,6 +621,7 @@ const std::vector<std::string_view> kScheduleKeys = {"name", "milestones", "gamm
                                                      "warmup_epochs"};
 const std::vector<std::string_view> kAugmentKeys = {"random_crop", "flip", "cutout"};
 const std::vector<std::string_view> kRuntimeKeys = {"device",
+                                                    "data_on_device",
                                                     "precision",
                                                     "threads",
                                                     "seed",
@@ -857,6 +863,9 @@ RuntimeConfig read_runtime(const Section& section) {
            detail::concat("expected auto, cpu, cuda or cuda:N, got ", describe(node)));
     }
   });
+  optional_key(section, "data_on_device", [&](const std::string& path, const Node& node) {
+    runtime.data_on_device = read_enum(context, path, node, kDataOnDevice);
+  });
   optional_key(section, "precision", [&](const std::string& path, const Node& node) {
     runtime.precision = read_enum(context, path, node, kPrecisions);
   });
@@ -928,7 +937,11 @@ class MappingBuilder {
   Node node_;
 };
 
-Node to_node(const TrialConfig& config) {
+// Which keys to_node writes: every key (to_yaml), or those a trial id hashes (all but
+// runtime.data_on_device, added after ids were pinned).
+enum class NodeKeys { All, Identity };
+
+Node to_node(const TrialConfig& config, NodeKeys keys) {
   const DatasetConfig& dataset = config.dataset;
   MappingBuilder dataset_node;
   dataset_node.add("name", enum_node(to_string(dataset.name)))
@@ -1007,10 +1020,13 @@ Node to_node(const TrialConfig& config) {
                           .build();
 
   const RuntimeConfig& runtime = config.runtime;
+  MappingBuilder runtime_builder;
+  runtime_builder.add("device", string_node(runtime.device));
+  if (keys == NodeKeys::All) {
+    runtime_builder.add("data_on_device", enum_node(to_string(runtime.data_on_device)));
+  }
   Node runtime_node =
-      MappingBuilder()
-          .add("device", string_node(runtime.device))
-          .add("precision", enum_node(to_string(runtime.precision)))
+      runtime_builder.add("precision", enum_node(to_string(runtime.precision)))
           .add("threads", integer_node(runtime.threads))
           .add("seed", integer_node(runtime.seed))
           .add("deterministic", bool_node(runtime.deterministic))
@@ -1073,6 +1089,9 @@ std::string_view to_string(ScheduleName value) {
 }
 std::string_view to_string(Precision value) {
   return enum_to_string(kPrecisions, value);
+}
+std::string_view to_string(DataOnDevice value) {
+  return enum_to_string(kDataOnDevice, value);
 }
 
 bool TrialConfig::operator==(const TrialConfig& other) const {
@@ -1293,7 +1312,7 @@ TrialConfig load_trial_config(const std::string& path, const std::vector<std::st
 }
 
 std::string to_yaml(const TrialConfig& config) {
-  return emit_document(to_node(config));
+  return emit_document(to_node(config, NodeKeys::All));
 }
 
 std::string trial_id(const TrialConfig& config) {
@@ -1305,7 +1324,7 @@ std::string trial_id(const TrialConfig& config) {
   identity.runtime.checkpoint_every_epochs = defaults.checkpoint_every_epochs;
   identity.dataset.local_copy = DatasetConfig{}.local_copy;
   std::uint64_t hash = 14695981039346656037ULL;  // FNV-1a 64 offset basis
-  for (char c : to_yaml(identity)) {
+  for (char c : emit_document(to_node(identity, NodeKeys::Identity))) {
     hash ^= static_cast<unsigned char>(c);
     hash *= 1099511628211ULL;  // FNV-1a 64 prime
   }

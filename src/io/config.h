@@ -23,9 +23,11 @@ enum class GeneratorResolution { Deepest, Stage };
 enum class MetaDifference { Central, Forward };
 enum class ScheduleName { Multistep, Cosine };
 enum class Precision { Fp32, Bf16 };
+// runtime.data_on_device: auto | true | false (see RuntimeConfig).
+enum class DataOnDevice { Auto, On, Off };
 
 // The YAML spelling of each enum value: cifar100, idx, imagenet, baseline, byot, metadistiller,
-// next_batch, holdout, sgd, adam, multistep, cosine, fp32, bf16.
+// next_batch, holdout, sgd, adam, multistep, cosine, fp32, bf16; auto, true, false.
 std::string_view to_string(DatasetName value);
 std::string_view to_string(MethodName value);
 std::string_view to_string(MetaData value);
@@ -34,6 +36,7 @@ std::string_view to_string(GeneratorResolution value);
 std::string_view to_string(MetaDifference value);
 std::string_view to_string(ScheduleName value);
 std::string_view to_string(Precision value);
+std::string_view to_string(DataOnDevice value);
 
 // dataset: name and root are required. The four file keys exist only for name idx (an error
 // otherwise); they are relative to root unless absolute, `.gz` or raw, and default to the
@@ -130,6 +133,10 @@ struct AugmentConfig {
 
 struct RuntimeConfig {
   std::string device = "auto";  // auto | cpu | cuda | cuda:N
+  // Training batches assembled on the device from a device-resident copy of an in-memory set
+  // (cifar100, idx): true, false, or auto (true on a CUDA device for cifar100 and idx). The
+  // batches are bit-identical either way; not part of the trial id, like device.
+  DataOnDevice data_on_device = DataOnDevice::Auto;
   Precision precision = Precision::Fp32;
   int threads = 0;  // CPU threads; 0: the library default
   std::uint64_t seed = 0;
@@ -177,7 +184,8 @@ std::string to_yaml(const TrialConfig& config);
 
 // A trial's stable id: 16 lowercase hex digits of the 64-bit FNV-1a hash of to_yaml(config)
 // after these keys, which do not change a trial's result, are reset to their defaults:
-// runtime.device, runtime.threads, runtime.log_every, runtime.checkpoint_every_epochs. The same
+// runtime.device, runtime.threads, runtime.log_every, runtime.checkpoint_every_epochs (and
+// runtime.data_on_device, which the hashed text leaves out, so ids from before it stay). The same
 // resolved config always gives the same id, whatever the key order or spelling of its input.
 std::string trial_id(const TrialConfig& config);
 

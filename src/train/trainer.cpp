@@ -21,6 +21,7 @@
 #include "models/label_generator.h"
 #include "models/student.h"
 #include "train/losses.h"
+#include "train/device_batches.h"
 #include "train/learner.h"
 #include "train/weights.h"
 #include "train/schedule.h"
@@ -81,6 +82,9 @@ class TrialRunner {
   void load_initial_weights(const std::string& path);
   void train_epoch();
   void train_step(const data::Batch& batch, double learning_rate);
+  // The in-memory training set when runtime.data_on_device asks for device-resident batches
+  // (auto: on a CUDA device for cifar100 and idx), else null.
+  const data::ImageSetSource* device_resident_train_source() const;
   data::Batch next_meta_batch();
   std::map<std::string, double> evaluate();
   void write_log_row(double learning_rate, double images_per_second);
@@ -99,7 +103,9 @@ class TrialRunner {
 
   std::unique_ptr<TrialData> data_;
   std::unique_ptr<Learner> learner_;
+  // The training batches come from exactly one of these (runtime.data_on_device).
   std::unique_ptr<data::BatchLoader> train_loader_, meta_loader_, test_loader_;
+  std::unique_ptr<DeviceBatches> train_device_batches_;
   std::optional<io::TrialLog> log_;
 
   int epoch_ = 0;                  // the epoch being (or next to be) trained
@@ -206,8 +212,13 @@ void TrialRunner::build() {
                           : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
   train_spec.threads =
       config_.dataset.name == io::DatasetName::Imagenet ? threads : std::max(1, config_.runtime.threads / 2);
-  train_loader_ = std::make_unique<data::BatchLoader>(*data_->train, train_spec);
-  batches_per_epoch_ = train_loader_->batches_per_epoch();
+  if (const data::ImageSetSource* resident = device_resident_train_source()) {
+    train_device_batches_ = std::make_unique<DeviceBatches>(*resident, train_spec, context_.device);
+    batches_per_epoch_ = train_device_batches_->batches_per_epoch();
+  } else {
+    train_loader_ = std::make_unique<data::BatchLoader>(*data_->train, train_spec);
+    batches_per_epoch_ = train_loader_->batches_per_epoch();
+  }
   if (config_.runtime.max_train_batches > 0) {
     batches_per_epoch_ = std::min(batches_per_epoch_, config_.runtime.max_train_batches);
   }
@@ -233,6 +244,22 @@ void TrialRunner::build() {
 
   loss_sum_ = Tensor::zeros({}, DType::Float32, context_.device);
   epoch_loss_sum_ = Tensor::zeros({}, DType::Float32, context_.device);
+}
+
+const data::ImageSetSource* TrialRunner::device_resident_train_source() const {
+  const auto* in_memory = dynamic_cast<const data::ImageSetSource*>(data_->train.get());
+  switch (config_.runtime.data_on_device) {
+    case io::DataOnDevice::Off:
+      return nullptr;
+    case io::DataOnDevice::On:
+      MD_INPUT_CHECK(in_memory != nullptr, config_.source,
+                     ": runtime.data_on_device: true needs an in-memory dataset (cifar100 or idx), "
+                     "not ", io::to_string(config_.dataset.name));
+      return in_memory;
+    case io::DataOnDevice::Auto:
+      return context_.device.is_cuda() ? in_memory : nullptr;
+  }
+  return nullptr;
 }
 
 void TrialRunner::open_log(bool resuming) {
@@ -503,11 +530,18 @@ std::map<std::string, double> TrialRunner::evaluate() {
 }
 
 void TrialRunner::train_epoch() {
-  train_loader_->start_epoch(epoch_, batch_in_epoch_);
+  if (train_device_batches_) {
+    train_device_batches_->start_epoch(epoch_, batch_in_epoch_);
+  } else {
+    train_loader_->start_epoch(epoch_, batch_in_epoch_);
+  }
+  const auto next_train_batch = [this](data::Batch& next) {
+    return train_device_batches_ ? train_device_batches_->next(next) : train_loader_->next(next);
+  };
   data::Batch batch;
   log_clock_ = Clock::now();
   images_since_log_ = 0;
-  while (batch_in_epoch_ < batches_per_epoch_ && train_loader_->next(batch)) {
+  while (batch_in_epoch_ < batches_per_epoch_ && next_train_batch(batch)) {
     if (collective_->any(interrupt_requested())) {
       save_checkpoint();
       throw Interrupted("trial " + id_ + " interrupted by signal " + std::to_string(interrupt_signal()) +
@@ -606,7 +640,8 @@ TrialResult TrialRunner::run() {
   }
   // Final summary from the epoch history (restored from the log when resumed).
   const double skipped_samples = collective_->sum(
-      static_cast<double>(train_loader_->skipped_samples() + test_loader_->skipped_samples()));
+      static_cast<double>((train_loader_ ? train_loader_->skipped_samples() : 0) +
+                          test_loader_->skipped_samples()));
   if (writer_) {
     std::map<std::string, double> final_values;
     for (const auto& [metric, values] : epoch_history_) {

@@ -71,6 +71,7 @@ augment:
   cutout: 8
 runtime:
   device: cuda:1
+  data_on_device: true
   precision: bf16
   threads: 4
   seed: 18446744073709551615
@@ -117,6 +118,7 @@ TrialConfig every_key_expected() {
                                .warmup_epochs = 3}};
   config.augment = {.random_crop = 2, .flip = false, .cutout = 8};
   config.runtime = {.device = "cuda:1",
+                    .data_on_device = DataOnDevice::On,
                     .precision = Precision::Bf16,
                     .threads = 4,
                     .seed = std::numeric_limits<std::uint64_t>::max(),
@@ -164,6 +166,7 @@ TEST(TrialConfig, MinimalConfigTakesEveryDefault) {
   EXPECT_EQ(config.optim.schedule.milestones, (std::vector<int>{100, 150}));
   EXPECT_EQ(config.optim.weight_decay, 5e-4);
   EXPECT_EQ(config.runtime.device, "auto");
+  EXPECT_EQ(config.runtime.data_on_device, DataOnDevice::Auto);
   EXPECT_TRUE(config.dataset.train_images.empty());
 }
 
@@ -240,6 +243,7 @@ augment:
   cutout: 0
 runtime:
   device: auto
+  data_on_device: auto
   precision: fp32
   threads: 0
   seed: 0
@@ -480,6 +484,8 @@ TEST(TrialConfigErrors, UnknownEnumValuesListTheAllowedValues) {
       {"optim.schedule.name=step",
        "optim.schedule.name: unknown value 'step'; allowed: multistep, cosine"},
       {"runtime.precision=fp16", "runtime.precision: unknown value 'fp16'; allowed: fp32, bf16"},
+      {"runtime.data_on_device=yes",
+       "runtime.data_on_device: unknown value 'yes'; allowed: auto, true, false"},
       {"method.meta.generator_resolution=full",
        "method.meta.generator_resolution: unknown value 'full'; allowed: deepest, stage"},
       {"method.meta.difference=backward",
@@ -594,8 +600,10 @@ TEST(TrialId, StableAcrossKeyOrderAndSpelling) {
 TEST(TrialId, ChangedByResultKeysNotByPlacementKeys) {
   const TrialConfig base = parse_trial_config(kMinimal, "t");
   const std::string id = trial_id(base);
-  for (const std::string same : {"runtime.threads=8", "runtime.device=cuda:1",
-                                 "runtime.log_every=1", "runtime.checkpoint_every_epochs=0"}) {
+  for (const std::string same :
+       {"runtime.threads=8", "runtime.device=cuda:1", "runtime.log_every=1",
+        "runtime.checkpoint_every_epochs=0", "runtime.data_on_device=true",
+        "runtime.data_on_device=false"}) {
     EXPECT_EQ(trial_id(parse_trial_config(kMinimal, "t", {same})), id) << same;
   }
   for (const std::string different :

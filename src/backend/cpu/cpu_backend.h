@@ -87,6 +87,9 @@ class CpuBackend final : public Backend {
   void mse_backward(const Tensor& a, const Tensor& b, const Tensor& grad_loss, Tensor& grad_a,
                     Tensor& grad_b, Write write) override;
 
+  void augment_images(const Tensor& pixels, const Tensor& draws, const Tensor& table, Tensor& out,
+                      const AugmentParams& params) override;
+
   void sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buffer,
                   const SgdParams& params) override;
   void adam_update(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq,

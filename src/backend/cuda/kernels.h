@@ -112,4 +112,15 @@ using AdamStep = math::AdamCoefficients<float>;
 void adam_update(float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
                  std::int64_t count, const AdamStep& step, cudaStream_t stream);
 
+// ---- augment.cu: out (batch, C, H, W) from pixels (set_count, C, H, W) uint8, draws
+// (batch, AugmentDrawColumn::count) int32, table (C, 256); math::augmented_value per element.
+// A sample whose source index is outside [0, set_count) is written as NaN.
+struct AugmentLaunch {
+  math::AugmentGeometry geometry;
+  std::int64_t set_count = 0;
+  std::int64_t batch = 0;
+};
+void augment_images(const std::uint8_t* pixels, const std::int32_t* draws, const float* table,
+                    float* out, const AugmentLaunch& launch, cudaStream_t stream);
+
 }  // namespace md::cuda::kernels
