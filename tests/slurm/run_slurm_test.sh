@@ -151,7 +151,7 @@ method: {name: byot}
 optim: {epochs: 3, batch_size: 32, lr: 0.05, schedule: {name: cosine}}
 augment: {random_crop: 0, flip: false}
 runtime: {device: cpu, threads: 1, seed: 0, log_every: 5, checkpoint_every_epochs: 1,
-          max_train_batches: 8, max_eval_batches: 4}
+          max_train_batches: 24, max_eval_batches: 4}
 EOF
   cat >"$sweep" <<'EOF'
 name: slurm-test
@@ -247,7 +247,8 @@ interrupt() {
     sleep 0.1
   done
   ((started)) || fail "trial $id of job $job never started"
-  [[ $mode == real ]] && sleep 2
+  # A few steps in (a trial of 3 x 24 steps takes several seconds), well before it ends.
+  [[ $mode == real ]] && sleep 1
   scancel --signal=USR1 --batch "$job"
   say "sent USR1 to job $job (trial $id under way)"
   local reason
