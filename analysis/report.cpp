@@ -71,33 +71,50 @@ struct KeyValuesLess {
   }
 };
 
+// The head of "acc_head<s>" or "top5_head<s>", else -1.
 int parse_head_metric(const std::string& metric) {
-  const std::string prefix = "acc_head";
-  if (metric.rfind(prefix, 0) != 0) return -1;
-  const std::string digits = metric.substr(prefix.size());
-  if (digits.empty() || digits.size() > 6 ||
-      !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    return -1;
+  for (const std::string prefix : {"acc_head", "top5_head"}) {
+    if (metric.rfind(prefix, 0) != 0) continue;
+    const std::string digits = metric.substr(prefix.size());
+    if (digits.empty() || digits.size() > 6 ||
+        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return -1;
+    }
+    return std::stoi(digits);
   }
-  return std::stoi(digits);
+  return -1;
+}
+
+bool is_top5(const std::string& metric) {
+  return metric.rfind("top5_", 0) == 0;
 }
 
 void check_metric(const std::string& metric, int heads, int trial_count) {
-  if (metric == "acc_final" || metric == "acc_ensemble") return;
+  if (metric == "acc_final" || metric == "acc_ensemble" || metric == "top5_final" ||
+      metric == "top5_ensemble") {
+    return;
+  }
   const int head = parse_head_metric(metric);
   MD_INPUT_CHECK(head >= 0, "unknown metric '", metric,
-                 "' (expected acc_final, acc_ensemble or acc_head<s>, e.g. acc_head0)");
+                 "' (expected acc_final, acc_ensemble or acc_head<s>, e.g. acc_head0, or their "
+                 "top-5 forms top5_final, top5_ensemble, top5_head<s>)");
   MD_INPUT_CHECK(trial_count == 0 || head < heads, "metric '", metric, "': the trials have ",
                  heads == 0 ? std::string("no per-head accuracies")
                             : detail::concat("heads 0 to ", heads - 1));
 }
 
+// The lead, then the other metrics of its kind, then (for a top-5 lead) the top-1 ones, which
+// the per-head tables always show.
 std::vector<std::string> metric_order(const std::string& lead, int heads) {
   std::vector<std::string> metrics{lead};
-  std::vector<std::string> rest{"acc_final", "acc_ensemble"};
-  for (int head = 0; head < heads; ++head) rest.push_back("acc_head" + std::to_string(head));
-  for (const std::string& metric : rest) {
-    if (metric != lead) metrics.push_back(metric);
+  std::vector<std::string> kinds{"acc_"};
+  if (is_top5(lead)) kinds.insert(kinds.begin(), "top5_");
+  for (const std::string& kind : kinds) {
+    std::vector<std::string> rest{kind + "final", kind + "ensemble"};
+    for (int head = 0; head < heads; ++head) rest.push_back(kind + "head" + std::to_string(head));
+    for (const std::string& metric : rest) {
+      if (metric != lead) metrics.push_back(metric);
+    }
   }
   return metrics;
 }
@@ -312,7 +329,8 @@ std::string format_markdown(const SweepSummary& summary) {
            "best epoch. Wall time is the mean per trial, GPU-hours the sum over the group.\n\n";
 
     const std::string& lead = summary.metric;
-    const std::string second = lead == "acc_ensemble" ? "acc_final" : "acc_ensemble";
+    const std::string kind = is_top5(lead) ? "top5_" : "acc_";
+    const std::string second = lead == kind + "ensemble" ? kind + "final" : kind + "ensemble";
     std::vector<std::string> header = key_headers(summary);
     for (const char* column : {"n", "status"}) header.emplace_back(column);
     for (const std::string& metric : {lead, second}) {

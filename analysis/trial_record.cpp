@@ -97,11 +97,17 @@ int count_heads(const std::vector<std::string>& names, const std::string& prefix
   return heads;
 }
 
+// Top-1 (acc_*) and top-5 (top5_*, logged with more than 5 classes) of every head, the final
+// head and the ensemble; a record keeps only those its log has.
 std::vector<std::string> accuracy_metrics(int heads) {
   std::vector<std::string> metrics;
-  for (int head = 0; head < heads; ++head) metrics.push_back("acc_head" + std::to_string(head));
-  metrics.emplace_back("acc_final");
-  metrics.emplace_back("acc_ensemble");
+  for (const char* kind : {"acc_", "top5_"}) {
+    for (int head = 0; head < heads; ++head) {
+      metrics.push_back(kind + std::string("head") + std::to_string(head));
+    }
+    metrics.push_back(kind + std::string("final"));
+    metrics.push_back(kind + std::string("ensemble"));
+  }
   return metrics;
 }
 

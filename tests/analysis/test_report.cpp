@@ -39,6 +39,7 @@ struct TrialSpec {
   double wall_s = 100.0;
   double gpu_hours = 0.5;
   std::vector<double> epoch_final;  // /epoch test_acc_final rows; without /final when running
+  double last_top5 = -1.0;          // >= 0: /final holds top-5 accuracies (best = last)
 };
 
 io::TrialConfig make_config(const TrialSpec& spec) {
@@ -101,6 +102,12 @@ std::string write_trial(const TempDir& dir, const TrialSpec& spec) {
           head_value(spec.last_final, head, spec.heads);
       final_values["best_acc_head" + std::to_string(head)] =
           head_value(spec.best_final, head, spec.heads);
+    }
+    if (spec.last_top5 >= 0.0) {
+      for (const char* which : {"last_", "best_"}) {
+        final_values[std::string(which) + "top5_final"] = spec.last_top5;
+        final_values[std::string(which) + "top5_ensemble"] = spec.last_top5 + 0.01;
+      }
     }
     if (spec.status == "complete") log.set_final(final_values);
     log.set_attribute("status", spec.status);
@@ -394,6 +401,34 @@ TEST(Report, LeadingMetricOption) {
   options.metric = "accuracy";
   expect_input_error([&] { report(dir.file(""), options, ReportOptions::Format::Csv); },
                      {"unknown metric 'accuracy'"});
+}
+
+TEST(Report, TopFiveMetricsLeadWhenAskedAndTheHeadTablesStayTopOne) {
+  TempDir dir;
+  for (std::uint64_t seed = 0; seed < 2; ++seed) {
+    TrialSpec trial;
+    trial.method = "byot";
+    trial.seed = seed;
+    trial.last_final = 0.5;
+    trial.best_final = 0.5;
+    trial.last_top5 = seed == 0 ? 0.80 : 0.90;
+    write_trial(dir, trial);
+  }
+  ReportOptions options;
+  options.metric = "top5_final";
+  const std::string markdown = report(dir.file(""), options, ReportOptions::Format::Markdown);
+  EXPECT_TRUE(contains(markdown, "| n | status | top5_final last | top5_final best | "
+                                 "top5_ensemble last | top5_ensemble best |"))
+      << markdown;
+  EXPECT_TRUE(contains(markdown, "| 2 | 2 complete | 85.00 ± 7.07 | 85.00 ± 7.07 | 86.00 ± 7.07"))
+      << markdown;
+  EXPECT_TRUE(contains(markdown, "## Every head, last epoch")) << markdown;
+  Csv csv = parse_csv(report(dir.file(""), options, ReportOptions::Format::Csv));
+  EXPECT_NEAR(csv.number(0, "last_top5_final_mean"), 0.85, 1e-12);
+  EXPECT_NEAR(csv.number(0, "last_acc_final_mean"), 0.5, 1e-12);
+  options.metric = "top5_finale";
+  expect_input_error([&] { report(dir.file(""), options, ReportOptions::Format::Csv); },
+                     {"unknown metric 'top5_finale'", "top5_final"});
 }
 
 TEST(Report, SkipsCorruptForeignAndPartialFilesWithWarnings) {
