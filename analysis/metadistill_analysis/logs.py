@@ -150,7 +150,12 @@ def _accuracy_metrics(names, prefix):
         if match
     )
     count = heads[-1] + 1 if heads else 0
-    return [f"acc_head{head}" for head in range(count)] + ["acc_final", "acc_ensemble"], count
+    kinds = ["acc"]
+    if any(name.startswith(prefix + "top5_") for name in names):  # logged with more than 5 classes
+        kinds.append("top5")
+    metrics = [f"{kind}_{which}" for kind in kinds
+               for which in [f"head{head}" for head in range(count)] + ["final", "ensemble"]]
+    return metrics, count
 
 
 def _trial_row(path, log):
@@ -211,8 +216,8 @@ def _load(directory):
 def load_sweep(directory):
     """One row per trial: trial_id, status, file, the root attributes, has_final, heads, the
     flattened config keys (dotted, e.g. "method.name", typed as YAML reads them), and the final
-    metrics last_acc_head<s>, best_acc_head<s>, last/best_acc_final, last/best_acc_ensemble,
-    epochs, steps, total_wall_s, gpu_hours. Accuracies are fractions in [0, 1]. A trial without
+    metrics last_acc_head<s>, best_acc_head<s>, last/best_acc_final, last/best_acc_ensemble
+    (and the same with top5_ for logs that have top-5 accuracies), epochs, steps, total_wall_s, gpu_hours. Accuracies are fractions in [0, 1]. A trial without
     /final has its last and best /epoch values so far. Sorted by file path."""
     rows = []
     for path, log in _load(directory):

@@ -73,6 +73,22 @@ def test_load_sweep_one_row_per_trial_with_config_and_final_metrics(tmp_path):
     assert varying_config_keys(sweep) == ["method.name"]
 
 
+def test_top5_columns_appear_only_for_logs_that_have_them(tmp_path):
+    write_two_methods(str(tmp_path))
+    top5 = write_trial_log(os.path.join(str(tmp_path), "t0.h5"), make_config(), [0.4, 0.5],
+                           trial_id="t0")
+    with h5py.File(top5, "a") as handle:
+        for which in ("last", "best"):
+            handle["final"].attrs[f"{which}_top5_final"] = np.float64(0.9)
+            handle["final"].attrs[f"{which}_top5_ensemble"] = np.float64(0.91)
+    by_id = load_sweep(str(tmp_path)).set_index("trial_id")
+    assert by_id.loc["t0", "last_top5_final"] == 0.9
+    assert by_id.loc["t0", "best_top5_ensemble"] == 0.91
+    assert math.isnan(by_id.loc["t0", "last_top5_head0"])  # not logged: NaN, not invented
+    assert math.isnan(by_id.loc["b0", "last_top5_final"])  # a log without top-5
+    assert by_id.loc["b0", "last_acc_final"] == BASELINE_LAST[0]
+
+
 def test_running_trial_is_summarized_from_its_epoch_rows(tmp_path):
     write_trial_log(str(tmp_path / "run.h5"), make_config(), [0.30, 0.45, 0.40],
                     status="running", trial_id="run")
