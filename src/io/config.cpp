@@ -7,6 +7,8 @@
 // on this file. Nothing here knows what an architecture or a data set is beyond its spelling.
 #include "io/config.h"
 
+#include "core/hash.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -1323,18 +1325,7 @@ std::string trial_id(const TrialConfig& config) {
   identity.runtime.log_every = defaults.log_every;
   identity.runtime.checkpoint_every_epochs = defaults.checkpoint_every_epochs;
   identity.dataset.local_copy = DatasetConfig{}.local_copy;
-  std::uint64_t hash = 14695981039346656037ULL;  // FNV-1a 64 offset basis
-  for (char c : emit_document(to_node(identity, NodeKeys::Identity))) {
-    hash ^= static_cast<unsigned char>(c);
-    hash *= 1099511628211ULL;  // FNV-1a 64 prime
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string id(16, '0');
-  for (int i = 15; i >= 0; --i) {
-    id[static_cast<std::size_t>(i)] = kHex[hash & 0xf];
-    hash >>= 4;
-  }
-  return id;
+  return hex16(fnv1a64(emit_document(to_node(identity, NodeKeys::Identity))));
 }
 
 }  // namespace md::io

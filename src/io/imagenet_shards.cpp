@@ -5,6 +5,8 @@
 // read shards in parallel. Nothing here decodes images or knows the source tree (imagenet_pack).
 #include "io/imagenet_shards.h"
 
+#include "core/hash.h"
+
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -134,9 +136,7 @@ std::uint64_t imagenet_plan_hash(ImagenetSplit split, std::int64_t shard_index,
 }
 
 std::string hash_to_hex(std::uint64_t hash) {
-  char text[17] = {};
-  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(hash));
-  return text;
+  return hex16(hash);
 }
 
 std::string imagenet_shard_file_name(ImagenetSplit split, std::int64_t shard_index,

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/hash.h"
 #include "core/logging.h"
 #include "data/augment.h"
 #include "data/cifar100.h"
@@ -152,17 +153,7 @@ std::string local_copy_directory(const std::string& root) {
   std::error_code error;
   const fs::path absolute = fs::absolute(root, error);
   const std::string key = error ? root : absolute.lexically_normal().string();
-  std::uint64_t hash = 14695981039346656037ULL;  // FNV-1a 64 of the source path
-  for (char c : key) {
-    hash ^= static_cast<unsigned char>(c);
-    hash *= 1099511628211ULL;
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string name(16, '0');
-  for (int i = 15; i >= 0; --i) {
-    name[static_cast<std::size_t>(i)] = kHex[hash & 0xf];
-    hash >>= 4;
-  }
+  const std::string name = hex16(fnv1a64(key));  // one directory per source path
   return (fs::path(base) / "metadistill-shards" / name).string();
 }
 

@@ -210,6 +210,35 @@ void input_positions(const float* __restrict phases, std::int64_t pitch, std::in
   }
 }
 
+// The part of a block of tiles [first, first + count) that lies in one sample: its tiles
+// [begin_tile, end_tile) within the sample's plane, the tile rows to read from first_tile_row
+// (halo_rows more below the last one), and where they land in the block.
+struct SampleTiles {
+  std::int64_t first_tile_row = 0;
+  std::int64_t rows = 0;    // tile rows read, halo included
+  std::int64_t pitch = 0;   // rows * tile columns
+  std::int64_t begin = 0;   // first tile, counted from the start of first_tile_row
+  std::int64_t length = 0;  // tiles of the block in this sample
+  std::int64_t at = 0;      // offset of the sample's first tile in the block
+};
+
+SampleTiles sample_tiles(const TileConv& c, std::int64_t sample, std::int64_t first,
+                         std::int64_t count, std::int64_t halo_rows) {
+  const std::int64_t cols = c.tile_cols();
+  const std::int64_t plane_tiles = c.tile_rows() * cols;
+  const std::int64_t sample_first = sample * plane_tiles;
+  const std::int64_t begin_tile = std::max(first, sample_first) - sample_first;
+  const std::int64_t end_tile = std::min(first + count, sample_first + plane_tiles) - sample_first;
+  SampleTiles tiles;
+  tiles.first_tile_row = begin_tile / cols;
+  tiles.rows = (end_tile - 1) / cols - tiles.first_tile_row + 1 + halo_rows;
+  tiles.pitch = tiles.rows * cols;
+  tiles.begin = begin_tile - tiles.first_tile_row * cols;
+  tiles.length = end_tile - begin_tile;
+  tiles.at = sample_first + begin_tile - first;
+  return tiles;
+}
+
 // v: (16, S, count) = B^T d B for the src patch d of every tile in [first, first + count),
 // position planes `stride` floats apart. The block's tiles of one sample are a contiguous range
 // of the sample's flat tile indices; per channel, their rows are split into phases once and
@@ -221,16 +250,9 @@ void transform_input(const TileConv& c, const float* src, std::int64_t first, st
   std::vector<float> buffer(static_cast<std::size_t>(8 * (c.tile_rows() + 1) * cols));
   const std::int64_t end = first + count;
   for (std::int64_t sample = first / plane_tiles; sample * plane_tiles < end; ++sample) {
-    const std::int64_t sample_first = sample * plane_tiles;
-    const std::int64_t begin_tile = std::max(first, sample_first) - sample_first;
-    const std::int64_t end_tile = std::min(end, sample_first + plane_tiles) - sample_first;
-    const std::int64_t first_tile_row = begin_tile / cols;
     // The tile rows read, the last one's lower neighbour included.
-    const std::int64_t rows = (end_tile - 1) / cols - first_tile_row + 2;
-    const std::int64_t pitch = rows * cols;
-    const std::int64_t begin = begin_tile - first_tile_row * cols;
-    const std::int64_t length = end_tile - begin_tile;
-    const std::int64_t at = sample_first + begin_tile - first;
+    const auto [first_tile_row, rows, pitch, begin, length, at] =
+        sample_tiles(c, sample, first, count, 1);
     for (std::int64_t channel = 0; channel < c.src_channels; ++channel) {
       const float* plane = src + (sample * c.src_channels + channel) * c.src_plane();
       split_phases(plane, c, first_tile_row, rows, buffer.data());
@@ -422,15 +444,8 @@ void transform_output_gradient(const TileConv& c, const float* grad_dst, std::in
   std::vector<float> buffer(static_cast<std::size_t>(4 * plane_tiles));
   const std::int64_t end = first + count;
   for (std::int64_t sample = first / plane_tiles; sample * plane_tiles < end; ++sample) {
-    const std::int64_t sample_first = sample * plane_tiles;
-    const std::int64_t begin_tile = std::max(first, sample_first) - sample_first;
-    const std::int64_t end_tile = std::min(end, sample_first + plane_tiles) - sample_first;
-    const std::int64_t first_tile_row = begin_tile / cols;
-    const std::int64_t rows = (end_tile - 1) / cols - first_tile_row + 1;
-    const std::int64_t pitch = rows * cols;
-    const std::int64_t begin = begin_tile - first_tile_row * cols;
-    const std::int64_t length = end_tile - begin_tile;
-    const std::int64_t at = sample_first + begin_tile - first;
+    const auto [first_tile_row, rows, pitch, begin, length, at] =
+        sample_tiles(c, sample, first, count, 0);
     for (std::int64_t channel = 0; channel < c.dst_channels; ++channel) {
       const float* plane = grad_dst + (sample * c.dst_channels + channel) * c.dst_plane();
       split_gradient_phases(plane, c, first_tile_row, rows, buffer.data());
