@@ -23,6 +23,15 @@ Variable batch_norm(const Variable& x, const Variable& gamma, const Variable& be
                     Tensor& running_mean, Tensor& running_var, BatchNormMode mode,
                     RunningStatsUpdate update, const BatchNormParams& params);
 
+// relu(batch_norm(x) + residual), or relu(batch_norm(x)) when residual is undefined, as one
+// op: equal to the three in a row, bit for bit, but the tape keeps only x and the result (the
+// unfused chain also keeps the normalized and the summed tensors). Eval mode with gradients
+// wanted runs the unfused chain.
+Variable batch_norm_add_relu(const Variable& x, const Variable& gamma, const Variable& beta,
+                             const Variable& residual, Tensor& running_mean, Tensor& running_var,
+                             BatchNormMode mode, RunningStatsUpdate update,
+                             const BatchNormParams& params);
+
 Variable relu(const Variable& x);
 Variable sigmoid(const Variable& x);
 

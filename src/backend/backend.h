@@ -58,6 +58,30 @@ class Backend {
                                    Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta,
                                    Write write) = 0;
 
+  // ---- batch norm with a fused epilogue: y = relu(bn(x) + residual), where residual (same shape
+  // as x) may be undefined: y = relu(bn(x)). Equal bit for bit to batch_norm_forward_*, add and
+  // relu_forward in a row; the fusion saves two passes over memory and, in autograd, the
+  // intermediate tensors (its backward needs only x and y).
+  virtual void batch_norm_add_relu_forward_train(const Tensor& x, const Tensor& gamma,
+                                                 const Tensor& beta, const Tensor& residual,
+                                                 Tensor& y, Tensor& save_mean, Tensor& save_invstd,
+                                                 Tensor& running_mean, Tensor& running_var,
+                                                 const BatchNormParams& params,
+                                                 RunningStatsUpdate update) = 0;
+  virtual void batch_norm_add_relu_forward_eval(const Tensor& x, const Tensor& gamma,
+                                                const Tensor& beta, const Tensor& residual,
+                                                const Tensor& running_mean,
+                                                const Tensor& running_var, Tensor& y,
+                                                const BatchNormParams& params) = 0;
+  // Backward of the training forward, from its output y: with g = grad_y·[y > 0],
+  // grad_residual (+)= g and grad_x, grad_gamma, grad_beta are batch_norm_backward of g. Any
+  // gradient may be undefined; grad_residual must not alias grad_x.
+  virtual void batch_norm_add_relu_backward(const Tensor& x, const Tensor& y, const Tensor& grad_y,
+                                            const Tensor& gamma, const Tensor& save_mean,
+                                            const Tensor& save_invstd, Tensor& grad_x,
+                                            Tensor& grad_gamma, Tensor& grad_beta,
+                                            Tensor& grad_residual, Write write) = 0;
+
   // ---- activations (any shape). Backward reads the forward output y.
   virtual void relu_forward(const Tensor& x, Tensor& y) = 0;
   virtual void relu_backward(const Tensor& y, const Tensor& grad_y, Tensor& grad_x,
@@ -122,8 +146,8 @@ class Backend {
                               double temperature) = 0;
   // Either gradient may be undefined (not wanted).
   virtual void kl_div_backward(const Tensor& student, const Tensor& teacher,
-                               const Tensor& grad_loss, Tensor& grad_student,
-                               Tensor& grad_teacher, double temperature, Write write) = 0;
+                               const Tensor& grad_loss, Tensor& grad_student, Tensor& grad_teacher,
+                               double temperature, Write write) = 0;
   // mean over all elements of (a - b)²
   virtual void mse_forward(const Tensor& a, const Tensor& b, Tensor& loss) = 0;
   virtual void mse_backward(const Tensor& a, const Tensor& b, const Tensor& grad_loss,
@@ -131,8 +155,9 @@ class Backend {
 
   // ---- training augmentation (AugmentParams in params.h) of a batch gathered from a whole set.
   // pixels: (N, C, H, W) uint8; draws: (B, AugmentDrawColumn::count) int32;
-  // table: (C, 256) float32; out: (B, C, H, W) float32. The CPU backend throws for a source index outside [0, N); the
-  // CUDA backend cannot throw from a kernel and writes NaN for that sample instead.
+  // table: (C, 256) float32; out: (B, C, H, W) float32. The CPU backend throws for a source index
+  // outside [0, N); the CUDA backend cannot throw from a kernel and writes NaN for that sample
+  // instead.
   virtual void augment_images(const Tensor& pixels, const Tensor& draws, const Tensor& table,
                               Tensor& out, const AugmentParams& params) = 0;
 
@@ -152,7 +177,9 @@ namespace backend {
 void init();
 // The backend of a device; throws md::Error for a device this build or machine lacks.
 Backend& get(Device device);
-inline Backend& of(const Tensor& tensor) { return get(tensor.device()); }
+inline Backend& of(const Tensor& tensor) {
+  return get(tensor.device());
+}
 // Number of CUDA devices usable by this process (0 without a CUDA build or a GPU).
 int cuda_device_count();
 // Number of CPU threads the CPU backend uses (OpenMP and BLAS); 0 = all cores.

@@ -47,10 +47,9 @@ BasicBlock::BasicBlock(nn::ModelLayout& layout, const std::string& name,
       downsample_(make_downsample(layout, name, spec, spec.planes * kExpansion)) {}
 
 Variable BasicBlock::forward(const nn::ForwardContext& context, const Variable& x) const {
-  Variable out = autograd::relu(bn1_.forward(context, conv1_.forward(context, x)));
-  out = bn2_.forward(context, conv2_.forward(context, out));
+  const Variable out = bn1_.forward_add_relu(context, conv1_.forward(context, x));
   const Variable identity = downsample_ ? downsample_->forward(context, x) : x;
-  return autograd::relu(autograd::add(out, identity));
+  return bn2_.forward_add_relu(context, conv2_.forward(context, out), identity);
 }
 
 Bottleneck::Bottleneck(nn::ModelLayout& layout, const std::string& name,
@@ -66,11 +65,10 @@ Bottleneck::Bottleneck(nn::ModelLayout& layout, const std::string& name,
       downsample_(make_downsample(layout, name, spec, spec.planes * kExpansion)) {}
 
 Variable Bottleneck::forward(const nn::ForwardContext& context, const Variable& x) const {
-  Variable out = autograd::relu(bn1_.forward(context, conv1_.forward(context, x)));
-  out = autograd::relu(bn2_.forward(context, conv2_.forward(context, out)));
-  out = bn3_.forward(context, conv3_.forward(context, out));
+  Variable out = bn1_.forward_add_relu(context, conv1_.forward(context, x));
+  out = bn2_.forward_add_relu(context, conv2_.forward(context, out));
   const Variable identity = downsample_ ? downsample_->forward(context, x) : x;
-  return autograd::relu(autograd::add(out, identity));
+  return bn3_.forward_add_relu(context, conv3_.forward(context, out), identity);
 }
 
 }  // namespace md::models

@@ -95,7 +95,7 @@ class ResNet final : public Network {
  protected:
   NetworkOutput forward_stages(const nn::ForwardContext& context, const Variable& x,
                                int stage_count) const override {
-    Variable h = autograd::relu(bn1_.forward(context, conv1_.forward(context, x)));
+    Variable h = bn1_.forward_add_relu(context, conv1_.forward(context, x));
     if (stem_downsampling_ > 1) {
       h = autograd::max_pool2d(h, Pool2dParams{.kernel = 3, .stride = 2, .padding = 1});
     }

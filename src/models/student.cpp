@@ -21,18 +21,15 @@ AuxHead::AuxHead(nn::ModelLayout& layout, const std::string& name, int in_channe
                                              .init = nn::InitKind::KaimingNormalFanOut});
   };
   conv("conv1", in_channels, mid, 1, {});
-  body_.emplace<nn::BatchNorm2d>(layout, nn::join(name, "bn1"), mid);
-  body_.emplace<nn::ReLU>();
+  body_.emplace<nn::BatchNormReLU2d>(layout, nn::join(name, "bn1"), mid);
   if (downsample > 1) {
     conv("conv2", mid, mid, downsample, {.stride = downsample});
   } else {
     conv("conv2", mid, mid, 3, {.stride = 1, .padding = 1});
   }
-  body_.emplace<nn::BatchNorm2d>(layout, nn::join(name, "bn2"), mid);
-  body_.emplace<nn::ReLU>();
+  body_.emplace<nn::BatchNormReLU2d>(layout, nn::join(name, "bn2"), mid);
   conv("conv3", mid, out_width, 1, {});
-  body_.emplace<nn::BatchNorm2d>(layout, nn::join(name, "bn3"), out_width);
-  body_.emplace<nn::ReLU>();
+  body_.emplace<nn::BatchNormReLU2d>(layout, nn::join(name, "bn3"), out_width);
   body_.emplace<nn::GlobalAvgPool>();
   classifier_ = std::make_unique<nn::Linear>(
       layout, nn::join(name, "fc"),

@@ -58,8 +58,8 @@ class Vgg final : public Network {
                                                .params = {.padding = 1},
                                                .bias = nn::Bias::With,
                                                .init = nn::InitKind::KaimingNormalFanOut});
-      stage.emplace<nn::BatchNorm2d>(layout_, "features." + std::to_string(index + 1), entry);
-      stage.emplace<nn::ReLU>();
+      // features.<index + 2> is the ReLU, fused into the batch norm (no parameters).
+      stage.emplace<nn::BatchNormReLU2d>(layout_, "features." + std::to_string(index + 1), entry);
       index += 3;
       in_channels = entry;
     }

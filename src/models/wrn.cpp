@@ -37,8 +37,8 @@ class WideBasicBlock final : public nn::Module {
 
   // x: (N, in, H, W) -> (N, out, H / stride, W / stride)
   Variable forward(const nn::ForwardContext& context, const Variable& x) const override {
-    const Variable activated = autograd::relu(bn1_.forward(context, x));
-    Variable out = autograd::relu(bn2_.forward(context, conv1_.forward(context, activated)));
+    const Variable activated = bn1_.forward_add_relu(context, x);
+    Variable out = bn2_.forward_add_relu(context, conv1_.forward(context, activated));
     out = conv2_.forward(context, out);
     const Variable shortcut = shortcut_ ? shortcut_->forward(context, activated) : x;
     return autograd::add(shortcut, out);
@@ -86,7 +86,7 @@ class WideResNet final : public Network {
     NetworkOutput output;
     for (std::size_t s = 0; s < static_cast<std::size_t>(stage_count); ++s) {
       h = stages_[s].forward(context, h);
-      if (s + 1 == stages_.size()) h = autograd::relu(bn_final_->forward(context, h));
+      if (s + 1 == stages_.size()) h = bn_final_->forward_add_relu(context, h);
       output.stage_features.push_back(h);
     }
     if (stage_count == num_stages()) {

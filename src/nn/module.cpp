@@ -5,11 +5,11 @@
 
 namespace md::nn {
 
-Conv2d::Conv2d(ModelLayout& layout, const std::string& name, const Conv2dSpec& spec)
-    : spec_(spec) {
-  MD_CHECK(spec.in_channels % spec.params.groups == 0 && spec.out_channels % spec.params.groups == 0,
-           name, ": channels ", spec.in_channels, "->", spec.out_channels, " not divisible by groups ",
-           spec.params.groups);
+Conv2d::Conv2d(ModelLayout& layout, const std::string& name, const Conv2dSpec& spec) : spec_(spec) {
+  MD_CHECK(
+      spec.in_channels % spec.params.groups == 0 && spec.out_channels % spec.params.groups == 0,
+      name, ": channels ", spec.in_channels, "->", spec.out_channels, " not divisible by groups ",
+      spec.params.groups);
   const std::int64_t in_per_group = spec.in_channels / spec.params.groups;
   const double fan_in = static_cast<double>(in_per_group * spec.kernel * spec.kernel);
   // PyTorch's fan_out (torch.nn.init._calculate_fan_in_and_fan_out) is out_channels * k * k,
@@ -24,8 +24,8 @@ Conv2d::Conv2d(ModelLayout& layout, const std::string& name, const Conv2dSpec& s
     // initialize the weight themselves (VGG, MobileNetV2) zero the bias.
     const InitKind bias_init =
         spec.init == InitKind::UniformFanIn ? InitKind::UniformFanIn : InitKind::Zeros;
-    bias_ = layout.parameters.add(join(name, "bias"), {spec.out_channels},
-                                  InitSpec{bias_init, fan_in});
+    bias_ =
+        layout.parameters.add(join(name, "bias"), {spec.out_channels}, InitSpec{bias_init, fan_in});
   }
 }
 
@@ -39,8 +39,10 @@ BatchNorm2d::BatchNorm2d(ModelLayout& layout, const std::string& name, int chann
     : params_(params) {
   weight_ = layout.parameters.add(join(name, "weight"), {channels}, InitSpec{InitKind::Ones});
   bias_ = layout.parameters.add(join(name, "bias"), {channels}, InitSpec{InitKind::Zeros});
-  running_mean_ = layout.buffers.add(join(name, "running_mean"), {channels}, InitSpec{InitKind::Zeros});
-  running_var_ = layout.buffers.add(join(name, "running_var"), {channels}, InitSpec{InitKind::Ones});
+  running_mean_ =
+      layout.buffers.add(join(name, "running_mean"), {channels}, InitSpec{InitKind::Zeros});
+  running_var_ =
+      layout.buffers.add(join(name, "running_var"), {channels}, InitSpec{InitKind::Ones});
   num_batches_tracked_ =
       layout.buffers.add(join(name, "num_batches_tracked"), {}, InitSpec{InitKind::Zeros});
 }
@@ -49,17 +51,33 @@ Variable BatchNorm2d::forward(const ForwardContext& context, const Variable& x) 
   Tensor running_mean = context.buffer(running_mean_);
   Tensor running_var = context.buffer(running_var_);
   const bool train = context.mode == Mode::Train;
-  Variable y = autograd::batch_norm(x, context.parameter(weight_), context.parameter(bias_),
-                                    running_mean, running_var,
-                                    train ? autograd::BatchNormMode::Train : autograd::BatchNormMode::Eval,
-                                    context.stats_update, params_);
-  if (train && context.stats_update == RunningStatsUpdate::Update) {
-    Tensor count = context.buffer(num_batches_tracked_);
-    Backend& backend = backend::of(count);
-    Tensor one = Tensor::full({}, 1.0, count.dtype(), count.device());
-    backend.axpby(1.0, one, 1.0, count);
-  }
+  Variable y = autograd::batch_norm(
+      x, context.parameter(weight_), context.parameter(bias_), running_mean, running_var,
+      train ? autograd::BatchNormMode::Train : autograd::BatchNormMode::Eval, context.stats_update,
+      params_);
+  count_batch(context);
   return y;
+}
+
+Variable BatchNorm2d::forward_add_relu(const ForwardContext& context, const Variable& x,
+                                       const Variable& residual) const {
+  Tensor running_mean = context.buffer(running_mean_);
+  Tensor running_var = context.buffer(running_var_);
+  const bool train = context.mode == Mode::Train;
+  Variable y = autograd::batch_norm_add_relu(
+      x, context.parameter(weight_), context.parameter(bias_), residual, running_mean, running_var,
+      train ? autograd::BatchNormMode::Train : autograd::BatchNormMode::Eval, context.stats_update,
+      params_);
+  count_batch(context);
+  return y;
+}
+
+void BatchNorm2d::count_batch(const ForwardContext& context) const {
+  if (context.mode != Mode::Train || context.stats_update != RunningStatsUpdate::Update) return;
+  Tensor count = context.buffer(num_batches_tracked_);
+  Backend& backend = backend::of(count);
+  Tensor one = Tensor::full({}, 1.0, count.dtype(), count.device());
+  backend.axpby(1.0, one, 1.0, count);
 }
 
 Linear::Linear(ModelLayout& layout, const std::string& name, const LinearSpec& spec) : spec_(spec) {
@@ -67,8 +85,10 @@ Linear::Linear(ModelLayout& layout, const std::string& name, const LinearSpec& s
   weight_ = layout.parameters.add(join(name, "weight"), {spec.out_features, spec.in_features},
                                   InitSpec{spec.init, fan_in});
   if (spec.bias == Bias::With) {
-    InitKind bias_init = spec.init == InitKind::UniformFanIn ? InitKind::UniformFanIn : InitKind::Zeros;
-    bias_ = layout.parameters.add(join(name, "bias"), {spec.out_features}, InitSpec{bias_init, fan_in});
+    InitKind bias_init =
+        spec.init == InitKind::UniformFanIn ? InitKind::UniformFanIn : InitKind::Zeros;
+    bias_ =
+        layout.parameters.add(join(name, "bias"), {spec.out_features}, InitSpec{bias_init, fan_in});
   }
 }
 
@@ -77,10 +97,13 @@ Variable Linear::forward(const ForwardContext& context, const Variable& x) const
   return autograd::linear(x, context.parameter(weight_), bias);
 }
 
-Variable ReLU::forward(const ForwardContext&, const Variable& x) const { return autograd::relu(x); }
+Variable ReLU::forward(const ForwardContext&, const Variable& x) const {
+  return autograd::relu(x);
+}
 
 Variable Pool2d::forward(const ForwardContext&, const Variable& x) const {
-  return kind_ == PoolKind::Max ? autograd::max_pool2d(x, params_) : autograd::avg_pool2d(x, params_);
+  return kind_ == PoolKind::Max ? autograd::max_pool2d(x, params_)
+                                : autograd::avg_pool2d(x, params_);
 }
 
 Variable GlobalAvgPool::forward(const ForwardContext&, const Variable& x) const {

@@ -52,11 +52,33 @@ class BatchNorm2d final : public Module {
   BatchNorm2d(ModelLayout& layout, const std::string& name, int channels,
               const BatchNormParams& params = {});
   Variable forward(const ForwardContext& context, const Variable& x) const override;
+  // relu(forward(x) + residual), or relu(forward(x)) with an undefined residual, fused
+  // (autograd::batch_norm_add_relu).
+  Variable forward_add_relu(const ForwardContext& context, const Variable& x,
+                            const Variable& residual = {}) const;
 
  private:
+  // Counts a batch in num_batches_tracked when this forward moves the running statistics.
+  void count_batch(const ForwardContext& context) const;
+
   BatchNormParams params_;
   int weight_ = -1, bias_ = -1;
   int running_mean_ = -1, running_var_ = -1, num_batches_tracked_ = -1;
+};
+
+// BatchNorm2d then ReLU as one fused op (autograd::batch_norm_add_relu): the same parameters,
+// buffers and names as a BatchNorm2d of that name.
+class BatchNormReLU2d final : public Module {
+ public:
+  BatchNormReLU2d(ModelLayout& layout, const std::string& name, int channels,
+                  const BatchNormParams& params = {})
+      : bn_(layout, name, channels, params) {}
+  Variable forward(const ForwardContext& context, const Variable& x) const override {
+    return bn_.forward_add_relu(context, x);
+  }
+
+ private:
+  BatchNorm2d bn_;
 };
 
 struct LinearSpec {

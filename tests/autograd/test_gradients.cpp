@@ -109,6 +109,40 @@ TEST(Gradients, BatchNormEval) {
   }
 }
 
+TEST(Gradients, BatchNormAddReluTrain) {
+  // x, gamma, beta and the residual; then without a residual. Some outputs are clipped by the
+  // ReLU and some pass, on the kink band's terms.
+  for (const Shape& shape : {Shape{3, 2, 4, 3}, Shape{5, 3}}) {
+    const std::int64_t channels = shape[1];
+    Tensor running_mean = Tensor::zeros({channels}, DType::Float64);
+    Tensor running_var = Tensor::full({channels}, 1.0, DType::Float64);
+    const auto fused = [&](const Inputs& in) {
+      return autograd::batch_norm_add_relu(
+          in[0], in[1], in[2], in.size() > 3 ? in[3] : Variable(), running_mean, running_var,
+          autograd::BatchNormMode::Train, RunningStatsUpdate::Skip, BatchNormParams{});
+    };
+    expect_gradients_match(
+        fused, {random_tensor(shape, 31, -2, 3), random_tensor({channels}, 32, 0.5, 1.5),
+                random_tensor({channels}, 33), random_tensor(shape, 34)});
+    expect_gradients_match(
+        fused, {random_tensor(shape, 35, -2, 3), random_tensor({channels}, 36, 0.5, 1.5),
+                random_tensor({channels}, 37)});
+  }
+}
+
+TEST(Gradients, BatchNormAddReluEvalWithGradients) {
+  Tensor running_mean = random_tensor({3}, 38);
+  Tensor running_var = random_tensor({3}, 39, 0.5, 2.0);
+  expect_gradients_match(
+      [&](const Inputs& in) {
+        return autograd::batch_norm_add_relu(in[0], in[1], in[2], in[3], running_mean, running_var,
+                                             autograd::BatchNormMode::Eval,
+                                             RunningStatsUpdate::Skip, BatchNormParams{});
+      },
+      {random_tensor({2, 3, 3, 4}, 40), random_tensor({3}, 41), random_tensor({3}, 42),
+       random_tensor({2, 3, 3, 4}, 43)});
+}
+
 // ---- activations, pooling, resize, concat
 
 TEST(Gradients, ReluWithKinkBand) {

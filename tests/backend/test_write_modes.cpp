@@ -77,6 +77,16 @@ std::vector<WriteCase> write_cases() {
                        b.batch_norm_backward(x, grad_like_x, gamma, mean, invstd, out[0], out[1],
                                              out[2], write);
                      }});
+    const Tensor residual = random_tensor(x.shape(), 11);
+    Tensor fused_y = Tensor::empty(x.shape(), DType::Float64);
+    b.batch_norm_add_relu_forward_train(x, gamma, beta, residual, fused_y, mean, invstd, unused,
+                                        unused, {}, RunningStatsUpdate::Skip);
+    cases.push_back({"batch_norm_add_relu_backward",
+                     {x.shape(), {4}, {4}, x.shape()},
+                     [=, &b](std::vector<Tensor>& out, Write write) {
+                       b.batch_norm_add_relu_backward(x, fused_y, grad_like_x, gamma, mean, invstd,
+                                                      out[0], out[1], out[2], out[3], write);
+                     }});
   }
   {
     const Tensor relu_y = forward_of([&](Tensor& y) { b.relu_forward(x, y); }, x.shape());

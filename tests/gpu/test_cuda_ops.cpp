@@ -431,6 +431,79 @@ TEST_F(CudaOps, BatchNormBackwardMatchesTheCpu) {
   }
 }
 
+TEST_F(CudaOps, FusedBatchNormAddReluMatchesTheCpu) {
+  const BatchNormParams params{.momentum = 0.1, .epsilon = 1e-5};
+  for (const Shape& shape : {Shape{4, 6, 7, 5}, Shape{8, 6}}) {
+    SCOPED_TRACE(shape_str(shape));
+    const BatchNormInputs in = batch_norm_inputs(shape);
+    const Shape channels{shape[1]};
+    const Both residual = random_both(shape, 46);
+    const Both grad_y = random_both(shape, 47);
+    for (bool with_residual : {true, false}) {
+      const std::string what = with_residual ? "fused with residual " : "fused without residual ";
+      const auto residual_on = [&](const Backend& b) {
+        return with_residual ? residual.on(b) : Tensor();
+      };
+      Both y = poisoned_both(shape);
+      Both save_mean = poisoned_both(channels);
+      Both save_invstd = poisoned_both(channels);
+      Both running_mean{in.running_mean.cpu.clone(), in.running_mean.cpu.to(gpu())};
+      Both running_var{in.running_var.cpu.clone(), in.running_var.cpu.to(gpu())};
+      for (Backend* b : {&cpu_backend(), &gpu_backend()}) {
+        const bool on_cpu = b->device().is_cpu();
+        b->batch_norm_add_relu_forward_train(
+            in.x.on(*b), in.gamma.on(*b), in.beta.on(*b), residual_on(*b), on_cpu ? y.cpu : y.gpu,
+            on_cpu ? save_mean.cpu : save_mean.gpu, on_cpu ? save_invstd.cpu : save_invstd.gpu,
+            on_cpu ? running_mean.cpu : running_mean.gpu,
+            on_cpu ? running_var.cpu : running_var.gpu, params, RunningStatsUpdate::Update);
+      }
+      expect_close(y, what + "y");
+      expect_close(save_mean, what + "save_mean");
+      expect_close(running_var, what + "running_var");
+      compare_forward(shape, what + "eval y", [&](Backend& b, Tensor& out) {
+        b.batch_norm_add_relu_forward_eval(in.x.on(b), in.gamma.on(b), in.beta.on(b),
+                                           residual_on(b), in.running_mean.on(b),
+                                           in.running_var.on(b), out, params);
+      });
+      // The backward from the CPU forward's y and statistics, the same on both devices.
+      const Both saved_y = both(y.cpu);
+      const Both saved_mean = both(save_mean.cpu);
+      const Both saved_invstd = both(save_invstd.cpu);
+      for (Write write : kWriteModes) {
+        Both grad_x = output_start(shape, write, 53);
+        Both grad_gamma = output_start(channels, write, 54);
+        Both grad_beta = output_start(channels, write, 55);
+        Both grad_residual = output_start(shape, write, 56);
+        for (Backend* b : {&cpu_backend(), &gpu_backend()}) {
+          const bool on_cpu = b->device().is_cpu();
+          Tensor residual_target =
+              with_residual ? (on_cpu ? grad_residual.cpu : grad_residual.gpu) : Tensor();
+          b->batch_norm_add_relu_backward(
+              in.x.on(*b), saved_y.on(*b), grad_y.on(*b), in.gamma.on(*b), saved_mean.on(*b),
+              saved_invstd.on(*b), on_cpu ? grad_x.cpu : grad_x.gpu,
+              on_cpu ? grad_gamma.cpu : grad_gamma.gpu, on_cpu ? grad_beta.cpu : grad_beta.gpu,
+              residual_target, write);
+        }
+        const std::string mode = write_name(write);
+        expect_close(grad_x, what + "grad_x " + mode);
+        expect_close(grad_gamma, what + "grad_gamma " + mode);
+        expect_close(grad_beta, what + "grad_beta " + mode);
+        if (with_residual) expect_close(grad_residual, what + "grad_residual " + mode);
+      }
+      if (with_residual) {
+        compare_backward(shape, what + "grad_residual alone",
+                         [&](Backend& b, Tensor& grad_residual_out, Write w) {
+                           Tensor none;
+                           b.batch_norm_add_relu_backward(in.x.on(b), saved_y.on(b), grad_y.on(b),
+                                                          in.gamma.on(b), saved_mean.on(b),
+                                                          saved_invstd.on(b), none, none, none,
+                                                          grad_residual_out, w);
+                         });
+      }
+    }
+  }
+}
+
 // ---------------------------------------------------------------- activations
 
 TEST_F(CudaOps, ReluAndSigmoidMatchTheCpu) {

@@ -7,12 +7,15 @@
 // order: the bits do not depend on the thread count. The per-element passes run in T with
 // per-channel coefficients computed once in double. Every pass walks the planes in memory
 // order (parallel over samples, not channels): a channel's planes lie a whole sample apart, and
-// a channel-major walk restarts the hardware prefetcher on every plane.
+// a channel-major walk restarts the hardware prefetcher on every plane. The fused
+// batch_norm_add_relu ops are these functions with an epilogue (add a residual, ReLU) in the
+// per-element pass, and a backward that masks grad_y by y > 0 on the fly.
 #include <cmath>
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_common.h"
+#include "backend/element_math.h"
 
 namespace md::cpu {
 namespace {
@@ -64,14 +67,53 @@ void for_each_plane(const ChannelLayout& layout, std::int64_t work_per_element, 
                });
 }
 
-}  // namespace
+// What the per-element pass of a forward adds after the affine map x·alpha + beta.
+enum class Epilogue { None, Relu, AddRelu };
 
-void CpuBackend::batch_norm_forward_train(const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                                          Tensor& y, Tensor& save_mean, Tensor& save_invstd,
-                                          Tensor& running_mean, Tensor& running_var,
-                                          const BatchNormParams& params,
-                                          RunningStatsUpdate update) {
-  const char* op = "batch_norm_forward_train";
+// y = epilogue(x·alpha[c] + beta[c] [+ residual]) over every plane. Each case is its own loop
+// so that the compiler vectorizes it; the arithmetic is the unfused ops' (batch norm, add,
+// relu), so the fused result equals theirs bit for bit.
+template <typename T>
+void affine_pass(const ChannelLayout& layout, const T* input, const T* residual, Epilogue epilogue,
+                 const std::vector<T>& alphas, const std::vector<T>& betas, T* output) {
+  for_each_plane(layout, 1, [&](std::int64_t plane_index, std::int64_t channel) {
+    const T alpha_t = alphas[static_cast<std::size_t>(channel)];
+    const T beta_t = betas[static_cast<std::size_t>(channel)];
+    const std::int64_t offset = plane_index * layout.inner;
+    const T* in = input + offset;
+    T* out = output + offset;
+    switch (epilogue) {
+      case Epilogue::None:
+        for (std::int64_t i = 0; i < layout.inner; ++i) out[i] = in[i] * alpha_t + beta_t;
+        break;
+      case Epilogue::Relu:
+        for (std::int64_t i = 0; i < layout.inner; ++i) {
+          const T normalized = in[i] * alpha_t + beta_t;
+          out[i] = math::relu(normalized);
+        }
+        break;
+      case Epilogue::AddRelu: {
+        const T* add = residual + offset;
+        for (std::int64_t i = 0; i < layout.inner; ++i) {
+          const T normalized = in[i] * alpha_t + beta_t;
+          out[i] = math::relu(T(normalized + add[i]));
+        }
+        break;
+      }
+    }
+  });
+}
+
+// The epilogue of the fused ops: a residual is optional.
+Epilogue fused_epilogue(const Tensor& residual) {
+  return residual.defined() ? Epilogue::AddRelu : Epilogue::Relu;
+}
+
+// The training forward: batch statistics, running statistics when asked, then affine_pass.
+void forward_train(const char* op, Epilogue epilogue, const Tensor& x, const Tensor& gamma,
+                   const Tensor& beta, const Tensor* residual, Tensor& y, Tensor& save_mean,
+                   Tensor& save_invstd, Tensor& running_mean, Tensor& running_var,
+                   const BatchNormParams& params, RunningStatsUpdate update) {
   dispatch_float(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     check_tensor(op, "x", x, x.dtype());
@@ -82,6 +124,8 @@ void CpuBackend::batch_norm_forward_train(const Tensor& x, const Tensor& gamma, 
     check_tensor(op, "y", y, x.dtype(), x.shape());
     check_tensor(op, "save_mean", save_mean, x.dtype(), channel_shape);
     check_tensor(op, "save_invstd", save_invstd, x.dtype(), channel_shape);
+    if (epilogue == Epilogue::AddRelu)
+      check_tensor(op, "residual", *residual, x.dtype(), x.shape());
     const bool update_stats = update == RunningStatsUpdate::Update;
     if (update_stats) {
       check_tensor(op, "running_mean", running_mean, x.dtype(), channel_shape);
@@ -156,21 +200,14 @@ void CpuBackend::batch_norm_forward_train(const Tensor& x, const Tensor& gamma, 
       alphas[at] = static_cast<T>(alpha);
       betas[at] = static_cast<T>(static_cast<double>(shift[channel]) - mean * alpha);
     }
-    for_each_plane(layout, 1, [&](std::int64_t plane_index, std::int64_t channel) {
-      const T alpha_t = alphas[static_cast<std::size_t>(channel)];
-      const T beta_t = betas[static_cast<std::size_t>(channel)];
-      const std::int64_t offset = plane_index * layout.inner;
-      for (std::int64_t i = 0; i < layout.inner; ++i) {
-        output[offset + i] = input[offset + i] * alpha_t + beta_t;
-      }
-    });
+    affine_pass<T>(layout, input, epilogue == Epilogue::AddRelu ? residual->data<T>() : nullptr,
+                   epilogue, alphas, betas, output);
   });
 }
 
-void CpuBackend::batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                                         const Tensor& running_mean, const Tensor& running_var,
-                                         Tensor& y, const BatchNormParams& params) {
-  const char* op = "batch_norm_forward_eval";
+void forward_eval(const char* op, Epilogue epilogue, const Tensor& x, const Tensor& gamma,
+                  const Tensor& beta, const Tensor* residual, const Tensor& running_mean,
+                  const Tensor& running_var, Tensor& y, const BatchNormParams& params) {
   dispatch_float(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     check_tensor(op, "x", x, x.dtype());
@@ -181,33 +218,35 @@ void CpuBackend::batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, c
     check_tensor(op, "running_mean", running_mean, x.dtype(), channel_shape);
     check_tensor(op, "running_var", running_var, x.dtype(), channel_shape);
     check_tensor(op, "y", y, x.dtype(), x.shape());
-    const T* input = x.data<T>();
-    T* output = y.data<T>();
+    if (epilogue == Epilogue::AddRelu)
+      check_tensor(op, "residual", *residual, x.dtype(), x.shape());
     const T* scale = gamma.data<T>();
     const T* shift = beta.data<T>();
     const T* mean = running_mean.data<T>();
     const T* variance = running_var.data<T>();
-    parallel_for(layout.batch * layout.channels, layout.inner, [&](std::int64_t plane_index) {
-      const std::int64_t channel = plane_index % layout.channels;
+    std::vector<T> alphas(static_cast<std::size_t>(layout.channels));
+    std::vector<T> betas(static_cast<std::size_t>(layout.channels));
+    for (std::int64_t channel = 0; channel < layout.channels; ++channel) {
       const double invstd =
           1.0 / std::sqrt(static_cast<double>(variance[channel]) + params.epsilon);
       const double alpha = invstd * static_cast<double>(scale[channel]);
-      const T alpha_t = static_cast<T>(alpha);
-      const T beta_t = static_cast<T>(static_cast<double>(shift[channel]) -
-                                      static_cast<double>(mean[channel]) * alpha);
-      const std::int64_t offset = plane_index * layout.inner;
-      for (std::int64_t i = 0; i < layout.inner; ++i) {
-        output[offset + i] = input[offset + i] * alpha_t + beta_t;
-      }
-    });
+      alphas[static_cast<std::size_t>(channel)] = static_cast<T>(alpha);
+      betas[static_cast<std::size_t>(channel)] = static_cast<T>(
+          static_cast<double>(shift[channel]) - static_cast<double>(mean[channel]) * alpha);
+    }
+    affine_pass<T>(layout, x.data<T>(),
+                   epilogue == Epilogue::AddRelu ? residual->data<T>() : nullptr, epilogue, alphas,
+                   betas, y.data<T>());
   });
 }
 
-void CpuBackend::batch_norm_backward(const Tensor& x, const Tensor& grad_y, const Tensor& gamma,
-                                     const Tensor& save_mean, const Tensor& save_invstd,
-                                     Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta,
-                                     Write write) {
-  const char* op = "batch_norm_backward";
+// The training backward of the forward above. With a ReLU epilogue the upstream gradient is
+// g = grad_y·[y > 0], formed on the fly in both passes and written to grad_residual (when
+// defined) in the first; without one (relu_output == nullptr) g = grad_y.
+void backward(const char* op, const Tensor& x, const Tensor* relu_output, const Tensor& grad_y,
+              const Tensor& gamma, const Tensor& save_mean, const Tensor& save_invstd,
+              Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta, Tensor* grad_residual,
+              Write write) {
   dispatch_float(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     check_tensor(op, "x", x, x.dtype());
@@ -220,8 +259,17 @@ void CpuBackend::batch_norm_backward(const Tensor& x, const Tensor& grad_y, cons
     if (grad_x.defined()) check_tensor(op, "grad_x", grad_x, x.dtype(), x.shape());
     if (grad_gamma.defined()) check_tensor(op, "grad_gamma", grad_gamma, x.dtype(), channel_shape);
     if (grad_beta.defined()) check_tensor(op, "grad_beta", grad_beta, x.dtype(), channel_shape);
+    if (relu_output != nullptr) check_tensor(op, "y", *relu_output, x.dtype(), x.shape());
+    const bool wants_residual = grad_residual != nullptr && grad_residual->defined();
+    if (wants_residual) {
+      check_tensor(op, "grad_residual", *grad_residual, x.dtype(), x.shape());
+      MD_CHECK(!grad_x.defined() || grad_x.raw_data() != grad_residual->raw_data(), "cpu ", op,
+               ": grad_residual aliases grad_x");
+    }
     const T* input = x.data<T>();
     const T* upstream = grad_y.data<T>();
+    const T* mask = relu_output != nullptr ? relu_output->data<T>() : nullptr;
+    T* residual_out = wants_residual ? grad_residual->data<T>() : nullptr;
     const T* scale = gamma.data<T>();
     const T* means = save_mean.data<T>();
     const T* invstds = save_invstd.data<T>();
@@ -238,12 +286,36 @@ void CpuBackend::batch_norm_backward(const Tensor& x, const Tensor& grad_y, cons
       const T* x_plane = input + offset;
       const T* grad_plane = upstream + offset;
       const T mean_t = means[channel];
-      // Two passes over a plane that stays in L1: each sum is a loop the compiler vectorizes.
-      grad_sums[static_cast<std::size_t>(plane_index)] =
-          plane_sum<T>(layout.inner, [grad_plane](std::int64_t i) { return grad_plane[i]; });
-      centered_sums[static_cast<std::size_t>(plane_index)] =
-          plane_sum<T>(layout.inner, [x_plane, grad_plane, mean_t](std::int64_t i) {
-            return grad_plane[i] * (x_plane[i] - mean_t);
+      const auto at = static_cast<std::size_t>(plane_index);
+      if (mask == nullptr) {
+        // Two passes over a plane that stays in L1: each sum is a loop the compiler vectorizes.
+        grad_sums[at] =
+            plane_sum<T>(layout.inner, [grad_plane](std::int64_t i) { return grad_plane[i]; });
+        centered_sums[at] =
+            plane_sum<T>(layout.inner, [x_plane, grad_plane, mean_t](std::int64_t i) {
+              return grad_plane[i] * (x_plane[i] - mean_t);
+            });
+        return;
+      }
+      const T* mask_plane = mask + offset;
+      if (residual_out != nullptr) {
+        T* residual_plane = residual_out + offset;
+        if (write == Write::Accumulate) {
+          for (std::int64_t i = 0; i < layout.inner; ++i) {
+            residual_plane[i] += math::relu_grad(mask_plane[i], grad_plane[i]);
+          }
+        } else {
+          for (std::int64_t i = 0; i < layout.inner; ++i) {
+            residual_plane[i] = math::relu_grad(mask_plane[i], grad_plane[i]);
+          }
+        }
+      }
+      grad_sums[at] = plane_sum<T>(layout.inner, [grad_plane, mask_plane](std::int64_t i) {
+        return math::relu_grad(mask_plane[i], grad_plane[i]);
+      });
+      centered_sums[at] =
+          plane_sum<T>(layout.inner, [x_plane, grad_plane, mask_plane, mean_t](std::int64_t i) {
+            return math::relu_grad(mask_plane[i], grad_plane[i]) * (x_plane[i] - mean_t);
           });
     });
     // grad_x = gamma·invstd·(grad_y − mean(grad_y) − x̂·mean(grad_y·x̂)), x̂ = (x − mean)·invstd,
@@ -283,7 +355,18 @@ void CpuBackend::batch_norm_backward(const Tensor& x, const Tensor& grad_y, cons
       const T* x_plane = input + offset;
       const T* grad_plane = upstream + offset;
       T* out = grad_input + offset;
-      if (write == Write::Accumulate) {
+      if (mask != nullptr) {
+        const T* mask_plane = mask + offset;
+        const auto value = [&](std::int64_t i) {
+          return grad_gain * math::relu_grad(mask_plane[i], grad_plane[i]) +
+                 centered_gain * (x_plane[i] - mean_t) + shift;
+        };
+        if (write == Write::Accumulate) {
+          for (std::int64_t i = 0; i < layout.inner; ++i) out[i] += value(i);
+        } else {
+          for (std::int64_t i = 0; i < layout.inner; ++i) out[i] = value(i);
+        }
+      } else if (write == Write::Accumulate) {
         for (std::int64_t i = 0; i < layout.inner; ++i) {
           out[i] += grad_gain * grad_plane[i] + centered_gain * (x_plane[i] - mean_t) + shift;
         }
@@ -294,6 +377,58 @@ void CpuBackend::batch_norm_backward(const Tensor& x, const Tensor& grad_y, cons
       }
     });
   });
+}
+
+}  // namespace
+
+void CpuBackend::batch_norm_forward_train(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                          Tensor& y, Tensor& save_mean, Tensor& save_invstd,
+                                          Tensor& running_mean, Tensor& running_var,
+                                          const BatchNormParams& params,
+                                          RunningStatsUpdate update) {
+  forward_train("batch_norm_forward_train", Epilogue::None, x, gamma, beta, nullptr, y, save_mean,
+                save_invstd, running_mean, running_var, params, update);
+}
+
+void CpuBackend::batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                         const Tensor& running_mean, const Tensor& running_var,
+                                         Tensor& y, const BatchNormParams& params) {
+  forward_eval("batch_norm_forward_eval", Epilogue::None, x, gamma, beta, nullptr, running_mean,
+               running_var, y, params);
+}
+
+void CpuBackend::batch_norm_backward(const Tensor& x, const Tensor& grad_y, const Tensor& gamma,
+                                     const Tensor& save_mean, const Tensor& save_invstd,
+                                     Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta,
+                                     Write write) {
+  backward("batch_norm_backward", x, nullptr, grad_y, gamma, save_mean, save_invstd, grad_x,
+           grad_gamma, grad_beta, nullptr, write);
+}
+
+void CpuBackend::batch_norm_add_relu_forward_train(
+    const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& residual, Tensor& y,
+    Tensor& save_mean, Tensor& save_invstd, Tensor& running_mean, Tensor& running_var,
+    const BatchNormParams& params, RunningStatsUpdate update) {
+  forward_train("batch_norm_add_relu_forward_train", fused_epilogue(residual), x, gamma, beta,
+                &residual, y, save_mean, save_invstd, running_mean, running_var, params, update);
+}
+
+void CpuBackend::batch_norm_add_relu_forward_eval(const Tensor& x, const Tensor& gamma,
+                                                  const Tensor& beta, const Tensor& residual,
+                                                  const Tensor& running_mean,
+                                                  const Tensor& running_var, Tensor& y,
+                                                  const BatchNormParams& params) {
+  forward_eval("batch_norm_add_relu_forward_eval", fused_epilogue(residual), x, gamma, beta,
+               &residual, running_mean, running_var, y, params);
+}
+
+void CpuBackend::batch_norm_add_relu_backward(const Tensor& x, const Tensor& y,
+                                              const Tensor& grad_y, const Tensor& gamma,
+                                              const Tensor& save_mean, const Tensor& save_invstd,
+                                              Tensor& grad_x, Tensor& grad_gamma, Tensor& grad_beta,
+                                              Tensor& grad_residual, Write write) {
+  backward("batch_norm_add_relu_backward", x, &y, grad_y, gamma, save_mean, save_invstd, grad_x,
+           grad_gamma, grad_beta, &grad_residual, write);
 }
 
 }  // namespace md::cpu

@@ -22,20 +22,33 @@ class CpuBackend final : public Backend {
 
   void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
                       Tensor& y) override;
-  void linear_backward(const Tensor& x, const Tensor& weight, const Tensor& grad_y,
-                       Tensor& grad_x, Tensor& grad_weight, Tensor& grad_bias,
-                       Write write) override;
+  void linear_backward(const Tensor& x, const Tensor& weight, const Tensor& grad_y, Tensor& grad_x,
+                       Tensor& grad_weight, Tensor& grad_bias, Write write) override;
 
-  void batch_norm_forward_train(const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                                Tensor& y, Tensor& save_mean, Tensor& save_invstd,
-                                Tensor& running_mean, Tensor& running_var,
-                                const BatchNormParams& params, RunningStatsUpdate update) override;
+  void batch_norm_forward_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& y,
+                                Tensor& save_mean, Tensor& save_invstd, Tensor& running_mean,
+                                Tensor& running_var, const BatchNormParams& params,
+                                RunningStatsUpdate update) override;
   void batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                const Tensor& running_mean, const Tensor& running_var, Tensor& y,
                                const BatchNormParams& params) override;
   void batch_norm_backward(const Tensor& x, const Tensor& grad_y, const Tensor& gamma,
                            const Tensor& save_mean, const Tensor& save_invstd, Tensor& grad_x,
                            Tensor& grad_gamma, Tensor& grad_beta, Write write) override;
+
+  void batch_norm_add_relu_forward_train(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                         const Tensor& residual, Tensor& y, Tensor& save_mean,
+                                         Tensor& save_invstd, Tensor& running_mean,
+                                         Tensor& running_var, const BatchNormParams& params,
+                                         RunningStatsUpdate update) override;
+  void batch_norm_add_relu_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                        const Tensor& residual, const Tensor& running_mean,
+                                        const Tensor& running_var, Tensor& y,
+                                        const BatchNormParams& params) override;
+  void batch_norm_add_relu_backward(const Tensor& x, const Tensor& y, const Tensor& grad_y,
+                                    const Tensor& gamma, const Tensor& save_mean,
+                                    const Tensor& save_invstd, Tensor& grad_x, Tensor& grad_gamma,
+                                    Tensor& grad_beta, Tensor& grad_residual, Write write) override;
 
   void relu_forward(const Tensor& x, Tensor& y) override;
   void relu_backward(const Tensor& y, const Tensor& grad_y, Tensor& grad_x, Write write) override;
@@ -51,8 +64,7 @@ class CpuBackend final : public Backend {
   void global_avg_pool_backward(const Tensor& grad_y, Tensor& grad_x, Write write) override;
 
   void resize_forward(const Tensor& x, Tensor& y, ResizeMode mode) override;
-  void resize_backward(const Tensor& grad_y, Tensor& grad_x, ResizeMode mode,
-                       Write write) override;
+  void resize_backward(const Tensor& grad_y, Tensor& grad_x, ResizeMode mode, Write write) override;
 
   void concat_channels(const std::vector<Tensor>& xs, Tensor& y) override;
   void concat_channels_backward(const Tensor& grad_y, std::vector<Tensor>& grad_xs,

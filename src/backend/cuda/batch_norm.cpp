@@ -2,10 +2,15 @@
 // inputs (seen as N×C×1×1). cuDNN's conventions are PyTorch's: the running average factor is
 // the momentum, the running variance is the unbiased batch variance, save_invstd is
 // 1/sqrt(biased variance + eps). RunningStatsUpdate::Skip passes no running statistics.
+// The fused batch_norm_add_relu ops run cuDNN's batch norm and then one in-place kernel for
+// the residual add and the ReLU (forward), one for the ReLU mask (backward). cuDNN's own fused
+// CUDNN_BATCHNORM_OPS_BN_ADD_ACTIVATION needs NHWC half-precision tensors, which the engine's
+// float32 NCHW activations are not.
 #include <cudnn.h>
 
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/kernels.h"
 #include "core/error.h"
 
 namespace md::cuda {
@@ -121,6 +126,64 @@ void CudaBackend::batch_norm_backward(const Tensor& x, const Tensor& grad_y, con
       x_descriptor.get(), x.raw_data(), x_descriptor.get(), grad_y.raw_data(), x_descriptor.get(),
       grad_x_data, channel_descriptor.get(), gamma.raw_data(), grad_gamma_data, grad_beta_data,
       unused_epsilon, save_mean.raw_data(), save_invstd.raw_data()));
+}
+
+void CudaBackend::batch_norm_add_relu_forward_train(
+    const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& residual, Tensor& y,
+    Tensor& save_mean, Tensor& save_invstd, Tensor& running_mean, Tensor& running_var,
+    const BatchNormParams& params, RunningStatsUpdate update) {
+  expect_float32("batch_norm_add_relu_forward_train", {&residual});
+  MD_CHECK(!residual.defined() || residual.shape() == x.shape(),
+           "batch_norm_add_relu_forward_train: residual ", residual.describe(), " for x ",
+           x.describe());
+  batch_norm_forward_train(x, gamma, beta, y, save_mean, save_invstd, running_mean, running_var,
+                           params, update);
+  DeviceGuard guard(device_index_);
+  kernels::add_relu_forward(y.data<float>(), residual.defined() ? residual.data<float>() : nullptr,
+                            y.data<float>(), y.numel(), context_.stream);
+}
+
+void CudaBackend::batch_norm_add_relu_forward_eval(const Tensor& x, const Tensor& gamma,
+                                                   const Tensor& beta, const Tensor& residual,
+                                                   const Tensor& running_mean,
+                                                   const Tensor& running_var, Tensor& y,
+                                                   const BatchNormParams& params) {
+  expect_float32("batch_norm_add_relu_forward_eval", {&residual});
+  MD_CHECK(!residual.defined() || residual.shape() == x.shape(),
+           "batch_norm_add_relu_forward_eval: residual ", residual.describe(), " for x ",
+           x.describe());
+  batch_norm_forward_eval(x, gamma, beta, running_mean, running_var, y, params);
+  DeviceGuard guard(device_index_);
+  kernels::add_relu_forward(y.data<float>(), residual.defined() ? residual.data<float>() : nullptr,
+                            y.data<float>(), y.numel(), context_.stream);
+}
+
+void CudaBackend::batch_norm_add_relu_backward(const Tensor& x, const Tensor& y,
+                                               const Tensor& grad_y, const Tensor& gamma,
+                                               const Tensor& save_mean, const Tensor& save_invstd,
+                                               Tensor& grad_x, Tensor& grad_gamma,
+                                               Tensor& grad_beta, Tensor& grad_residual,
+                                               Write write) {
+  expect_float32("batch_norm_add_relu_backward", {&y, &grad_y, &grad_residual});
+  MD_CHECK(y.shape() == x.shape() && grad_y.shape() == x.shape() &&
+               (!grad_residual.defined() || grad_residual.shape() == x.shape()),
+           "batch_norm_add_relu_backward: y ", y.describe(), ", grad_y ", grad_y.describe(),
+           " and grad_residual ", grad_residual.describe(), " for x ", x.describe());
+  MD_CHECK(!grad_residual.defined() || !grad_x.defined() ||
+               grad_residual.raw_data() != grad_x.raw_data(),
+           "batch_norm_add_relu_backward: grad_residual aliases grad_x");
+  DeviceGuard guard(device_index_);
+  // g = grad_y·[y > 0]: straight into grad_residual when that is overwritten, else a temporary.
+  const bool in_residual = grad_residual.defined() && write == Write::Overwrite;
+  Tensor masked = in_residual ? grad_residual : Tensor::empty(x.shape(), x.dtype(), x.device());
+  kernels::relu_backward(y.data<float>(), grad_y.data<float>(), masked.data<float>(), y.numel(),
+                         0.0f, context_.stream);
+  if (grad_residual.defined() && !in_residual) {
+    kernels::axpby(1.0f, masked.data<float>(), 1.0f, grad_residual.data<float>(),
+                   grad_residual.numel(), context_.stream);
+  }
+  batch_norm_backward(x, masked, gamma, save_mean, save_invstd, grad_x, grad_gamma, grad_beta,
+                      write);
 }
 
 }  // namespace md::cuda

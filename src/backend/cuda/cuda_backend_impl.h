@@ -88,6 +88,20 @@ class CudaBackend final : public Backend {
                            const Tensor& save_mean, const Tensor& save_invstd, Tensor& grad_x,
                            Tensor& grad_gamma, Tensor& grad_beta, Write write) override;
 
+  void batch_norm_add_relu_forward_train(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                         const Tensor& residual, Tensor& y, Tensor& save_mean,
+                                         Tensor& save_invstd, Tensor& running_mean,
+                                         Tensor& running_var, const BatchNormParams& params,
+                                         RunningStatsUpdate update) override;
+  void batch_norm_add_relu_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                        const Tensor& residual, const Tensor& running_mean,
+                                        const Tensor& running_var, Tensor& y,
+                                        const BatchNormParams& params) override;
+  void batch_norm_add_relu_backward(const Tensor& x, const Tensor& y, const Tensor& grad_y,
+                                    const Tensor& gamma, const Tensor& save_mean,
+                                    const Tensor& save_invstd, Tensor& grad_x, Tensor& grad_gamma,
+                                    Tensor& grad_beta, Tensor& grad_residual, Write write) override;
+
   void relu_forward(const Tensor& x, Tensor& y) override;
   void relu_backward(const Tensor& y, const Tensor& grad_y, Tensor& grad_x, Write write) override;
   void sigmoid_forward(const Tensor& x, Tensor& y) override;

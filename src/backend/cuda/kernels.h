@@ -6,11 +6,11 @@
 // check the launch. Private to backend/cuda.
 #pragma once
 
-#include "backend/element_math.h"
-
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+
+#include "backend/element_math.h"
 
 namespace md::cuda::kernels {
 
@@ -18,6 +18,9 @@ namespace md::cuda::kernels {
 void relu_forward(const float* x, float* y, std::int64_t count, cudaStream_t stream);
 void relu_backward(const float* y, const float* grad_y, float* grad_x, std::int64_t count,
                    float beta, cudaStream_t stream);
+// y = relu(x + residual), or relu(x) when residual is null; y may be x (in place).
+void add_relu_forward(const float* x, const float* residual, float* y, std::int64_t count,
+                      cudaStream_t stream);
 void sigmoid_forward(const float* x, float* y, std::int64_t count, cudaStream_t stream);
 void sigmoid_backward(const float* y, const float* grad_y, float* grad_x, std::int64_t count,
                       float beta, cudaStream_t stream);
