@@ -186,5 +186,36 @@ int cuda_device_count();
 void set_cpu_threads(int threads);
 int cpu_threads();
 
+// How convolutions and linear layers compute (runtime.precision), process-wide, from the next op
+// on. Fp32: float32 arithmetic. Tf32: CUDA tensor cores may round float32 inputs to TF32 (about
+// 3e-4 relative); the CPU computes Fp32. Bf16: the operands (x, weight, grad_y) are rounded to
+// bfloat16, products are summed in float32, and a convolution's result is rounded to bfloat16
+// (cuDNN's bf16 tensors); linear results and every other op stay float32, and so do the
+// weights, their gradients' storage and the batch norm statistics (mixed precision with float32
+// master weights). Both backends compute this function: the CUDA one on bf16 tensor cores in
+// NHWC, the CPU one by rounding float32 values. Float64 tensors are never rounded.
+enum class MathPrecision { Fp32, Tf32, Bf16 };
+// Fastest lets the CUDA backend pick non-deterministic cuDNN algorithms; Deterministic does not
+// (runtime.deterministic). The CPU backend is always deterministic.
+enum class AlgorithmDeterminism { Fastest, Deterministic };
+struct ComputeOptions {
+  MathPrecision precision = MathPrecision::Fp32;
+  AlgorithmDeterminism determinism = AlgorithmDeterminism::Fastest;
+};
+void set_compute_options(const ComputeOptions& options);
+ComputeOptions compute_options();
+const char* math_precision_name(MathPrecision precision);
+// Sets the precision for the life of the scope, then restores the options found.
+class PrecisionScope {
+ public:
+  explicit PrecisionScope(MathPrecision precision);
+  ~PrecisionScope();
+  PrecisionScope(const PrecisionScope&) = delete;
+  PrecisionScope& operator=(const PrecisionScope&) = delete;
+
+ private:
+  ComputeOptions previous_;
+};
+
 }  // namespace backend
 }  // namespace md

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #if defined(__CUDACC__)
 #define MD_HOST_DEVICE __host__ __device__ __forceinline__
@@ -28,6 +29,43 @@ MD_HOST_DEVICE T sigmoid(T x) {
 }
 template <typename T>
 MD_HOST_DEVICE T sigmoid_grad(T y, T grad_y) { return grad_y * y * (T(1) - y); }
+
+// ---- bfloat16: the upper 16 bits of a float32, rounded to nearest even (NaN stays a quiet NaN).
+// The bf16 compute precision (backend::MathPrecision::Bf16) rounds convolution and linear
+// operands with these on both backends.
+MD_HOST_DEVICE std::uint32_t float_bits(float value) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(value);
+#else
+  std::uint32_t bits;
+  std::memcpy(&bits, &value, sizeof(bits));
+  return bits;
+#endif
+}
+MD_HOST_DEVICE float bits_float(std::uint32_t bits) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(bits);
+#else
+  float value;
+  std::memcpy(&value, &bits, sizeof(value));
+  return value;
+#endif
+}
+MD_HOST_DEVICE std::uint16_t to_bfloat16_bits(float value) {
+  const std::uint32_t bits = float_bits(value);
+  if ((bits & 0x7f800000u) == 0x7f800000u && (bits & 0x007fffffu) != 0u) {
+    return static_cast<std::uint16_t>((bits >> 16) | 0x0040u);  // quiet NaN, sign kept
+  }
+  const std::uint32_t rounding = 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<std::uint16_t>((bits + rounding) >> 16);
+}
+MD_HOST_DEVICE float from_bfloat16_bits(std::uint16_t bits) {
+  return bits_float(static_cast<std::uint32_t>(bits) << 16);
+}
+// value rounded to the nearest bfloat16, as a float32.
+MD_HOST_DEVICE float round_to_bfloat16(float value) {
+  return from_bfloat16_bits(to_bfloat16_bits(value));
+}
 
 // SGD with momentum, PyTorch semantics (dampening 0; the momentum buffer starts at zero, which
 // equals PyTorch's "buffer = first gradient" since m·0 + g = g). Updates p and buf in place.

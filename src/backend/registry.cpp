@@ -16,7 +16,52 @@ namespace {
 std::once_flag init_flag;
 std::mutex backends_mutex;
 std::vector<std::unique_ptr<Backend>> cuda_backends;
+std::mutex options_mutex;
+ComputeOptions current_options;
 }  // namespace
+
+void set_compute_options(const ComputeOptions& options) {
+  {
+    std::lock_guard<std::mutex> lock(options_mutex);
+    current_options = options;
+  }
+#ifdef MD_HAVE_CUDA
+  cuda::Options cuda_options = cuda::options();
+  switch (options.precision) {
+    case MathPrecision::Fp32: cuda_options.math = cuda::MathMode::Fp32; break;
+    case MathPrecision::Tf32: cuda_options.math = cuda::MathMode::Tf32; break;
+    case MathPrecision::Bf16: cuda_options.math = cuda::MathMode::Bf16; break;
+  }
+  cuda_options.determinism = options.determinism == AlgorithmDeterminism::Deterministic
+                                 ? cuda::Determinism::Deterministic
+                                 : cuda::Determinism::Fastest;
+  cuda::set_options(cuda_options);
+#endif
+}
+
+ComputeOptions compute_options() {
+  std::lock_guard<std::mutex> lock(options_mutex);
+  return current_options;
+}
+
+PrecisionScope::PrecisionScope(MathPrecision precision) : previous_(compute_options()) {
+  ComputeOptions options = previous_;
+  options.precision = precision;
+  set_compute_options(options);
+}
+
+PrecisionScope::~PrecisionScope() {
+  set_compute_options(previous_);
+}
+
+const char* math_precision_name(MathPrecision precision) {
+  switch (precision) {
+    case MathPrecision::Fp32: return "fp32";
+    case MathPrecision::Tf32: return "tf32";
+    case MathPrecision::Bf16: return "bf16";
+  }
+  return "?";
+}
 
 void init() {
   std::call_once(init_flag, [] {

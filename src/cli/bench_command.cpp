@@ -56,16 +56,10 @@ std::string json_string(const std::string& text) {
   return quoted + "\"";
 }
 
-enum class Precision { Fp32, Tf32 };
-
-Precision parse_precision(const std::string& text) {
-  if (text == "fp32") return Precision::Fp32;
-  if (text == "tf32") return Precision::Tf32;
-  if (text == "bf16") {
-    throw InputError(
-        "bench: --precision bf16 is not available: the engine computes in fp32 (bf16 is a storage "
-        "type only); use fp32 or tf32");
-  }
+backend::MathPrecision parse_precision(const std::string& text) {
+  if (text == "fp32") return backend::MathPrecision::Fp32;
+  if (text == "tf32") return backend::MathPrecision::Tf32;
+  if (text == "bf16") return backend::MathPrecision::Bf16;
   throw InputError("bench: --precision must be fp32, tf32 or bf16, got '" + text + "'");
 }
 
@@ -91,7 +85,7 @@ int bench_command(const Arguments& arguments) {
   add("channels", po::value(&channels), "input channels (default 3)");
   add("classes", po::value(&classes), "number of classes (default 100)");
   add("precision", po::value(&precision_text),
-      "fp32 | tf32 (tf32: CUDA only; bf16 compute does not exist yet)");
+      "fp32 | tf32 | bf16 (tf32: CUDA only; bf16: bfloat16 convolution and linear operands, emulated on the CPU)");
   add("json", "print one JSON object line");
   po::variables_map values;
   po::store(po::command_line_parser(arguments).options(options).run(), values);
@@ -103,7 +97,7 @@ int bench_command(const Arguments& arguments) {
   MD_INPUT_CHECK(
       batch > 0 && steps > 0 && warmup >= 0 && image_size > 0 && channels > 0 && classes > 1,
       "bench: --batch, --steps, --image-size, --channels must be positive and --classes > 1");
-  const Precision precision = parse_precision(precision_text);
+  const backend::MathPrecision precision = parse_precision(precision_text);
   const bool json = values.count("json") > 0;
   if (threads > 0) backend::set_cpu_threads(threads);
   train::LearnerSpec spec;
@@ -120,16 +114,12 @@ int bench_command(const Arguments& arguments) {
                      "'");
   }
   spec.device = train::resolve_device(device_text);
-  if (precision == Precision::Tf32) {
-    MD_INPUT_CHECK(spec.device.is_cuda(),
-                   "bench: --precision tf32 is for CUDA devices only (device ", spec.device.str(),
-                   ")");
-#ifdef MD_HAVE_CUDA
-    cuda::Options cuda_options = cuda::options();
-    cuda_options.math = cuda::MathMode::Tf32;
-    cuda::set_options(cuda_options);
-#endif
-  }
+  MD_INPUT_CHECK(precision != backend::MathPrecision::Tf32 || spec.device.is_cuda(),
+                 "bench: --precision tf32 is for CUDA devices only (device ", spec.device.str(),
+                 ")");
+  backend::ComputeOptions compute = backend::compute_options();
+  compute.precision = precision;
+  backend::set_compute_options(compute);
   const std::int64_t rss_before = resident_bytes();
   train::Collective single_rank;
   train::Learner learner(spec, single_rank);

@@ -544,8 +544,9 @@ constexpr std::array<EnumName<ScheduleName>, 2> kScheduleNames{{
     {"multistep", ScheduleName::Multistep},
     {"cosine", ScheduleName::Cosine},
 }};
-constexpr std::array<EnumName<Precision>, 2> kPrecisions{{
+constexpr std::array<EnumName<Precision>, 3> kPrecisions{{
     {"fp32", Precision::Fp32},
+    {"tf32", Precision::Tf32},
     {"bf16", Precision::Bf16},
 }};
 constexpr std::array<EnumName<DataOnDevice>, 3> kDataOnDevice{{

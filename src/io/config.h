@@ -22,7 +22,8 @@ enum class MetaOptimizer { Sgd, Adam };
 enum class GeneratorResolution { Deepest, Stage };
 enum class MetaDifference { Central, Forward };
 enum class ScheduleName { Multistep, Cosine };
-enum class Precision { Fp32, Bf16 };
+// runtime.precision: how convolutions and linear layers compute (backend::MathPrecision).
+enum class Precision { Fp32, Tf32, Bf16 };
 // runtime.data_on_device: auto | true | false (see RuntimeConfig).
 enum class DataOnDevice { Auto, On, Off };
 

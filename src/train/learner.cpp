@@ -117,11 +117,16 @@ MetaGradientResult finite_difference_meta_gradient(Backend& backend, Collective&
     }
     return gradients;
   };
-  // The shallow heads' logits at θ + step·v, without a tape or running-stat updates.
+  // The shallow heads' logits at θ + step·v, without a tape or running-stat updates, always in
+  // float32 arithmetic: ε·v moves a weight by less than bfloat16 (2^-8) or TF32 (2^-11) resolve,
+  // so a reduced runtime.precision would difference rounding noise.
+  const bool reduced_precision =
+      backend::compute_options().precision != backend::MathPrecision::Fp32;
   auto perturbed_logits = [&](double step) {
     backend.copy(inputs.parameters, scratch.virtual_parameters);
     backend.axpby(step, scratch.meta_gradients, 1.0, scratch.virtual_parameters);
     autograd::NoGrad no_grad;
+    backend::PrecisionScope exact(backend::MathPrecision::Fp32);
     return student(scratch.virtual_parameters, Tensor(), inputs.images,
                    models::StudentHeads::Auxiliary);
   };
@@ -132,6 +137,10 @@ MetaGradientResult finite_difference_meta_gradient(Backend& backend, Collective&
   if (inputs.difference == FiniteDifference::Central) {
     base = target_gradients(perturbed_logits(-epsilon), shallow_heads);
     span = 2.0 * epsilon;
+  } else if (reduced_precision) {
+    // The step's logits at θ came from reduced-precision arithmetic: recompute them in float32.
+    base = target_gradients(perturbed_logits(0.0), shallow_heads);
+    span = epsilon;
   } else {
     MD_CHECK(!inputs.logits_at_parameters.empty(),
              "finite_difference_meta_gradient: a forward difference needs the logits at θ");

@@ -161,8 +161,22 @@ Device resolve_device(const std::string& device_text, int local_rank) {
 
 namespace {
 
+backend::MathPrecision math_precision(io::Precision precision) {
+  switch (precision) {
+    case io::Precision::Fp32: return backend::MathPrecision::Fp32;
+    case io::Precision::Tf32: return backend::MathPrecision::Tf32;
+    case io::Precision::Bf16: return backend::MathPrecision::Bf16;
+  }
+  return backend::MathPrecision::Fp32;
+}
+
 void TrialRunner::build() {
   if (config_.runtime.threads > 0) backend::set_cpu_threads(config_.runtime.threads);
+  // runtime.precision and runtime.deterministic, for every op of this trial.
+  backend::set_compute_options(backend::ComputeOptions{
+      .precision = math_precision(config_.runtime.precision),
+      .determinism = config_.runtime.deterministic ? backend::AlgorithmDeterminism::Deterministic
+                                                   : backend::AlgorithmDeterminism::Fastest});
   data_ = load_trial_data(config_);
   models::ModelSpec& spec = model_spec_;
   spec.arch = config_.model.arch;

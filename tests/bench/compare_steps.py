@@ -19,8 +19,8 @@ then the metadistiller / baseline step-time ratio of each side (goal: ours <= 2.
 --device cpu (default): PyTorch eager fp32, NCHW (our layout), --threads on both sides (else
 env MD_THREADS, else all cores). --device cuda: ours in fp32 and tf32, each against PyTorch
 eager channels_last at the same precision, tf32 also against torch.compile and eager NCHW, and
-PyTorch bf16 channels_last against ours in bf16 (reported as missing while our engine has no
-bf16 compute: `metadistill bench --precision bf16` says so with exit status 2).
+PyTorch bf16 channels_last (autocast) against ours in bf16 (bfloat16 NHWC convolutions and
+bfloat16 GEMMs, float32 master weights and batch norm).
 
 Exit status: 0; 1 when a run fails; 77 when the twin's Python has no torch.
 """

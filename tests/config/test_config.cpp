@@ -483,7 +483,7 @@ TEST(TrialConfigErrors, UnknownEnumValuesListTheAllowedValues) {
        "method.meta.optimizer.name: unknown value 'rmsprop'; allowed: sgd, adam"},
       {"optim.schedule.name=step",
        "optim.schedule.name: unknown value 'step'; allowed: multistep, cosine"},
-      {"runtime.precision=fp16", "runtime.precision: unknown value 'fp16'; allowed: fp32, bf16"},
+      {"runtime.precision=fp16", "runtime.precision: unknown value 'fp16'; allowed: fp32, tf32, bf16"},
       {"runtime.data_on_device=yes",
        "runtime.data_on_device: unknown value 'yes'; allowed: auto, true, false"},
       {"method.meta.generator_resolution=full",

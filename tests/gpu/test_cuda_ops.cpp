@@ -2,9 +2,9 @@
 // Inputs are random (fresh per test, odd shapes: batch 1, 7x5 maps, groups, depthwise, stride
 // above the kernel); outputs written in Overwrite mode start poisoned with NaN, Accumulate mode
 // starts from the same random values on both devices. The measure is ‖gpu − cpu‖ / ‖cpu‖ below
-// 1e-4 (3e-4 with TF32), and NaN never passes (relative_norm_error is NaN then). Every test
-// needs a GPU and reports SKIPPED without one, except the device-count check, which is what a
-// machine without a GPU must get right.
+// 1e-4 (3e-4 with TF32, 1e-2 in bf16), and NaN never passes (relative_norm_error is NaN then).
+// Every test needs a GPU and reports SKIPPED without one, except the device-count check, which is
+// what a machine without a GPU must get right.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -19,6 +19,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/runtime.h"
+#include "models/blocks.h"
 #include "nn/module.h"
 #include "support/gradcheck.h"
 
@@ -29,6 +30,7 @@ using autograd::Variable;
 
 constexpr double kFp32Tolerance = 1e-4;
 constexpr double kTf32Tolerance = 3e-4;
+constexpr double kBf16Tolerance = 1e-2;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 const Write kWriteModes[] = {Write::Overwrite, Write::Accumulate};
 
@@ -122,9 +124,11 @@ class CudaOps : public ::testing::Test {
   void SetUp() override {
     if (backend::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
     backend::init();
+    backend::set_compute_options(backend::ComputeOptions{});
     cuda::set_options(cuda::Options{});
   }
   void TearDown() override {
+    backend::set_compute_options(backend::ComputeOptions{});
     if (backend::cuda_device_count() > 0) cuda::set_options(cuda::Options{});
   }
 };
@@ -290,7 +294,8 @@ TEST_F(CudaOps, ChannelBiasMatchesTheCpu) {
 
 // ---------------------------------------------------------------- linear
 
-TEST_F(CudaOps, LinearForwardAndBackwardMatchTheCpu) {
+// Forward and backward of linear layers with and without bias, every Write mode.
+void check_linear(double tolerance) {
   for (std::int64_t batch : {1, 7}) {
     SCOPED_TRACE("batch " + std::to_string(batch));
     const std::int64_t in_features = 13;
@@ -299,12 +304,14 @@ TEST_F(CudaOps, LinearForwardAndBackwardMatchTheCpu) {
     const Both weight = random_both({out_features, in_features}, 21);
     const Both bias = random_both({out_features}, 22);
     const Both grad_y = random_both({batch, out_features}, 23);
-    compare_forward({batch, out_features}, "linear forward", [&](Backend& b, Tensor& y) {
-      b.linear_forward(x.on(b), weight.on(b), bias.on(b), y);
-    });
+    compare_forward(
+        {batch, out_features}, "linear forward",
+        [&](Backend& b, Tensor& y) { b.linear_forward(x.on(b), weight.on(b), bias.on(b), y); },
+        tolerance);
     compare_forward(
         {batch, out_features}, "linear forward without bias",
-        [&](Backend& b, Tensor& y) { b.linear_forward(x.on(b), weight.on(b), Tensor(), y); });
+        [&](Backend& b, Tensor& y) { b.linear_forward(x.on(b), weight.on(b), Tensor(), y); },
+        tolerance);
     for (Write write : kWriteModes) {
       Both grad_x = output_start(x.cpu.shape(), write, 30);
       Both grad_weight = output_start(weight.cpu.shape(), write, 31);
@@ -313,9 +320,9 @@ TEST_F(CudaOps, LinearForwardAndBackwardMatchTheCpu) {
                                     grad_bias.cpu, write);
       gpu_backend().linear_backward(x.gpu, weight.gpu, grad_y.gpu, grad_x.gpu, grad_weight.gpu,
                                     grad_bias.gpu, write);
-      expect_close(grad_x, std::string("linear grad_x ") + write_name(write));
-      expect_close(grad_weight, std::string("linear grad_weight ") + write_name(write));
-      expect_close(grad_bias, std::string("linear grad_bias ") + write_name(write));
+      expect_close(grad_x, std::string("linear grad_x ") + write_name(write), tolerance);
+      expect_close(grad_weight, std::string("linear grad_weight ") + write_name(write), tolerance);
+      expect_close(grad_bias, std::string("linear grad_bias ") + write_name(write), tolerance);
     }
     // Only the weight gradient wanted.
     Tensor undefined_cpu, undefined_gpu, more_undefined_cpu, more_undefined_gpu;
@@ -324,8 +331,32 @@ TEST_F(CudaOps, LinearForwardAndBackwardMatchTheCpu) {
                                   more_undefined_cpu, Write::Overwrite);
     gpu_backend().linear_backward(x.gpu, weight.gpu, grad_y.gpu, undefined_gpu, grad_weight.gpu,
                                   more_undefined_gpu, Write::Overwrite);
-    expect_close(grad_weight, "linear grad_weight alone");
+    expect_close(grad_weight, "linear grad_weight alone", tolerance);
   }
+}
+
+TEST_F(CudaOps, LinearForwardAndBackwardMatchTheCpu) {
+  check_linear(kFp32Tolerance);
+}
+
+// MathPrecision::Bf16 on both backends: cuDNN's bfloat16 NHWC convolutions and cuBLAS's bfloat16
+// GEMMs against the CPU's rounding emulation (DESIGN.md §8: 1e-2 in bf16).
+TEST_F(CudaOps, Bf16ConvolutionsAndLinearMatchTheCpuEmulation) {
+  backend::set_compute_options(backend::ComputeOptions{.precision = backend::MathPrecision::Bf16});
+  check_convolutions([](const Shape& shape, std::uint64_t seed) { return random(shape, seed); },
+                     kBf16Tolerance);
+  check_linear(kBf16Tolerance);
+  // The bf16 results differ from the float32 ones (the switch reached the GPU).
+  const ConvCase c = conv_cases()[1];
+  const Shape w_shape = weight_shape(c);
+  const Tensor x = random(c.x, 7);
+  const Tensor weight = random(w_shape, 8);
+  Tensor y_bf16 = Tensor::empty(conv2d_output_shape(c.x, w_shape, c.params), DType::Float32, gpu());
+  gpu_backend().conv2d_forward(x.to(gpu()), weight.to(gpu()), y_bf16, c.params);
+  backend::set_compute_options(backend::ComputeOptions{});
+  Tensor y_fp32 = Tensor::empty(y_bf16.shape(), DType::Float32, gpu());
+  gpu_backend().conv2d_forward(x.to(gpu()), weight.to(gpu()), y_fp32, c.params);
+  EXPECT_GT(test::relative_norm_error(y_bf16, y_fp32), 1e-4);
 }
 
 // ---------------------------------------------------------------- batch norm
@@ -941,23 +972,25 @@ nn::ModelBuffers initial_buffers(const nn::ModelLayout& layout) {
   return initial;
 }
 
-void check_block(const nn::Module& block, const nn::ModelLayout& layout, const Shape& x_shape) {
+void check_block(const nn::Module& block, const nn::ModelLayout& layout, const Shape& x_shape,
+                 double tolerance = kFp32Tolerance) {
   const nn::ModelBuffers initial = initial_buffers(layout);
   const Tensor x = random(x_shape, 220);
   const BlockRun cpu = run_block(block, layout, initial, x, 230, Device::cpu());
   const BlockRun gpu_run = run_block(block, layout, initial, x, 230, gpu());
-  expect_close(gpu_run.output, cpu.output, "block output");
-  expect_close(gpu_run.input_grad, cpu.input_grad, "block input gradient");
-  expect_close(gpu_run.eval_output, cpu.eval_output, "block eval output");
+  expect_close(gpu_run.output, cpu.output, "block output", tolerance);
+  expect_close(gpu_run.input_grad, cpu.input_grad, "block input gradient", tolerance);
+  expect_close(gpu_run.eval_output, cpu.eval_output, "block eval output", tolerance);
   for (int index = 0; index < static_cast<int>(layout.parameters.slots().size()); ++index) {
     const std::string& name = layout.parameters.slot(index).name;
     expect_close(layout.parameters.view(gpu_run.model.gradients, index),
-                 layout.parameters.view(cpu.model.gradients, index), "gradient of " + name);
+                 layout.parameters.view(cpu.model.gradients, index), "gradient of " + name,
+                 tolerance);
   }
   for (int index = 0; index < static_cast<int>(layout.buffers.slots().size()); ++index) {
     const std::string& name = layout.buffers.slot(index).name;
     expect_close(layout.buffers.view(gpu_run.model.buffers, index),
-                 layout.buffers.view(cpu.model.buffers, index), "buffer " + name);
+                 layout.buffers.view(cpu.model.buffers, index), "buffer " + name, tolerance);
   }
 }
 
@@ -971,6 +1004,28 @@ TEST_F(CudaOps, BottleneckWithDownsampleMatchesTheCpu) {
   nn::ModelLayout layout;
   const Bottleneck block(layout, 8, 4);
   check_block(block, layout, {2, 8, 9, 9});
+}
+
+// The zoo's blocks, whose batch norms run fused with the residual add and the ReLU.
+TEST_F(CudaOps, ZooResidualBlocksWithFusedBatchNormMatchTheCpu) {
+  nn::ModelLayout basic_layout;
+  const models::BasicBlock basic(basic_layout, "basic",
+                                 models::ResidualBlockSpec{.in_channels = 8, .planes = 8});
+  check_block(basic, basic_layout, {3, 8, 9, 7});
+  nn::ModelLayout bottleneck_layout;
+  const models::Bottleneck bottleneck(
+      bottleneck_layout, "bottleneck",
+      models::ResidualBlockSpec{.in_channels = 8, .planes = 4, .stride = 2});
+  check_block(bottleneck, bottleneck_layout, {2, 8, 9, 9});
+}
+
+// A whole block in bf16: convolutions in bfloat16, the fused batch norm + add + ReLU in float32.
+TEST_F(CudaOps, ZooBasicBlockInBf16MatchesTheCpuEmulation) {
+  backend::set_compute_options(backend::ComputeOptions{.precision = backend::MathPrecision::Bf16});
+  nn::ModelLayout layout;
+  const models::BasicBlock block(layout, "basic",
+                                 models::ResidualBlockSpec{.in_channels = 8, .planes = 8});
+  check_block(block, layout, {3, 8, 9, 7}, kBf16Tolerance);
 }
 
 // ---------------------------------------------------------------- caching allocator

@@ -115,8 +115,16 @@ const char* fixture_name(FixtureGenerator generator) {
 // times `epsilon_scale`, checks the meta-gradient against PyTorch's exact one (relative norm
 // error below `tolerance` overall and 10·tolerance per generator tensor) and that θ, g and the
 // running statistics stay untouched; returns the overall relative error.
+// One call of the student's logits by the meta-gradient routine: which heads, and the runtime
+// precision it ran under.
+struct StudentCall {
+  models::StudentHeads heads;
+  backend::MathPrecision precision;
+};
+
 double fixture_meta_gradient_error(FixtureGenerator kind, FiniteDifference difference,
-                                   double epsilon_scale, double tolerance) {
+                                   double epsilon_scale, double tolerance,
+                                   std::vector<StudentCall>* calls = nullptr) {
   const test::Fixture fixture = test::Fixture::load(fixture_name(kind));
   Backend& backend = backend::get(Device::cpu());
   Collective single_rank;
@@ -191,6 +199,7 @@ double fixture_meta_gradient_error(FixtureGenerator kind, FiniteDifference diffe
 
   const StudentLogits student_logits = [&](const Tensor& parameters, const Tensor& gradients,
                                            const Tensor& batch, models::StudentHeads heads) {
+    if (calls != nullptr) calls->push_back({heads, backend::compute_options().precision});
     const nn::ForwardContext context{&student.layout, parameters,      gradients,
                                      theta.buffers,   nn::Mode::Train, RunningStatsUpdate::Skip};
     std::vector<Variable> pooled;
@@ -271,6 +280,27 @@ TEST(MetaGradient, ForwardDifferenceIsFirstOrderAccurate) {
   EXPECT_GT(coarse, 100.0 * central);
   EXPECT_GT(coarse / fine, 5.0);
   EXPECT_LT(coarse / fine, 20.0);
+}
+
+// Under a reduced runtime precision the θ± forwards run in float32 arithmetic: ε·v moves most
+// weights by less than a bfloat16 step, so differencing bf16 forwards would difference rounding
+// noise. The virtual step's forward keeps the runtime precision; a forward difference also
+// recomputes the logits at θ in float32 (the step's came from bf16 arithmetic). Float64 values
+// are never rounded, so the fixture's tolerance holds under bf16 too.
+TEST(MetaGradient, ReducedPrecisionRunsTheDifferencedForwardsInFloat32) {
+  const backend::PrecisionScope bf16(backend::MathPrecision::Bf16);
+  for (FiniteDifference difference : {FiniteDifference::Central, FiniteDifference::Forward}) {
+    std::vector<StudentCall> calls;
+    fixture_meta_gradient_error(FixtureGenerator::PyramidDeepest, difference, 1.0,
+                                difference == FiniteDifference::Central ? 1e-7 : 1e-2, &calls);
+    ASSERT_EQ(calls.size(), 3u) << "the virtual step's forward and two differenced forwards";
+    EXPECT_EQ(calls[0].precision, backend::MathPrecision::Bf16) << "the virtual step's forward";
+    for (std::size_t i = 1; i < calls.size(); ++i) {
+      EXPECT_EQ(calls[i].heads, models::StudentHeads::Auxiliary);
+      EXPECT_EQ(calls[i].precision, backend::MathPrecision::Fp32) << "differenced forward " << i;
+    }
+  }
+  EXPECT_EQ(backend::compute_options().precision, backend::MathPrecision::Bf16);
 }
 
 // A resnet20 student with auxiliary heads and the label generator, all in float64.

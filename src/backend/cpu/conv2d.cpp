@@ -445,7 +445,7 @@ void conv_backward_filter_depthwise(const ConvGeometry& g, const T* x, const T* 
 
 }  // namespace
 
-void CpuBackend::conv2d_forward(const Tensor& x, const Tensor& weight, Tensor& y,
+void CpuBackend::conv2d_forward_exact(const Tensor& x, const Tensor& weight, Tensor& y,
                                 const Conv2dParams& params) {
   const char* op = "conv2d_forward";
   dispatch_float(x.dtype(), op, [&](auto tag) {
@@ -465,7 +465,7 @@ void CpuBackend::conv2d_forward(const Tensor& x, const Tensor& weight, Tensor& y
   });
 }
 
-void CpuBackend::conv2d_backward_data(const Tensor& grad_y, const Tensor& weight, Tensor& grad_x,
+void CpuBackend::conv2d_backward_data_exact(const Tensor& grad_y, const Tensor& weight, Tensor& grad_x,
                                       const Conv2dParams& params, Write write) {
   const char* op = "conv2d_backward_data";
   dispatch_float(grad_y.dtype(), op, [&](auto tag) {
@@ -488,7 +488,7 @@ void CpuBackend::conv2d_backward_data(const Tensor& grad_y, const Tensor& weight
   });
 }
 
-void CpuBackend::conv2d_backward_filter(const Tensor& x, const Tensor& grad_y, Tensor& grad_weight,
+void CpuBackend::conv2d_backward_filter_exact(const Tensor& x, const Tensor& grad_y, Tensor& grad_weight,
                                         const Conv2dParams& params, Write write) {
   const char* op = "conv2d_backward_filter";
   dispatch_float(x.dtype(), op, [&](auto tag) {

@@ -108,6 +108,19 @@ class CpuBackend final : public Backend {
                    const AdamParams& params) override;
 
   void synchronize() override {}
+
+ private:
+  // The float32 / float64 arithmetic of the convolution and linear ops; the public ones add the
+  // operand and result rounding of MathPrecision::Bf16 around them (bf16_math.cpp).
+  void conv2d_forward_exact(const Tensor& x, const Tensor& weight, Tensor& y,
+                            const Conv2dParams& params);
+  void conv2d_backward_data_exact(const Tensor& grad_y, const Tensor& weight, Tensor& grad_x,
+                                  const Conv2dParams& params, Write write);
+  void conv2d_backward_filter_exact(const Tensor& x, const Tensor& grad_y, Tensor& grad_weight,
+                                    const Conv2dParams& params, Write write);
+  void linear_forward_exact(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& y);
+  void linear_backward_exact(const Tensor& x, const Tensor& weight, const Tensor& grad_y,
+                             Tensor& grad_x, Tensor& grad_weight, Tensor& grad_bias, Write write);
 };
 
 CpuBackend& instance();

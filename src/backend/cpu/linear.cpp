@@ -6,7 +6,7 @@
 
 namespace md::cpu {
 
-void CpuBackend::linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
+void CpuBackend::linear_forward_exact(const Tensor& x, const Tensor& weight, const Tensor& bias,
                                 Tensor& y) {
   const char* op = "linear_forward";
   dispatch_float(x.dtype(), op, [&](auto tag) {
@@ -34,7 +34,7 @@ void CpuBackend::linear_forward(const Tensor& x, const Tensor& weight, const Ten
   });
 }
 
-void CpuBackend::linear_backward(const Tensor& x, const Tensor& weight, const Tensor& grad_y,
+void CpuBackend::linear_backward_exact(const Tensor& x, const Tensor& weight, const Tensor& grad_y,
                                  Tensor& grad_x, Tensor& grad_weight, Tensor& grad_bias,
                                  Write write) {
   const char* op = "linear_backward";

@@ -3,13 +3,18 @@
 // chosen once and cached per (shapes, parameters, switches); the choice honours the workspace
 // limit, the math mode (FMA only unless TF32 is allowed) and the determinism switch. The
 // workspace of every call comes from the caching allocator. Write::Accumulate is beta = 1.
+// MathMode::Bf16 runs each convolution on bfloat16 NHWC copies of its operands (one conversion
+// kernel each) with float32 accumulation on tensor cores, into a bfloat16 NHWC result that a
+// last kernel converts back to float32 NCHW, blending it in for Write::Accumulate.
 #include <algorithm>
+#include <deque>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/kernels.h"
 #include "core/error.h"
 
 namespace md::cuda {
@@ -37,16 +42,71 @@ bool uses_tensor_cores(cudnnMathType_t math) {
   return math == CUDNN_TENSOR_OP_MATH || math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
 }
 
-// The math type set while cuDNN proposes algorithms: FMA only, or the default (which lets
-// float32 convolutions use TF32 tensor cores on Ampere and later).
+// The math type set while cuDNN proposes algorithms: FMA only, the default (which lets
+// float32 convolutions use TF32 tensor cores on Ampere and later), or tensor cores (bf16).
 cudnnMathType_t query_math(const Options& options) {
-  return options.math == MathMode::Tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+  switch (options.math) {
+    case MathMode::Fp32: return CUDNN_FMA_MATH;
+    case MathMode::Tf32: return CUDNN_DEFAULT_MATH;
+    case MathMode::Bf16: return CUDNN_TENSOR_OP_MATH;
+  }
+  return CUDNN_FMA_MATH;
 }
 
 // The math type an accepted algorithm runs under.
 cudnnMathType_t run_math(const Options& options, cudnnMathType_t proposed) {
-  return options.math == MathMode::Tf32 ? proposed : CUDNN_FMA_MATH;
+  return options.math == MathMode::Fp32 ? CUDNN_FMA_MATH : proposed;
 }
+
+ConvStorage storage_of(const Options& options) {
+  return options.math == MathMode::Bf16 ? ConvStorage::Bfloat16Nhwc : ConvStorage::Float32Nchw;
+}
+
+kernels::ImageExtents extents_of(const Shape& shape) {
+  return kernels::ImageExtents{shape[0], shape[1], shape[2], shape[3]};
+}
+
+// The device memory a convolution call reads and writes: the float32 NCHW tensors themselves,
+// or (MathMode::Bf16) bfloat16 NHWC copies converted on the stream, which live until the call
+// ends. The result goes to a bfloat16 scratch that finish() converts into the tensor.
+class ConvOperands {
+ public:
+  ConvOperands(CachingAllocator& allocator, cudaStream_t stream, const Options& options)
+      : allocator_(allocator), stream_(stream), bf16_(options.math == MathMode::Bf16) {}
+
+  const void* input(const Tensor& tensor) {
+    if (!bf16_) return tensor.raw_data();
+    DeviceBuffer& copy = buffers_.emplace_back(allocator_, bf16_bytes(tensor));
+    kernels::nchw_to_nhwc_bfloat16(tensor.data<float>(), copy.as<std::uint16_t>(),
+                                   extents_of(tensor.shape()), stream_);
+    return copy.data();
+  }
+  void* output(const Tensor& tensor) {
+    if (!bf16_) return tensor.raw_data();
+    return buffers_.emplace_back(allocator_, bf16_bytes(tensor)).data();
+  }
+  std::size_t output_bytes(const Tensor& tensor) const {
+    return bf16_ ? bf16_bytes(tensor) : tensor.nbytes();
+  }
+  // cuDNN's blend factor: into the tensor itself, or into a fresh scratch (0).
+  float cudnn_beta(Write write) const { return bf16_ ? 0.0f : write_beta(write); }
+  // The scratch result (the last output()) into the tensor with `write`.
+  void finish(Tensor& tensor, Write write) {
+    if (!bf16_) return;
+    kernels::nhwc_bfloat16_to_nchw(buffers_.back().as<std::uint16_t>(), tensor.data<float>(),
+                                   extents_of(tensor.shape()), write_beta(write), stream_);
+  }
+
+ private:
+  static std::size_t bf16_bytes(const Tensor& tensor) {
+    return static_cast<std::size_t>(tensor.numel()) * sizeof(std::uint16_t);
+  }
+
+  CachingAllocator& allocator_;
+  cudaStream_t stream_;
+  bool bf16_;
+  std::deque<DeviceBuffer> buffers_;  // stable addresses
+};
 
 // Never CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION: it may round float32 inputs to half precision.
 template <typename Perf>
@@ -57,7 +117,7 @@ bool acceptable(const Perf& perf, const Options& options) {
       perf.determinism != CUDNN_DETERMINISTIC) {
     return false;
   }
-  return options.math == MathMode::Tf32 || !uses_tensor_cores(perf.mathType);
+  return options.math != MathMode::Fp32 || !uses_tensor_cores(perf.mathType);
 }
 
 // The device data a timed search runs on: two inputs and a scratch output of output_bytes.
@@ -255,9 +315,10 @@ ConvPlan& CudaBackend::conv_plan(const Shape& x_shape, const Shape& weight_shape
 
   auto plan = std::make_unique<ConvPlan>();
   const Shape y_shape = conv2d_output_shape(x_shape, weight_shape, params);
-  plan->x = make_tensor_descriptor(Nchw{x_shape[0], x_shape[1], x_shape[2], x_shape[3]});
-  plan->y = make_tensor_descriptor(Nchw{y_shape[0], y_shape[1], y_shape[2], y_shape[3]});
-  plan->weight = make_filter_descriptor(weight_shape);
+  const ConvStorage storage = storage_of(options);
+  plan->x = make_tensor_descriptor(Nchw{x_shape[0], x_shape[1], x_shape[2], x_shape[3]}, storage);
+  plan->y = make_tensor_descriptor(Nchw{y_shape[0], y_shape[1], y_shape[2], y_shape[3]}, storage);
+  plan->weight = make_filter_descriptor(weight_shape, storage);
   plan->convolution = make_convolution_descriptor(params);
   std::array<int, 4> cudnn_y{};
   MD_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(plan->convolution.get(), plan->x.get(),
@@ -278,20 +339,25 @@ void CudaBackend::conv2d_forward(const Tensor& x, const Tensor& weight, Tensor& 
   DeviceGuard guard(device_index_);
   const Options current = options();
   ConvPlan& plan = conv_plan(x.shape(), weight.shape(), params, current);
+  ConvOperands operands(*context_.allocator, context_.stream, current);
+  const void* x_data = operands.input(x);
+  const void* weight_data = operands.input(weight);
+  void* y_data = operands.output(y);
   if (!plan.forward) {
     plan.forward = choose<ForwardDirection>(
-        cudnn_.get(), plan, current, SearchData{x.raw_data(), weight.raw_data(), y.nbytes()},
+        cudnn_.get(), plan, current, SearchData{x_data, weight_data, operands.output_bytes(y)},
         *context_.allocator, describe_conv(x.shape(), weight.shape(), params));
   }
   const auto& choice = *plan.forward;
   MD_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), choice.math));
   DeviceBuffer workspace(*context_.allocator, choice.workspace_bytes);
   const float one = 1.0f;
-  const float zero = 0.0f;
+  const float beta = operands.cudnn_beta(Write::Overwrite);
   MD_CUDNN_CHECK(cudnnConvolutionForward(
-      cudnn_.get(), &one, plan.x.get(), x.raw_data(), plan.weight.get(), weight.raw_data(),
-      plan.convolution.get(), choice.algorithm, workspace.data(), choice.workspace_bytes, &zero,
-      plan.y.get(), y.raw_data()));
+      cudnn_.get(), &one, plan.x.get(), x_data, plan.weight.get(), weight_data,
+      plan.convolution.get(), choice.algorithm, workspace.data(), choice.workspace_bytes, &beta,
+      plan.y.get(), y_data));
+  operands.finish(y, Write::Overwrite);
 }
 
 void CudaBackend::conv2d_backward_data(const Tensor& grad_y, const Tensor& weight, Tensor& grad_x,
@@ -306,21 +372,26 @@ void CudaBackend::conv2d_backward_data(const Tensor& grad_y, const Tensor& weigh
   DeviceGuard guard(device_index_);
   const Options current = options();
   ConvPlan& plan = conv_plan(grad_x.shape(), weight.shape(), params, current);
+  ConvOperands operands(*context_.allocator, context_.stream, current);
+  const void* weight_data = operands.input(weight);
+  const void* grad_y_data = operands.input(grad_y);
+  void* grad_x_data = operands.output(grad_x);
   if (!plan.backward_data) {
     plan.backward_data = choose<BackwardDataDirection>(
         cudnn_.get(), plan, current,
-        SearchData{weight.raw_data(), grad_y.raw_data(), grad_x.nbytes()}, *context_.allocator,
+        SearchData{weight_data, grad_y_data, operands.output_bytes(grad_x)}, *context_.allocator,
         describe_conv(grad_x.shape(), weight.shape(), params));
   }
   const auto& choice = *plan.backward_data;
   MD_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), choice.math));
   DeviceBuffer workspace(*context_.allocator, choice.workspace_bytes);
   const float one = 1.0f;
-  const float beta = write_beta(write);
+  const float beta = operands.cudnn_beta(write);
   MD_CUDNN_CHECK(cudnnConvolutionBackwardData(
-      cudnn_.get(), &one, plan.weight.get(), weight.raw_data(), plan.y.get(), grad_y.raw_data(),
+      cudnn_.get(), &one, plan.weight.get(), weight_data, plan.y.get(), grad_y_data,
       plan.convolution.get(), choice.algorithm, workspace.data(), choice.workspace_bytes, &beta,
-      plan.x.get(), grad_x.raw_data()));
+      plan.x.get(), grad_x_data));
+  operands.finish(grad_x, write);
 }
 
 void CudaBackend::conv2d_backward_filter(const Tensor& x, const Tensor& grad_y, Tensor& grad_weight,
@@ -336,21 +407,26 @@ void CudaBackend::conv2d_backward_filter(const Tensor& x, const Tensor& grad_y, 
   DeviceGuard guard(device_index_);
   const Options current = options();
   ConvPlan& plan = conv_plan(x.shape(), grad_weight.shape(), params, current);
+  ConvOperands operands(*context_.allocator, context_.stream, current);
+  const void* x_data = operands.input(x);
+  const void* grad_y_data = operands.input(grad_y);
+  void* grad_weight_data = operands.output(grad_weight);
   if (!plan.backward_filter) {
     plan.backward_filter = choose<BackwardFilterDirection>(
         cudnn_.get(), plan, current,
-        SearchData{x.raw_data(), grad_y.raw_data(), grad_weight.nbytes()}, *context_.allocator,
+        SearchData{x_data, grad_y_data, operands.output_bytes(grad_weight)}, *context_.allocator,
         describe_conv(x.shape(), grad_weight.shape(), params));
   }
   const auto& choice = *plan.backward_filter;
   MD_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), choice.math));
   DeviceBuffer workspace(*context_.allocator, choice.workspace_bytes);
   const float one = 1.0f;
-  const float beta = write_beta(write);
+  const float beta = operands.cudnn_beta(write);
   MD_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
-      cudnn_.get(), &one, plan.x.get(), x.raw_data(), plan.y.get(), grad_y.raw_data(),
+      cudnn_.get(), &one, plan.x.get(), x_data, plan.y.get(), grad_y_data,
       plan.convolution.get(), choice.algorithm, workspace.data(), choice.workspace_bytes, &beta,
-      plan.weight.get(), grad_weight.raw_data()));
+      plan.weight.get(), grad_weight_data));
+  operands.finish(grad_weight, write);
 }
 
 void CudaBackend::add_channel_bias(Tensor& y, const Tensor& bias) {

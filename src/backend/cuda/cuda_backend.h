@@ -22,8 +22,10 @@ std::unique_ptr<Backend> make_backend(int device_index);
 
 // ---- runtime switches, process-wide; they apply to every CUDA backend from its next op on.
 // Fp32: convolutions and GEMMs in full fp32 FMA arithmetic. Tf32: tensor cores with TF32
-// inputs allowed (Ampere and later), about 3e-4 relative error instead of 1e-6.
-enum class MathMode { Fp32, Tf32 };
+// inputs allowed (Ampere and later), about 3e-4 relative error instead of 1e-6. Bf16: the
+// operands converted to bfloat16 (convolutions in NHWC), tensor cores, float32 accumulation
+// (backend::MathPrecision::Bf16 says what is rounded). Set through backend::set_compute_options.
+enum class MathMode { Fp32, Tf32, Bf16 };
 // How cuDNN convolution algorithms are chosen (once per shape; the choice is cached):
 // Heuristic asks cudnnGetConvolution*Algorithm_v7, Search times candidates (cudnnFind*Ex).
 enum class AlgorithmSearch { Heuristic, Search };

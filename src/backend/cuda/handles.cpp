@@ -33,19 +33,30 @@ Nchw channel_view(const Shape& shape) {
   return Nchw{shape[0], shape[1], spatial, 1};
 }
 
-TensorDescriptor make_tensor_descriptor(const Nchw& dims) {
+namespace {
+
+cudnnTensorFormat_t format_of(ConvStorage storage) {
+  return storage == ConvStorage::Bfloat16Nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+}
+cudnnDataType_t data_type_of(ConvStorage storage) {
+  return storage == ConvStorage::Bfloat16Nhwc ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+}
+
+}  // namespace
+
+TensorDescriptor make_tensor_descriptor(const Nchw& dims, ConvStorage storage) {
   TensorDescriptor descriptor;
   MD_CUDNN_CHECK(cudnnSetTensor4dDescriptor(
-      descriptor.get(), CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, to_int(dims.n, "batch size"),
+      descriptor.get(), format_of(storage), data_type_of(storage), to_int(dims.n, "batch size"),
       to_int(dims.c, "channels"), to_int(dims.h, "height"), to_int(dims.w, "width")));
   return descriptor;
 }
 
-FilterDescriptor make_filter_descriptor(const Shape& weight_shape) {
+FilterDescriptor make_filter_descriptor(const Shape& weight_shape, ConvStorage storage) {
   MD_CHECK(weight_shape.size() == 4, "filter of shape ", shape_str(weight_shape));
   FilterDescriptor descriptor;
   MD_CUDNN_CHECK(cudnnSetFilter4dDescriptor(
-      descriptor.get(), CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW,
+      descriptor.get(), data_type_of(storage), format_of(storage),
       to_int(weight_shape[0], "output channels"), to_int(weight_shape[1], "input channels"),
       to_int(weight_shape[2], "kernel height"), to_int(weight_shape[3], "kernel width")));
   return descriptor;

@@ -115,9 +115,16 @@ struct Nchw {
 // (N, C, ...) as (N, C, prod(...), 1): the view of a per-channel op over any trailing axes.
 Nchw channel_view(const Shape& shape);
 
-TensorDescriptor make_tensor_descriptor(const Nchw& dims);
-// weight: (O, C/groups, K, K), float32
-FilterDescriptor make_filter_descriptor(const Shape& weight_shape);
+// How a convolution's tensors are stored: float32 NCHW (the engine's tensors), or the bfloat16
+// NHWC copies of MathMode::Bf16 (weights as O·K·K·C/groups).
+enum class ConvStorage { Float32Nchw, Bfloat16Nhwc };
+
+// dims are the logical (N, C, H, W) extents whatever the storage.
+TensorDescriptor make_tensor_descriptor(const Nchw& dims,
+                                        ConvStorage storage = ConvStorage::Float32Nchw);
+// weight: (O, C/groups, K, K)
+FilterDescriptor make_filter_descriptor(const Shape& weight_shape,
+                                        ConvStorage storage = ConvStorage::Float32Nchw);
 // Cross-correlation (PyTorch's convolution), float32 compute; the math type is set per call.
 ConvolutionDescriptor make_convolution_descriptor(const Conv2dParams& params);
 PoolingDescriptor make_pooling_descriptor(PoolKind kind, const Pool2dParams& params,

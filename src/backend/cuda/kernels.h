@@ -25,6 +25,22 @@ void sigmoid_forward(const float* x, float* y, std::int64_t count, cudaStream_t 
 void sigmoid_backward(const float* y, const float* grad_y, float* grad_x, std::int64_t count,
                       float beta, cudaStream_t stream);
 
+// ---- convert.cu: the bfloat16 operands of MathMode::Bf16, as raw bits (math::to_bfloat16_bits).
+struct ImageExtents {
+  std::int64_t n = 0;
+  std::int64_t c = 0;
+  std::int64_t h = 0;
+  std::int64_t w = 0;
+};
+// x: float32 NCHW -> y: bfloat16 NHWC, each value rounded to nearest even.
+void nchw_to_nhwc_bfloat16(const float* x, std::uint16_t* y, const ImageExtents& extents,
+                           cudaStream_t stream);
+// x: bfloat16 NHWC -> y: float32 NCHW, y = x + beta·y (beta = 0 does not read y).
+void nhwc_bfloat16_to_nchw(const std::uint16_t* x, float* y, const ImageExtents& extents,
+                           float beta, cudaStream_t stream);
+// y[i] = bfloat16(x[i]) over a flat buffer.
+void to_bfloat16(const float* x, std::uint16_t* y, std::int64_t count, cudaStream_t stream);
+
 // ---- elementwise.cu
 void fill(float* y, float value, std::int64_t count, cudaStream_t stream);
 void fill(std::int32_t* y, std::int32_t value, std::int64_t count, cudaStream_t stream);
