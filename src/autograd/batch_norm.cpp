@@ -27,7 +27,7 @@ Variable batch_norm_train(const Variable& x, const Variable& gamma, const Variab
   if (out.requires_grad()) {
     current_tape().record({out}, [x, gamma, beta, out, save_mean, save_invstd, &backend]() {
       const std::array<GradSlot, 3> slots{slot_of(x), slot_of(gamma), slot_of(beta)};
-      detail::by_write_mode(slots, [&](std::array<Tensor, 3>& targets, Write write) {
+      detail::in_one_call(backend, slots, [&](std::array<Tensor, 3>& targets, Write write) {
         backend.batch_norm_backward(x.value(), out.grad(), gamma.value(), save_mean, save_invstd,
                                     targets[0], targets[1], targets[2], write);
       });
@@ -133,7 +133,7 @@ Variable batch_norm_add_relu(const Variable& x, const Variable& gamma, const Var
         {out}, [x, gamma, beta, residual, out, save_mean, save_invstd, &backend]() {
           const std::array<GradSlot, 4> slots{slot_of(x), slot_of(gamma), slot_of(beta),
                                               slot_of(residual)};
-          detail::by_write_mode(slots, [&](std::array<Tensor, 4>& targets, Write write) {
+          detail::in_one_call(backend, slots, [&](std::array<Tensor, 4>& targets, Write write) {
             backend.batch_norm_add_relu_backward(x.value(), out.value(), out.grad(), gamma.value(),
                                                  save_mean, save_invstd, targets[0], targets[1],
                                                  targets[2], targets[3], write);

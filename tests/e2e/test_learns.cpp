@@ -75,6 +75,29 @@ TEST(LearnsTest, ShortFashionMnistRunIsFarAboveChance) {
   EXPECT_DOUBLE_EQ(correct / 2000.0, accuracy);
 }
 
+// runtime.precision: bf16 (bfloat16 convolution and linear operands, emulated on the CPU) learns
+// as well, and the log's config says which precision the trial ran in.
+TEST(LearnsTest, Bf16RunLearnsToo) {
+  TempDir dir("learns_bf16");
+  const std::string config = dir.file("trial.yaml");
+  write_text(config, fashion_config({{"optim", "{epochs: 1, batch_size: 100, lr: 0.05, weight_decay: 5.0e-4, "
+                                               "schedule: {name: cosine}}"},
+                                     {"runtime", "{device: cpu, threads: 2, precision: bf16, "
+                                                 "log_every: 20, max_train_batches: 60, "
+                                                 "max_eval_batches: 20}"}}));
+  const std::string out = dir.file("out");
+  const ProcessResult result = run_metadistill({"train", "--config", config, "--out", out});
+  ASSERT_EQ(result.exit_status, 0) << result.err;
+  const std::string log_path = only_file(out, ".h5");
+  const io::TrialLogContents log = io::read_trial_log(log_path);
+  EXPECT_EQ(io::attribute_string(log.attributes, "status", log_path), "complete");
+  EXPECT_NE(io::attribute_string(log.attributes, "config", log_path).find("precision: bf16"),
+            std::string::npos);
+  const double accuracy = log.tables.at("epoch").at("test_acc_final").back();
+  std::printf("bf16: test accuracy after 60 batches of 100 images: %.4f\n", accuracy);
+  EXPECT_GT(accuracy, 0.5);
+}
+
 TEST(LearnsTest, TerminalProgressRewritesOneLine) {
   TempDir dir("terminal");
   const std::string config = dir.file("trial.yaml");

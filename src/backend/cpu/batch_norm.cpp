@@ -281,42 +281,37 @@ void backward(const char* op, const Tensor& x, const Tensor* relu_output, const 
     // Per plane: the sum of grad_y and the sum of grad_y · (x − mean), (N, C) each.
     std::vector<T> grad_sums(static_cast<std::size_t>(planes));
     std::vector<T> centered_sums(static_cast<std::size_t>(planes));
+    // With a ReLU epilogue, a plane's g = grad_y·[y > 0] is formed once by a plain loop (the
+    // ternary inside the lane sums defeats vectorization): straight into grad_residual when
+    // that is overwritten, else into a per-thread plane buffer. masked_plane returns it.
+    const bool g_in_residual = residual_out != nullptr && write == Write::Overwrite;
+    const auto masked_plane = [&](std::int64_t offset, std::vector<T>& buffer) -> const T* {
+      const T* grad_plane = upstream + offset;
+      if (mask == nullptr) return grad_plane;
+      const T* mask_plane = mask + offset;
+      T* g = g_in_residual ? residual_out + offset : buffer.data();
+      for (std::int64_t i = 0; i < layout.inner; ++i)
+        g[i] = math::relu_grad(mask_plane[i], grad_plane[i]);
+      return g;
+    };
     for_each_plane(layout, 2, [&](std::int64_t plane_index, std::int64_t channel) {
+      thread_local std::vector<T> buffer;
+      buffer.resize(static_cast<std::size_t>(layout.inner));
       const std::int64_t offset = plane_index * layout.inner;
       const T* x_plane = input + offset;
-      const T* grad_plane = upstream + offset;
+      const T* grad_plane = masked_plane(offset, buffer);
+      if (residual_out != nullptr && !g_in_residual) {
+        T* residual_plane = residual_out + offset;
+        for (std::int64_t i = 0; i < layout.inner; ++i) residual_plane[i] += grad_plane[i];
+      }
       const T mean_t = means[channel];
       const auto at = static_cast<std::size_t>(plane_index);
-      if (mask == nullptr) {
-        // Two passes over a plane that stays in L1: each sum is a loop the compiler vectorizes.
-        grad_sums[at] =
-            plane_sum<T>(layout.inner, [grad_plane](std::int64_t i) { return grad_plane[i]; });
-        centered_sums[at] =
-            plane_sum<T>(layout.inner, [x_plane, grad_plane, mean_t](std::int64_t i) {
-              return grad_plane[i] * (x_plane[i] - mean_t);
-            });
-        return;
-      }
-      const T* mask_plane = mask + offset;
-      if (residual_out != nullptr) {
-        T* residual_plane = residual_out + offset;
-        if (write == Write::Accumulate) {
-          for (std::int64_t i = 0; i < layout.inner; ++i) {
-            residual_plane[i] += math::relu_grad(mask_plane[i], grad_plane[i]);
-          }
-        } else {
-          for (std::int64_t i = 0; i < layout.inner; ++i) {
-            residual_plane[i] = math::relu_grad(mask_plane[i], grad_plane[i]);
-          }
-        }
-      }
-      grad_sums[at] = plane_sum<T>(layout.inner, [grad_plane, mask_plane](std::int64_t i) {
-        return math::relu_grad(mask_plane[i], grad_plane[i]);
+      // Two passes over a plane that stays in L1: each sum is a loop the compiler vectorizes.
+      grad_sums[at] =
+          plane_sum<T>(layout.inner, [grad_plane](std::int64_t i) { return grad_plane[i]; });
+      centered_sums[at] = plane_sum<T>(layout.inner, [x_plane, grad_plane, mean_t](std::int64_t i) {
+        return grad_plane[i] * (x_plane[i] - mean_t);
       });
-      centered_sums[at] =
-          plane_sum<T>(layout.inner, [x_plane, grad_plane, mask_plane, mean_t](std::int64_t i) {
-            return math::relu_grad(mask_plane[i], grad_plane[i]) * (x_plane[i] - mean_t);
-          });
     });
     // grad_x = gamma·invstd·(grad_y − mean(grad_y) − x̂·mean(grad_y·x̂)), x̂ = (x − mean)·invstd,
     // as grad_x = grad_gain·grad_y + centered_gain·(x − mean) + shift per channel.
@@ -353,20 +348,12 @@ void backward(const char* op, const Tensor& x, const Tensor* relu_output, const 
       const T shift = shifts[at];
       const std::int64_t offset = plane_index * layout.inner;
       const T* x_plane = input + offset;
-      const T* grad_plane = upstream + offset;
+      thread_local std::vector<T> buffer;
+      buffer.resize(static_cast<std::size_t>(layout.inner));
+      // g again: grad_residual holds it when it was overwritten, else it is formed anew.
+      const T* grad_plane = g_in_residual ? residual_out + offset : masked_plane(offset, buffer);
       T* out = grad_input + offset;
-      if (mask != nullptr) {
-        const T* mask_plane = mask + offset;
-        const auto value = [&](std::int64_t i) {
-          return grad_gain * math::relu_grad(mask_plane[i], grad_plane[i]) +
-                 centered_gain * (x_plane[i] - mean_t) + shift;
-        };
-        if (write == Write::Accumulate) {
-          for (std::int64_t i = 0; i < layout.inner; ++i) out[i] += value(i);
-        } else {
-          for (std::int64_t i = 0; i < layout.inner; ++i) out[i] = value(i);
-        }
-      } else if (write == Write::Accumulate) {
+      if (write == Write::Accumulate) {
         for (std::int64_t i = 0; i < layout.inner; ++i) {
           out[i] += grad_gain * grad_plane[i] + centered_gain * (x_plane[i] - mean_t) + shift;
         }
