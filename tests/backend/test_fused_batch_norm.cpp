@@ -34,6 +34,19 @@ Inputs inputs(DType dtype, const Shape& shape) {
           random_tensor({channels}, 7, 0.5, 2.0, dtype)};
 }
 
+// relu(normalized + residual) (relu(normalized) without a residual) by the unfused ops.
+Tensor unfused_epilogue(const Tensor& normalized, const Tensor& residual) {
+  Backend& b = cpu_backend();
+  Tensor summed = normalized;
+  if (residual.defined()) {
+    summed = Tensor::empty(normalized.shape(), normalized.dtype());
+    b.add(normalized, residual, summed);
+  }
+  Tensor y = Tensor::empty(normalized.shape(), normalized.dtype());
+  b.relu_forward(summed, y);
+  return y;
+}
+
 class FusedBatchNorm : public ::testing::TestWithParam<DType> {};
 
 TEST_P(FusedBatchNorm, TrainingForwardAndBackwardEqualTheUnfusedOps) {
@@ -53,13 +66,7 @@ TEST_P(FusedBatchNorm, TrainingForwardAndBackwardEqualTheUnfusedOps) {
       Tensor normalized = Tensor::empty(shape, dtype);
       b.batch_norm_forward_train(in.x, in.gamma, in.beta, normalized, mean, invstd, running_mean,
                                  running_var, {}, RunningStatsUpdate::Update);
-      Tensor summed = normalized;
-      if (with_residual) {
-        summed = Tensor::empty(shape, dtype);
-        b.add(normalized, residual, summed);
-      }
-      Tensor y = Tensor::empty(shape, dtype);
-      b.relu_forward(summed, y);
+      const Tensor y = unfused_epilogue(normalized, residual);
       Tensor masked = Tensor::empty(shape, dtype);
       b.relu_backward(y, in.grad_y, masked, Write::Overwrite);
       Tensor grad_x = Tensor::empty(shape, dtype), grad_gamma = channel(), grad_beta = channel();
@@ -116,13 +123,7 @@ TEST_P(FusedBatchNorm, EvalForwardEqualsTheUnfusedOps) {
     Tensor normalized = Tensor::empty(shape, dtype);
     b.batch_norm_forward_eval(in.x, in.gamma, in.beta, in.running_mean, in.running_var, normalized,
                               {});
-    Tensor summed = normalized;
-    if (with_residual) {
-      summed = Tensor::empty(shape, dtype);
-      b.add(normalized, residual, summed);
-    }
-    Tensor y = Tensor::empty(shape, dtype);
-    b.relu_forward(summed, y);
+    const Tensor y = unfused_epilogue(normalized, residual);
     Tensor fused_y = Tensor::empty(shape, dtype);
     b.batch_norm_add_relu_forward_eval(in.x, in.gamma, in.beta, residual, in.running_mean,
                                        in.running_var, fused_y, {});
