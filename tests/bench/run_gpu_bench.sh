@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Whole-step benchmarks on a GPU machine, ours beside PyTorch (DESIGN.md section 9), in one call:
 # checks that the carried `metadistill` finds all its libraries, then runs
+# four short real trials on a synthetic IDX set (baseline fp32, byot tf32 deterministic,
+# metadistiller bf16 and fp32: the CUDA trainer end to end, each must finish and learn), then
 # tests/bench/compare_steps.py --device cuda (ours fp32 / tf32 / bf16 against PyTorch eager
 # fp32, tf32 and bf16 channels_last, tf32 NCHW, and torch.compile) and writes to $OUT:
-#   nvidia-smi.txt  summary.txt  ldd.txt  compare.md (the tables)  raw.json  compare.log
+#   nvidia-smi.txt  summary.txt  ldd.txt  trial-*.log/.csv  compare.md (the tables)  raw.json
+#   compare.log
 # The GPU machine may lack MPI, HDF5, Boost and yaml-cpp, which metadistill links, and has no
 # network: the binary is built here (with CUDA) and travels with its libraries, packed by
 # tools/carry-libs.sh. The CUDA libraries (cudart, cuBLAS, cuDNN, NCCL) are not carried: they
@@ -27,7 +30,9 @@
 #   ARCHS, METHODS   configs (default resnet18_cifar; baseline,byot,metadistiller)
 #   COMPILE_METHODS  methods that get a torch.compile twin (default baseline)
 #   BATCH, STEPS, WARMUP, ROUNDS   (default 128, 30, 5, 2)
-#   BENCH_TIMEOUT    seconds for the comparison (default 500, inside the tool's 600)
+#   BENCH_TIMEOUT    seconds for the trials and the comparison (default 500, inside the
+#                    tool's 600)
+#   MD_GPU_TRIALS    off: skip the short trials
 #   NVIDIA_SMI       the nvidia-smi to ask (default nvidia-smi)
 # Exit status: 0 the comparison ran; 1 a run failed or timed out; 2 a requirement is missing
 # (no GPU, no binary, a library that cannot be found, no PyTorch with CUDA).
@@ -120,9 +125,49 @@ if ! first="$("${binary}" bench --device cuda --arch resnet20 --batch 8 --steps 
 fi
 log "first step: ${first}"
 
+# ---- short real trials on the GPU: the CUDA trainer end to end (the resident set and the
+# augmentation kernel, each precision, all three methods, deterministic algorithms) on the
+# synthetic IDX set of tests/gpu/make_synthetic_idx.py, which 60 steps learn well above chance
+# (0.1). MD_GPU_TRIALS=off skips them.
+if [[ "${MD_GPU_TRIALS:-on}" != off ]]; then
+  trials="${work}/trials"
+  "${python}" "${repo}/tests/gpu/make_synthetic_idx.py" "${trials}/data"
+  trial_failed=0
+  for spec in "baseline fp32 false" "byot tf32 true" "metadistiller bf16 false" \
+      "metadistiller fp32 true"; do
+    read -r method precision deterministic <<< "${spec}"
+    name="${method}-${precision}"
+    {
+      echo "dataset: {name: idx, root: ${trials}/data}"
+      echo "model: {arch: resnet20}"
+      echo "method: {name: ${method}, meta: {generator_width: 32}}"
+      echo "optim: {epochs: 1, batch_size: 100, lr: 0.05, schedule: {name: cosine}}"
+      echo "runtime: {device: cuda, precision: ${precision}, deterministic: ${deterministic},"
+      echo "          log_every: 20, max_train_batches: 60, max_eval_batches: 10}"
+    } > "${trials}/${name}.yaml"
+    if ! timeout 180 "${binary}" train --config "${trials}/${name}.yaml" \
+        --out "${trials}/${name}" > "${out}/trial-${name}.log" 2>&1; then
+      log "FAILED: the ${name} trial on the GPU (see trial-${name}.log)"
+      trial_failed=1
+      continue
+    fi
+    "${binary}" report "${trials}/${name}" --format csv > "${out}/trial-${name}.csv" 2>&1 || true
+    log "trial ${name}: $("${python}" -c 'import csv, sys
+row = list(csv.DictReader(open(sys.argv[1])))[-1]
+print("complete %s, final accuracy %s (chance 0.1)" % (row["complete"], row["last_acc_final_mean"]))' \
+      "${out}/trial-${name}.csv" 2>&1)"
+  done
+  if ((trial_failed)); then exit 1; fi
+fi
+
 # ---- the comparison
 status=0
-timeout "${BENCH_TIMEOUT:-500}" "${python}" "${repo}/tests/bench/compare_steps.py" \
+compare_budget=$((${BENCH_TIMEOUT:-500} - SECONDS))
+if ((compare_budget < 60)); then
+  log "FAILED: only ${compare_budget} s left for the comparison after the trials"
+  exit 1
+fi
+timeout "${compare_budget}" "${python}" "${repo}/tests/bench/compare_steps.py" \
   --device cuda --metadistill "${binary}" --python "${python}" \
   --archs "${ARCHS:-resnet18_cifar}" --methods "${METHODS:-baseline,byot,metadistiller}" \
   --compile-methods "${COMPILE_METHODS:-baseline}" \
@@ -130,7 +175,7 @@ timeout "${BENCH_TIMEOUT:-500}" "${python}" "${repo}/tests/bench/compare_steps.p
   --json-out "${out}/raw.json" > "${out}/compare.md" 2> "${out}/compare.log" || status=$?
 cat "${out}/compare.md"
 if [[ "${status}" == 124 ]]; then
-  log "FAILED: the comparison ran past ${BENCH_TIMEOUT:-500} s (fewer ROUNDS, STEPS or METHODS)"
+  log "FAILED: the comparison ran past ${compare_budget} s (fewer ROUNDS, STEPS or METHODS)"
   exit 1
 elif [[ "${status}" != 0 ]]; then
   log "FAILED: compare_steps.py exited with ${status}; the end of compare.log:"
