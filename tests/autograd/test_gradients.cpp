@@ -130,6 +130,38 @@ TEST(Gradients, BatchNormAddReluTrain) {
   }
 }
 
+// An input used twice reaches the batch norm's backward with an accumulating data gradient
+// and fresh parameter gradients (the reverse of the usual modes), and the fused op may get the
+// same variable as x and as residual: one backend call with scratch for the odd slots must
+// still give every gradient.
+TEST(Gradients, BatchNormWithMixedGradientWriteModes) {
+  Tensor running_mean = Tensor::zeros({3}, DType::Float64);
+  Tensor running_var = Tensor::full({3}, 1.0, DType::Float64);
+  const auto train = [&](const Variable& x, const Variable& gamma, const Variable& beta) {
+    return autograd::batch_norm(x, gamma, beta, running_mean, running_var,
+                                autograd::BatchNormMode::Train, RunningStatsUpdate::Skip,
+                                BatchNormParams{});
+  };
+  const std::vector<Tensor> inputs{random_tensor({4, 3, 3, 2}, 50, -2, 3),
+                                   random_tensor({3}, 51, 0.5, 1.5), random_tensor({3}, 52)};
+  expect_gradients_match(
+      [&](const Inputs& in) {
+        // The scale is recorded after the batch norm, so its backward runs first and x's
+        // gradient exists when the batch norm's backward writes to it.
+        const Variable normalized = train(in[0], in[1], in[2]);
+        const Variable scaled = autograd::scale(in[0], 0.5);
+        return autograd::add(normalized, scaled);
+      },
+      inputs);
+  expect_gradients_match(
+      [&](const Inputs& in) {
+        return autograd::batch_norm_add_relu(in[0], in[1], in[2], in[0], running_mean, running_var,
+                                             autograd::BatchNormMode::Train,
+                                             RunningStatsUpdate::Skip, BatchNormParams{});
+      },
+      inputs);
+}
+
 TEST(Gradients, BatchNormAddReluEvalWithGradients) {
   Tensor running_mean = random_tensor({3}, 38);
   Tensor running_var = random_tensor({3}, 39, 0.5, 2.0);
