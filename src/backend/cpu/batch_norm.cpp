@@ -285,21 +285,22 @@ void backward(const char* op, const Tensor& x, const Tensor* relu_output, const 
     // ternary inside the lane sums defeats vectorization): straight into grad_residual when
     // that is overwritten, else into a per-thread plane buffer. masked_plane returns it.
     const bool g_in_residual = residual_out != nullptr && write == Write::Overwrite;
-    const auto masked_plane = [&](std::int64_t offset, std::vector<T>& buffer) -> const T* {
+    const auto masked_plane = [&](std::int64_t offset) -> const T* {
       const T* grad_plane = upstream + offset;
       if (mask == nullptr) return grad_plane;
+      thread_local std::vector<T> buffer;
+      if (!g_in_residual) buffer.resize(static_cast<std::size_t>(layout.inner));
       const T* mask_plane = mask + offset;
       T* g = g_in_residual ? residual_out + offset : buffer.data();
-      for (std::int64_t i = 0; i < layout.inner; ++i)
+      for (std::int64_t i = 0; i < layout.inner; ++i) {
         g[i] = math::relu_grad(mask_plane[i], grad_plane[i]);
+      }
       return g;
     };
     for_each_plane(layout, 2, [&](std::int64_t plane_index, std::int64_t channel) {
-      thread_local std::vector<T> buffer;
-      buffer.resize(static_cast<std::size_t>(layout.inner));
       const std::int64_t offset = plane_index * layout.inner;
       const T* x_plane = input + offset;
-      const T* grad_plane = masked_plane(offset, buffer);
+      const T* grad_plane = masked_plane(offset);
       if (residual_out != nullptr && !g_in_residual) {
         T* residual_plane = residual_out + offset;
         for (std::int64_t i = 0; i < layout.inner; ++i) residual_plane[i] += grad_plane[i];
@@ -318,15 +319,21 @@ void backward(const char* op, const Tensor& x, const Tensor* relu_output, const 
     std::vector<T> grad_gains(static_cast<std::size_t>(layout.channels));
     std::vector<T> centered_gains(static_cast<std::size_t>(layout.channels));
     std::vector<T> shifts(static_cast<std::size_t>(layout.channels));
+    // Per channel, the plane sums added in double in sample order, walked sample by sample
+    // (the planes of a sample are adjacent; a channel's are a whole sample apart).
+    std::vector<double> grad_totals(static_cast<std::size_t>(layout.channels), 0.0);
+    std::vector<double> centered_totals(static_cast<std::size_t>(layout.channels), 0.0);
+    for (std::int64_t sample = 0; sample < layout.batch; ++sample) {
+      const std::size_t first = static_cast<std::size_t>(sample * layout.channels);
+      for (std::size_t channel = 0; channel < grad_totals.size(); ++channel) {
+        grad_totals[channel] += static_cast<double>(grad_sums[first + channel]);
+        centered_totals[channel] += static_cast<double>(centered_sums[first + channel]);
+      }
+    }
     for (std::int64_t channel = 0; channel < layout.channels; ++channel) {
       const auto at = static_cast<std::size_t>(channel);
-      double sum_grad = 0.0;
-      double sum_grad_centered = 0.0;  // sum of grad_y · (x - mean)
-      for (std::int64_t sample = 0; sample < layout.batch; ++sample) {
-        const auto plane_index = static_cast<std::size_t>(sample * layout.channels + channel);
-        sum_grad += static_cast<double>(grad_sums[plane_index]);
-        sum_grad_centered += static_cast<double>(centered_sums[plane_index]);
-      }
+      const double sum_grad = grad_totals[at];
+      const double sum_grad_centered = centered_totals[at];  // sum of grad_y · (x - mean)
       const double invstd = static_cast<double>(invstds[channel]);
       if (grad_scale != nullptr) {
         write_value(grad_scale[channel], static_cast<T>(sum_grad_centered * invstd), write);
@@ -348,10 +355,8 @@ void backward(const char* op, const Tensor& x, const Tensor* relu_output, const 
       const T shift = shifts[at];
       const std::int64_t offset = plane_index * layout.inner;
       const T* x_plane = input + offset;
-      thread_local std::vector<T> buffer;
-      buffer.resize(static_cast<std::size_t>(layout.inner));
       // g again: grad_residual holds it when it was overwritten, else it is formed anew.
-      const T* grad_plane = g_in_residual ? residual_out + offset : masked_plane(offset, buffer);
+      const T* grad_plane = g_in_residual ? residual_out + offset : masked_plane(offset);
       T* out = grad_input + offset;
       if (write == Write::Accumulate) {
         for (std::int64_t i = 0; i < layout.inner; ++i) {
