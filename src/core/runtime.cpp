@@ -1,5 +1,7 @@
 #include "core/runtime.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -17,7 +19,8 @@ class CpuRuntime final : public DeviceRuntime {
     if (bytes == 0) return nullptr;
     std::size_t rounded = (bytes + 63) / 64 * 64;
     void* pointer = std::aligned_alloc(64, rounded);
-    if (pointer == nullptr) throw Error("host allocation of " + std::to_string(bytes) + " bytes failed");
+    if (pointer == nullptr)
+      throw Error("host allocation of " + std::to_string(bytes) + " bytes failed");
     return pointer;
   }
   void deallocate(void* pointer, std::size_t, Device) noexcept override { std::free(pointer); }
@@ -30,7 +33,37 @@ class CpuRuntime final : public DeviceRuntime {
   void copy_within(void* dst, const void* src, std::size_t bytes, Device) override {
     if (bytes) std::memmove(dst, src, bytes);
   }
+  void fill(void* dst, const void* element, std::size_t element_bytes, std::size_t count,
+            Device) override {
+    if (count == 0) return;
+    switch (element_bytes) {
+      case 1:
+        std::memset(dst, *static_cast<const unsigned char*>(element), count);
+        return;
+      case 2:
+        fill_words<std::uint16_t>(dst, element, count);
+        return;
+      case 4:
+        fill_words<std::uint32_t>(dst, element, count);
+        return;
+      case 8:
+        fill_words<std::uint64_t>(dst, element, count);
+        return;
+      default:
+        for (std::size_t i = 0; i < count; ++i) {
+          std::memcpy(static_cast<unsigned char*>(dst) + i * element_bytes, element, element_bytes);
+        }
+    }
+  }
   void synchronize(Device) override {}
+
+ private:
+  template <typename Word>
+  static void fill_words(void* dst, const void* element, std::size_t count) {
+    Word word;
+    std::memcpy(&word, element, sizeof(word));
+    std::fill_n(static_cast<Word*>(dst), count, word);
+  }
 };
 
 CpuRuntime cpu_runtime;
@@ -38,11 +71,22 @@ DeviceRuntime* runtimes[2] = {&cpu_runtime, nullptr};
 
 }  // namespace
 
+void DeviceRuntime::fill(void* dst, const void* element, std::size_t element_bytes,
+                         std::size_t count, Device device) {
+  if (count == 0) return;
+  std::vector<unsigned char> host(element_bytes * count);
+  for (std::size_t i = 0; i < count; ++i) {
+    std::memcpy(host.data() + i * element_bytes, element, element_bytes);
+  }
+  copy_from_host(dst, host.data(), host.size(), device);
+}
+
 DeviceRuntime& runtime_for(DeviceType type) {
   DeviceRuntime* runtime = runtimes[static_cast<int>(type)];
   if (runtime == nullptr) {
-    throw Error("no runtime for device type cuda: this build has no CUDA backend (MD_CUDA=OFF) "
-                "or backend::init() was not called");
+    throw Error(
+        "no runtime for device type cuda: this build has no CUDA backend (MD_CUDA=OFF) "
+        "or backend::init() was not called");
   }
   return *runtime;
 }
@@ -51,9 +95,12 @@ void register_runtime(DeviceType type, DeviceRuntime* runtime) {
   runtimes[static_cast<int>(type)] = runtime;
 }
 
-bool has_runtime(DeviceType type) { return runtimes[static_cast<int>(type)] != nullptr; }
+bool has_runtime(DeviceType type) {
+  return runtimes[static_cast<int>(type)] != nullptr;
+}
 
-void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, std::size_t bytes) {
+void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device,
+                std::size_t bytes) {
   if (bytes == 0) return;
   if (dst_device.is_cpu() && src_device.is_cpu()) {
     std::memmove(dst, src, bytes);

@@ -1,6 +1,8 @@
 #include "core/tensor.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <sstream>
 
 #include "core/runtime.h"
@@ -47,23 +49,34 @@ Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
 }
 
 Tensor Tensor::full(const Shape& shape, double value, DType dtype, Device device) {
-  Tensor host = empty(shape, dtype, Device::cpu());
+  // One element of the dtype, then the device's runtime fills the tensor with it.
+  unsigned char element[8] = {};
   switch (dtype) {
-    case DType::Float32: std::fill_n(host.data<float>(), host.numel(), static_cast<float>(value)); break;
-    case DType::Float64: std::fill_n(host.data<double>(), host.numel(), value); break;
-    case DType::Int32:
-      std::fill_n(host.data<std::int32_t>(), host.numel(), static_cast<std::int32_t>(value));
-      break;
-    case DType::UInt8:
-      std::fill_n(host.data<std::uint8_t>(), host.numel(), static_cast<std::uint8_t>(value));
-      break;
-    case DType::BFloat16: {
-      MD_CHECK(value == 0.0, "Tensor::full: bfloat16 supports only zeros here");
-      std::fill_n(static_cast<unsigned char*>(host.raw_data()), host.nbytes(), 0);
+    case DType::Float32: {
+      const float typed = static_cast<float>(value);
+      std::memcpy(element, &typed, sizeof(typed));
       break;
     }
+    case DType::Float64:
+      std::memcpy(element, &value, sizeof(value));
+      break;
+    case DType::Int32: {
+      const auto typed = static_cast<std::int32_t>(value);
+      std::memcpy(element, &typed, sizeof(typed));
+      break;
+    }
+    case DType::UInt8:
+      element[0] = static_cast<std::uint8_t>(value);
+      break;
+    case DType::BFloat16:
+      MD_CHECK(value == 0.0, "Tensor::full: bfloat16 supports only zeros here");
+      break;
   }
-  return host.to(device);
+  Tensor tensor = empty(shape, dtype, device);
+  runtime_for(device.type)
+      .fill(tensor.raw_data(), element, dtype_size(dtype), static_cast<std::size_t>(tensor.numel()),
+            device);
+  return tensor;
 }
 
 std::int64_t Tensor::dim(int axis) const {
@@ -134,18 +147,38 @@ Tensor Tensor::to_dtype(DType dtype) const {
   auto convert = [&](auto* dst) {
     using Dst = std::remove_pointer_t<decltype(dst)>;
     switch (dtype_) {
-      case DType::Float32: std::transform(data<float>(), data<float>() + numel_, dst, [](float v) { return static_cast<Dst>(v); }); break;
-      case DType::Float64: std::transform(data<double>(), data<double>() + numel_, dst, [](double v) { return static_cast<Dst>(v); }); break;
-      case DType::Int32: std::transform(data<std::int32_t>(), data<std::int32_t>() + numel_, dst, [](std::int32_t v) { return static_cast<Dst>(v); }); break;
-      case DType::UInt8: std::transform(data<std::uint8_t>(), data<std::uint8_t>() + numel_, dst, [](std::uint8_t v) { return static_cast<Dst>(v); }); break;
-      default: MD_CHECK(false, "to_dtype from ", dtype_name(dtype_));
+      case DType::Float32:
+        std::transform(data<float>(), data<float>() + numel_, dst,
+                       [](float v) { return static_cast<Dst>(v); });
+        break;
+      case DType::Float64:
+        std::transform(data<double>(), data<double>() + numel_, dst,
+                       [](double v) { return static_cast<Dst>(v); });
+        break;
+      case DType::Int32:
+        std::transform(data<std::int32_t>(), data<std::int32_t>() + numel_, dst,
+                       [](std::int32_t v) { return static_cast<Dst>(v); });
+        break;
+      case DType::UInt8:
+        std::transform(data<std::uint8_t>(), data<std::uint8_t>() + numel_, dst,
+                       [](std::uint8_t v) { return static_cast<Dst>(v); });
+        break;
+      default:
+        MD_CHECK(false, "to_dtype from ", dtype_name(dtype_));
     }
   };
   switch (dtype) {
-    case DType::Float32: convert(result.data<float>()); break;
-    case DType::Float64: convert(result.data<double>()); break;
-    case DType::Int32: convert(result.data<std::int32_t>()); break;
-    default: MD_CHECK(false, "to_dtype to ", dtype_name(dtype));
+    case DType::Float32:
+      convert(result.data<float>());
+      break;
+    case DType::Float64:
+      convert(result.data<double>());
+      break;
+    case DType::Int32:
+      convert(result.data<std::int32_t>());
+      break;
+    default:
+      MD_CHECK(false, "to_dtype to ", dtype_name(dtype));
   }
   return result;
 }
@@ -160,10 +193,14 @@ double Tensor::item() const {
   MD_CHECK(numel_ == 1, "item() of ", describe());
   Tensor host = to(Device::cpu());
   switch (dtype_) {
-    case DType::Float32: return *host.data<float>();
-    case DType::Float64: return *host.data<double>();
-    case DType::Int32: return *host.data<std::int32_t>();
-    default: MD_CHECK(false, "item() of ", describe());
+    case DType::Float32:
+      return *host.data<float>();
+    case DType::Float64:
+      return *host.data<double>();
+    case DType::Int32:
+      return *host.data<std::int32_t>();
+    default:
+      MD_CHECK(false, "item() of ", describe());
   }
 }
 

@@ -1,5 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
 #include "core/tensor.h"
 
 namespace md {
@@ -11,6 +15,26 @@ TEST(Tensor, ShapeNumelAndStrides) {
   EXPECT_EQ(t.strides(), (Shape{12, 4, 1}));
   EXPECT_EQ(t.dim(-1), 4);
   EXPECT_EQ(t.describe(), "float32[2, 3, 4] on cpu");
+}
+
+// Tensor::full writes the value in every dtype through the device runtime's fill (odd counts,
+// signed zero, NaN, and an empty tensor).
+TEST(Tensor, FullFillsEveryDtype) {
+  EXPECT_EQ(Tensor::full({3}, 1.5).to_vector<float>(), (std::vector<float>{1.5f, 1.5f, 1.5f}));
+  EXPECT_EQ(Tensor::full({2}, -2.25, DType::Float64).to_vector<double>(),
+            (std::vector<double>{-2.25, -2.25}));
+  EXPECT_EQ(Tensor::full({5}, -7, DType::Int32).to_vector<std::int32_t>(),
+            (std::vector<std::int32_t>(5, -7)));
+  EXPECT_EQ(Tensor::full({3}, 200, DType::UInt8).to_vector<std::uint8_t>(),
+            (std::vector<std::uint8_t>(3, 200)));
+  const std::vector<float> negative_zero = Tensor::full({2}, -0.0).to_vector<float>();
+  EXPECT_TRUE(std::signbit(negative_zero[0]) && std::signbit(negative_zero[1]));
+  EXPECT_TRUE(std::isnan(Tensor::full({1}, std::nan("")).to_vector<float>()[0]));
+  EXPECT_EQ(Tensor::zeros({0, 4}).numel(), 0);
+  const Tensor bf16 = Tensor::zeros({3}, DType::BFloat16);
+  const auto* bytes = static_cast<const unsigned char*>(bf16.raw_data());
+  EXPECT_TRUE(std::all_of(bytes, bytes + bf16.nbytes(), [](unsigned char b) { return b == 0; }));
+  EXPECT_THROW(Tensor::full({1}, 1.0, DType::BFloat16), Error);
 }
 
 TEST(Tensor, ViewsShareStorage) {

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <string>
@@ -182,6 +183,23 @@ TEST_F(CudaOps, OtherDtypesAndDevicesAreErrorsNamingTheOp) {
   } catch (const Error& error) {
     EXPECT_NE(std::string(error.what()).find("sigmoid_forward"), std::string::npos) << error.what();
   }
+}
+
+// Tensor::full on the GPU (the CUDA runtime's fill: memset for zeros and bytes, the fill kernel
+// for 32-bit values, a host copy otherwise) equals the host's.
+TEST_F(CudaOps, TensorFullOnTheDeviceEqualsTheHost) {
+  for (double value : {0.0, 1.5, -0.0, std::nan("")}) {
+    const std::vector<float> host = Tensor::full({7, 3}, value).to_vector<float>();
+    const std::vector<float> device =
+        Tensor::full({7, 3}, value, DType::Float32, gpu()).to_vector<float>();
+    ASSERT_EQ(host.size(), device.size());
+    EXPECT_EQ(std::memcmp(host.data(), device.data(), host.size() * sizeof(float)), 0) << value;
+  }
+  EXPECT_EQ(Tensor::full({5}, -7, DType::Int32, gpu()).to_vector<std::int32_t>(),
+            (std::vector<std::int32_t>(5, -7)));
+  EXPECT_EQ(Tensor::full({9}, 200, DType::UInt8, gpu()).to_vector<std::uint8_t>(),
+            (std::vector<std::uint8_t>(9, 200)));
+  EXPECT_EQ(Tensor::zeros({0}, DType::Float32, gpu()).numel(), 0);
 }
 
 // ---------------------------------------------------------------- convolution

@@ -3,12 +3,16 @@
 // CudaBackend shared by all op files. No op is implemented here.
 #include "backend/cuda/cuda_backend.h"
 
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <mutex>
 
 #include "backend/cuda/allocator.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/handles.h"
+#include "backend/cuda/kernels.h"
 #include "core/error.h"
 #include "core/logging.h"
 #include "core/runtime.h"
@@ -50,6 +54,29 @@ class CudaRuntime final : public DeviceRuntime {
     DeviceContext& context = device_context(device.index);
     DeviceGuard guard(device.index);
     MD_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, context.stream));
+  }
+  // Zero patterns and single bytes by cudaMemsetAsync, 32-bit patterns (float32, int32) by
+  // the fill kernel, on the stream; other patterns through a host buffer (the default).
+  void fill(void* dst, const void* element, std::size_t element_bytes, std::size_t count,
+            Device device) override {
+    if (count == 0) return;
+    const auto* bytes = static_cast<const unsigned char*>(element);
+    const bool zero =
+        std::all_of(bytes, bytes + element_bytes, [](unsigned char b) { return b == 0; });
+    if (!zero && element_bytes != 1 && element_bytes != 4) {
+      DeviceRuntime::fill(dst, element, element_bytes, count, device);
+      return;
+    }
+    DeviceContext& context = device_context(device.index);
+    DeviceGuard guard(device.index);
+    if (zero || element_bytes == 1) {
+      MD_CUDA_CHECK(cudaMemsetAsync(dst, bytes[0], element_bytes * count, context.stream));
+      return;
+    }
+    std::int32_t word = 0;
+    std::memcpy(&word, element, sizeof(word));
+    kernels::fill(static_cast<std::int32_t*>(dst), word, static_cast<std::int64_t>(count),
+                  context.stream);
   }
   void synchronize(Device device) override {
     DeviceContext& context = device_context(device.index);
