@@ -47,6 +47,8 @@ import resource
 import sys
 import time
 
+from bench_common import positive_int
+
 try:
     import torch
     import torch.nn as nn
@@ -307,13 +309,6 @@ class Step:
 def resident_bytes():
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def positive_int(text):
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
 
 
 def main():

@@ -38,21 +38,11 @@ import subprocess
 import sys
 from collections import defaultdict
 
+from bench_common import build_path, positive_int
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TORCH_SCRIPT = os.path.join(HERE, "bench_ops_torch.py")
 SKIP_STATUS = 77
-
-
-def positive_int(text):
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
-def default_bench_ops():
-    build_dir = os.environ.get("MD_BUILD_DIR", os.path.join(HERE, "..", "..", "build"))
-    return os.path.normpath(os.path.join(build_dir, "tests", "bench", "bench_ops"))
 
 
 def run_json(command, what, quiet=False):
@@ -107,7 +97,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
-    parser.add_argument("--bench-ops", default=default_bench_ops(),
+    parser.add_argument("--bench-ops", default=build_path("tests", "bench", "bench_ops"),
                         help="the bench_ops binary (default: $MD_BUILD_DIR or build/, "
                              "then tests/bench/bench_ops)")
     parser.add_argument("--python", default="/usr/bin/python3",

@@ -32,22 +32,12 @@ import statistics
 import subprocess
 import sys
 
+from bench_common import build_path, positive_int
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TORCH_SCRIPT = os.path.join(HERE, "bench_step_torch.py")
 SKIP_STATUS = 77
 INPUT_ERROR_STATUS = 2
-
-
-def positive_int(text):
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
-def default_metadistill():
-    build_dir = os.environ.get("MD_BUILD_DIR", os.path.join(HERE, "..", "..", "build"))
-    return os.path.normpath(os.path.join(build_dir, "metadistill"))
 
 
 class Variant:
@@ -142,7 +132,7 @@ def rate(result):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--metadistill", default=default_metadistill())
+    parser.add_argument("--metadistill", default=build_path("metadistill"))
     parser.add_argument("--python", default=sys.executable,
                         help="interpreter of the PyTorch side (default: this one)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])

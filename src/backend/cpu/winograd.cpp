@@ -19,6 +19,7 @@
 // tried.
 #include "backend/cpu/winograd.h"
 
+#include <type_traits>
 #include <vector>
 
 #include "backend/cpu/cpu_common.h"
@@ -243,33 +244,49 @@ SampleTiles sample_tiles(const TileConv& c, std::int64_t sample, std::int64_t fi
 // position planes `stride` floats apart. The block's tiles of one sample are a contiguous range
 // of the sample's flat tile indices; per channel, their rows are split into phases once and
 // transformed in one loop per row of B^T d.
+// Calls visit(plane, tiles, out) for every (sample, channel) plane of `planes` ((N, channels)
+// planes of plane_size floats) that the block of tiles [first, first + count) touches, in
+// memory order: `tiles` are the sample's tiles in the block (halo_rows more rows read below
+// the last), out = block + channel · count + tiles.at.
+template <typename Visit>
+void for_each_block_plane(const TileConv& c, const float* planes, std::int64_t channels,
+                          std::int64_t plane_size, std::int64_t first, std::int64_t count,
+                          std::int64_t halo_rows, float* block, const Visit& visit) {
+  const std::int64_t plane_tiles = c.tile_rows() * c.tile_cols();
+  const std::int64_t end = first + count;
+  for (std::int64_t sample = first / plane_tiles; sample * plane_tiles < end; ++sample) {
+    const SampleTiles tiles = sample_tiles(c, sample, first, count, halo_rows);
+    for (std::int64_t channel = 0; channel < channels; ++channel) {
+      visit(planes + (sample * channels + channel) * plane_size, tiles,
+            block + channel * count + tiles.at);
+    }
+  }
+}
+
+// Calls f(std::integral_constant<int, r>) for the four rows r of a 4x4 tile transform.
+template <typename F>
+void for_each_position_row(const F& f) {
+  f(std::integral_constant<int, 0>{});
+  f(std::integral_constant<int, 1>{});
+  f(std::integral_constant<int, 2>{});
+  f(std::integral_constant<int, 3>{});
+}
+
 void transform_input(const TileConv& c, const float* src, std::int64_t first, std::int64_t count,
                      float* v, std::int64_t stride) {
   const std::int64_t cols = c.tile_cols();
-  const std::int64_t plane_tiles = c.tile_rows() * cols;
   std::vector<float> buffer(static_cast<std::size_t>(8 * (c.tile_rows() + 1) * cols));
-  const std::int64_t end = first + count;
-  for (std::int64_t sample = first / plane_tiles; sample * plane_tiles < end; ++sample) {
-    // The tile rows read, the last one's lower neighbour included.
-    const auto [first_tile_row, rows, pitch, begin, length, at] =
-        sample_tiles(c, sample, first, count, 1);
-    for (std::int64_t channel = 0; channel < c.src_channels; ++channel) {
-      const float* plane = src + (sample * c.src_channels + channel) * c.src_plane();
-      split_phases(plane, c, first_tile_row, rows, buffer.data());
-      float* out = v + channel * count + at;
-      input_positions<0>(buffer.data(), pitch, cols, begin, length, out, out + stride,
-                         out + 2 * stride, out + 3 * stride);
-      out += 4 * stride;
-      input_positions<1>(buffer.data(), pitch, cols, begin, length, out, out + stride,
-                         out + 2 * stride, out + 3 * stride);
-      out += 4 * stride;
-      input_positions<2>(buffer.data(), pitch, cols, begin, length, out, out + stride,
-                         out + 2 * stride, out + 3 * stride);
-      out += 4 * stride;
-      input_positions<3>(buffer.data(), pitch, cols, begin, length, out, out + stride,
-                         out + 2 * stride, out + 3 * stride);
-    }
-  }
+  // The tile rows read, the last one's lower neighbour included.
+  for_each_block_plane(c, src, c.src_channels, c.src_plane(), first, count, 1, v,
+                       [&](const float* plane, const SampleTiles& tiles, float* out) {
+                         split_phases(plane, c, tiles.first_tile_row, tiles.rows, buffer.data());
+                         for_each_position_row([&](auto row) {
+                           float* rows = out + 4 * decltype(row)::value * stride;
+                           input_positions<decltype(row)::value>(
+                               buffer.data(), tiles.pitch, cols, tiles.begin, tiles.length, rows,
+                               rows + stride, rows + 2 * stride, rows + 3 * stride);
+                         });
+                       });
 }
 
 // even, odd: (run) = columns 0 and 1 of both rows of A^T M A for `run` tiles side by side, for
@@ -439,30 +456,18 @@ void gradient_positions(const float* __restrict phases, std::int64_t pitch, std:
 // the block like transform_input.
 void transform_output_gradient(const TileConv& c, const float* grad_dst, std::int64_t first,
                                std::int64_t count, float* m, std::int64_t stride) {
-  const std::int64_t cols = c.tile_cols();
-  const std::int64_t plane_tiles = c.tile_rows() * cols;
-  std::vector<float> buffer(static_cast<std::size_t>(4 * plane_tiles));
-  const std::int64_t end = first + count;
-  for (std::int64_t sample = first / plane_tiles; sample * plane_tiles < end; ++sample) {
-    const auto [first_tile_row, rows, pitch, begin, length, at] =
-        sample_tiles(c, sample, first, count, 0);
-    for (std::int64_t channel = 0; channel < c.dst_channels; ++channel) {
-      const float* plane = grad_dst + (sample * c.dst_channels + channel) * c.dst_plane();
-      split_gradient_phases(plane, c, first_tile_row, rows, buffer.data());
-      float* out = m + channel * count + at;
-      gradient_positions<0>(buffer.data(), pitch, begin, length, out, out + stride,
-                            out + 2 * stride, out + 3 * stride);
-      out += 4 * stride;
-      gradient_positions<1>(buffer.data(), pitch, begin, length, out, out + stride,
-                            out + 2 * stride, out + 3 * stride);
-      out += 4 * stride;
-      gradient_positions<2>(buffer.data(), pitch, begin, length, out, out + stride,
-                            out + 2 * stride, out + 3 * stride);
-      out += 4 * stride;
-      gradient_positions<3>(buffer.data(), pitch, begin, length, out, out + stride,
-                            out + 2 * stride, out + 3 * stride);
-    }
-  }
+  std::vector<float> buffer(static_cast<std::size_t>(4 * c.tile_rows() * c.tile_cols()));
+  for_each_block_plane(
+      c, grad_dst, c.dst_channels, c.dst_plane(), first, count, 0, m,
+      [&](const float* plane, const SampleTiles& tiles, float* out) {
+        split_gradient_phases(plane, c, tiles.first_tile_row, tiles.rows, buffer.data());
+        for_each_position_row([&](auto row) {
+          float* rows = out + 4 * decltype(row)::value * stride;
+          gradient_positions<decltype(row)::value>(buffer.data(), tiles.pitch, tiles.begin,
+                                                   tiles.length, rows, rows + stride,
+                                                   rows + 2 * stride, rows + 3 * stride);
+        });
+      });
 }
 
 // u[16] (stride `stride` between positions) = G g G^T for g: (3, 3), read as g[3 · row + col]
