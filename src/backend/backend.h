@@ -8,14 +8,25 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
 #include "backend/params.h"
+#include "core/capture.h"
 #include "core/device.h"
 #include "core/tensor.h"
 
 namespace md {
+
+// Device work recorded by Backend::capture_graph. replay() runs it again: the same ops on the
+// same memory, so the work's inputs are refreshed in place before a replay and its outputs read
+// from where the work wrote them. Owns the memory the work used until it is destroyed.
+class DeviceGraph {
+ public:
+  virtual ~DeviceGraph() = default;
+  virtual void replay() = 0;
+};
 
 class Backend {
  public:
@@ -168,6 +179,16 @@ class Backend {
                            const AdamParams& params) = 0;
 
   virtual void synchronize() = 0;
+
+  // ---- recorded work (runtime.cuda_graph). Runs `work` once, as a call would, and returns a
+  // graph whose replay() does the same device work again. `work` runs inside a CaptureRegion:
+  // it may not synchronize, return device values to the host or copy between the host and the
+  // device (core/capture.h says why), and it must give the same ops on the same shapes every
+  // time. Memory `work` allocates and frees stays reserved for the graph until the graph is
+  // destroyed, so a replay never writes memory handed to anything else.
+  // CUDA: a stream capture into a CUDA graph, launched once here and at every replay.
+  // CPU: nothing to launch or save; replay() calls `work` again (it must outlive the graph).
+  virtual std::unique_ptr<DeviceGraph> capture_graph(const std::function<void()>& work) = 0;
 };
 
 namespace backend {

@@ -7,6 +7,7 @@
 #include <new>
 #include <vector>
 
+#include "core/capture.h"
 #include "core/error.h"
 
 namespace md {
@@ -55,7 +56,7 @@ class CpuRuntime final : public DeviceRuntime {
         }
     }
   }
-  void synchronize(Device) override {}
+  void synchronize(Device) override { check_not_capturing("synchronizing with the device"); }
 
  private:
   template <typename Word>
@@ -74,6 +75,7 @@ DeviceRuntime* runtimes[2] = {&cpu_runtime, nullptr};
 void DeviceRuntime::fill(void* dst, const void* element, std::size_t element_bytes,
                          std::size_t count, Device device) {
   if (count == 0) return;
+  check_not_capturing("a fill through a host buffer");
   std::vector<unsigned char> host(element_bytes * count);
   for (std::size_t i = 0; i < count; ++i) {
     std::memcpy(host.data() + i * element_bytes, element, element_bytes);
@@ -102,6 +104,7 @@ bool has_runtime(DeviceType type) {
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device,
                 std::size_t bytes) {
   if (bytes == 0) return;
+  if (dst_device != src_device) check_not_capturing("a copy between the host and a device");
   if (dst_device.is_cpu() && src_device.is_cpu()) {
     std::memmove(dst, src, bytes);
   } else if (dst_device.is_cpu()) {

@@ -191,6 +191,7 @@ void Tensor::copy_from(const Tensor& src) {
 
 double Tensor::item() const {
   MD_CHECK(numel_ == 1, "item() of ", describe());
+  check_not_capturing("a read of a tensor value on the host (Tensor::item)");
   Tensor host = to(Device::cpu());
   switch (dtype_) {
     case DType::Float32:

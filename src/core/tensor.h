@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/capture.h"
 #include "core/device.h"
 #include "core/dtype.h"
 #include "core/error.h"
@@ -104,6 +105,7 @@ template <typename T>
 Tensor Tensor::from_vector(const Shape& shape, const std::vector<T>& values, Device device) {
   MD_CHECK(shape_numel(shape) == static_cast<std::int64_t>(values.size()), "from_vector: shape ",
            shape_str(shape), " needs ", shape_numel(shape), " values, got ", values.size());
+  check_not_capturing("a tensor made from host values (Tensor::from_vector)");
   Tensor host = empty(shape, dtype_of<T>(), Device::cpu());
   std::copy(values.begin(), values.end(), host.data<T>());
   return host.to(device);
@@ -112,6 +114,7 @@ Tensor Tensor::from_vector(const Shape& shape, const std::vector<T>& values, Dev
 template <typename T>
 std::vector<T> Tensor::to_vector() const {
   MD_CHECK(dtype_of<T>() == dtype_, "to_vector of ", describe(), " as ", dtype_name(dtype_of<T>()));
+  check_not_capturing("a read of tensor values on the host (Tensor::to_vector)");
   std::vector<T> values(static_cast<std::size_t>(numel_));
   Tensor host = to(Device::cpu());
   std::copy(host.data<T>(), host.data<T>() + numel_, values.begin());

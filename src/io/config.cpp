@@ -625,6 +625,7 @@ const std::vector<std::string_view> kScheduleKeys = {"name", "milestones", "gamm
 const std::vector<std::string_view> kAugmentKeys = {"random_crop", "flip", "cutout"};
 const std::vector<std::string_view> kRuntimeKeys = {"device",
                                                     "data_on_device",
+                                                    "cuda_graph",
                                                     "precision",
                                                     "threads",
                                                     "seed",
@@ -869,6 +870,9 @@ RuntimeConfig read_runtime(const Section& section) {
   optional_key(section, "data_on_device", [&](const std::string& path, const Node& node) {
     runtime.data_on_device = read_enum(context, path, node, kDataOnDevice);
   });
+  optional_key(section, "cuda_graph", [&](const std::string& path, const Node& node) {
+    runtime.cuda_graph = read_bool(context, path, node);
+  });
   optional_key(section, "precision", [&](const std::string& path, const Node& node) {
     runtime.precision = read_enum(context, path, node, kPrecisions);
   });
@@ -941,7 +945,7 @@ class MappingBuilder {
 };
 
 // Which keys to_node writes: every key (to_yaml), or those a trial id hashes (all but
-// runtime.data_on_device, added after ids were pinned).
+// runtime.data_on_device and runtime.cuda_graph, added after ids were pinned).
 enum class NodeKeys { All, Identity };
 
 Node to_node(const TrialConfig& config, NodeKeys keys) {
@@ -1026,7 +1030,8 @@ Node to_node(const TrialConfig& config, NodeKeys keys) {
   MappingBuilder runtime_builder;
   runtime_builder.add("device", string_node(runtime.device));
   if (keys == NodeKeys::All) {
-    runtime_builder.add("data_on_device", enum_node(to_string(runtime.data_on_device)));
+    runtime_builder.add("data_on_device", enum_node(to_string(runtime.data_on_device)))
+        .add("cuda_graph", bool_node(runtime.cuda_graph));
   }
   Node runtime_node =
       runtime_builder.add("precision", enum_node(to_string(runtime.precision)))

@@ -138,6 +138,9 @@ struct RuntimeConfig {
   // (cifar100, idx): true, false, or auto (true on a CUDA device for cifar100 and idx). The
   // batches are bit-identical either way; not part of the trial id, like device.
   DataOnDevice data_on_device = DataOnDevice::Auto;
+  // Baseline and BYOT steps recorded once as a CUDA graph and replayed (train::StepCapture).
+  // Results are the same either way; not part of the trial id, like device.
+  bool cuda_graph = false;
   Precision precision = Precision::Fp32;
   int threads = 0;  // CPU threads; 0: the library default
   std::uint64_t seed = 0;
@@ -186,8 +189,9 @@ std::string to_yaml(const TrialConfig& config);
 // A trial's stable id: 16 lowercase hex digits of the 64-bit FNV-1a hash of to_yaml(config)
 // after these keys, which do not change a trial's result, are reset to their defaults:
 // runtime.device, runtime.threads, runtime.log_every, runtime.checkpoint_every_epochs (and
-// runtime.data_on_device, which the hashed text leaves out, so ids from before it stay). The same
-// resolved config always gives the same id, whatever the key order or spelling of its input.
+// runtime.data_on_device and runtime.cuda_graph, which the hashed text leaves out, so ids from
+// before them stay). The same resolved config always gives the same id, whatever the key order
+// or spelling of its input.
 std::string trial_id(const TrialConfig& config);
 
 // The text a YAML reader (yaml-cpp, PyYAML) reads back as exactly this double: the shortest

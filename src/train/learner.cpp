@@ -21,7 +21,8 @@ std::vector<std::pair<const char*, double>> PassTimes::passes() const {
           {"meta_backward", meta_backward},
           {"perturbed_forwards", perturbed_forwards},
           {"generator_backward", generator_backward},
-          {"optimizer", optimizer}};
+          {"optimizer", optimizer},
+          {"graph_replay", graph_replay}};
 }
 
 PassClock::PassClock(Backend& backend, PassTiming timing, PassTimes* times)
@@ -202,6 +203,14 @@ Learner::Learner(const LearnerSpec& spec, Collective& collective)
 void Learner::forward_backward(const Tensor& images, const Tensor& labels,
                                RunningStatsUpdate stats_update, StudentPass& pass,
                                PassClock& clock) {
+  forward_backward_local(images, labels, stats_update, pass, clock);
+  collective_.average(model_.gradients);
+  clock.lap(&PassTimes::student_backward);
+}
+
+void Learner::forward_backward_local(const Tensor& images, const Tensor& labels,
+                                     RunningStatsUpdate stats_update, StudentPass& pass,
+                                     PassClock& clock) {
   backend_.fill(model_.gradients, 0.0);
   std::vector<Variable> teachers;
   {
@@ -233,25 +242,117 @@ void Learner::forward_backward(const Tensor& images, const Tensor& labels,
     clock.lap(&PassTimes::student_forward);
   }
   pass.tape.backward(pass.terms.total);
-  collective_.average(model_.gradients);
-  clock.lap(&PassTimes::student_backward);
 }
 
 StepReport Learner::step(const Tensor& images, const Tensor& labels, double learning_rate,
                          const MetaBatchSource& meta_batch) {
   StepReport report;
   PassClock clock(backend_, pass_timing_, &report.times);
-  StudentPass pass;
-  forward_backward(images, labels, RunningStatsUpdate::Update, pass, clock);
-  report.terms = pass.terms;
-  report.loss = pass.terms.total.value();
-  if (generator_ && steps_ % spec_.meta.every == 0) {
-    meta_step(pass, images, learning_rate, meta_batch, report, clock);
+  if (uses_capture(images, labels)) {
+    captured_step(images, labels, report, clock);
+  } else {
+    StudentPass pass;
+    forward_backward(images, labels, RunningStatsUpdate::Update, pass, clock);
+    report.terms = pass.terms;
+    report.loss = pass.terms.total.value();
+    if (generator_ && steps_ % spec_.meta.every == 0) {
+      meta_step(pass, images, learning_rate, meta_batch, report, clock);
+    }
+    if (spec_.capture == StepCapture::Graph && !capture_warm_) {
+      // Only the layout and weights: the values would hold on to the step's tape.
+      for (const auto& [from, to] : {std::pair{&pass.terms.ce, &warm_terms_.ce},
+                                     std::pair{&pass.terms.kd, &warm_terms_.kd},
+                                     std::pair{&pass.terms.hint, &warm_terms_.hint}}) {
+        for (const LossTerms::Weighted& term : *from) to->push_back({Variable(), term.weight});
+      }
+      capture_warm_ = true;
+    }
   }
   optimizer_->step(model_.parameters, model_.gradients, learning_rate);
   clock.lap(&PassTimes::optimizer);
   ++steps_;
   return report;
+}
+
+bool Learner::uses_capture(const Tensor& images, const Tensor& labels) const {
+  if (spec_.capture != StepCapture::Graph || generator_ || !capture_warm_) return false;
+  return !captured_ || (images.same_shape(captured_->images) &&
+                        labels.same_shape(captured_->labels) &&
+                        images.dtype() == captured_->images.dtype() &&
+                        labels.dtype() == captured_->labels.dtype());
+}
+
+void Learner::captured_step(const Tensor& images, const Tensor& labels, StepReport& report,
+                            PassClock& clock) {
+  const bool moved = captured_ && (captured_->parameters != model_.parameters.raw_data() ||
+                                   captured_->gradients != model_.gradients.raw_data() ||
+                                   captured_->buffers != model_.buffers.raw_data());
+  if (moved) captured_.reset();  // the graph would write where the model no longer is
+  if (captured_) {
+    backend_.copy(images, captured_->images);
+    backend_.copy(labels, captured_->labels);
+    captured_->graph->replay();
+  } else {
+    auto recorded = std::make_unique<CapturedStep>();
+    recorded->images = Tensor::empty(images.shape(), images.dtype(), images.device());
+    recorded->labels = Tensor::empty(labels.shape(), labels.dtype(), labels.device());
+    const std::size_t terms = 1 + warm_terms_.ce.size() + warm_terms_.kd.size() +
+                              warm_terms_.hint.size();
+    recorded->outputs =
+        Tensor::empty({static_cast<std::int64_t>(terms)}, spec_.dtype, spec_.device);
+    recorded->parameters = model_.parameters.raw_data();
+    recorded->gradients = model_.gradients.raw_data();
+    recorded->buffers = model_.buffers.raw_data();
+    backend_.copy(images, recorded->images);
+    backend_.copy(labels, recorded->labels);
+    captured_ = std::move(recorded);
+    try {
+      captured_->graph = backend_.capture_graph([this] { captured_forward_backward(); });
+    } catch (const std::exception& error) {
+      captured_.reset();
+      throw Error(std::string("runtime.cuda_graph: recording the training step on ") +
+                  spec_.device.str() + " failed (set runtime.cuda_graph: false to run it op by op): " +
+                  error.what());
+    }
+  }
+  collective_.average(model_.gradients);
+  clock.lap(&PassTimes::graph_replay);
+  const Tensor values = captured_->outputs.clone();  // the next replay overwrites outputs
+  report.terms = captured_terms(values);
+  report.loss = report.terms.total.value();
+}
+
+void Learner::captured_forward_backward() {
+  StudentPass pass;
+  PassClock untimed(backend_, PassTiming::Off, nullptr);
+  forward_backward_local(captured_->images, captured_->labels, RunningStatsUpdate::Update, pass,
+                         untimed);
+  std::int64_t slot = 0;
+  auto put = [&](const Variable& value) {
+    MD_CHECK(slot < captured_->outputs.numel(), "captured step: more loss terms than at warm-up");
+    Tensor out = captured_->outputs.slice_flat(slot++, {});
+    backend_.copy(value.value(), out);
+  };
+  put(pass.terms.total);
+  for (const auto* terms : {&pass.terms.ce, &pass.terms.kd, &pass.terms.hint}) {
+    for (const LossTerms::Weighted& term : *terms) put(term.term);
+  }
+  MD_CHECK(slot == captured_->outputs.numel(), "captured step: fewer loss terms than at warm-up");
+}
+
+LossTerms Learner::captured_terms(const Tensor& values) const {
+  std::int64_t slot = 0;
+  auto next = [&] { return Variable(values.slice_flat(slot++, {})); };
+  LossTerms terms;
+  terms.total = next();
+  const std::pair<const std::vector<LossTerms::Weighted>*, std::vector<LossTerms::Weighted>*>
+      lists[] = {{&warm_terms_.ce, &terms.ce},
+                 {&warm_terms_.kd, &terms.kd},
+                 {&warm_terms_.hint, &terms.hint}};
+  for (const auto& [warm, out] : lists) {
+    for (const LossTerms::Weighted& term : *warm) out->push_back({next(), term.weight});
+  }
+  return terms;
 }
 
 MetaGradientInputs Learner::meta_inputs(StudentPass& pass, const Tensor& images,

@@ -39,12 +39,24 @@ struct MetaSpec {
   FiniteDifference difference = FiniteDifference::Central;
 };
 
+// How a baseline or BYOT step runs its forward, loss and backward (runtime.cuda_graph):
+// - Eager: op by op from the host, every step.
+// - Graph: recorded once (Backend::capture_graph) after one eager warm-up step, then replayed
+//   with the batch copied into the recorded input tensors. On a GPU one graph launch replaces
+//   the step's hundreds of kernel launches; on the CPU a replay runs the same code again (the
+//   captured path is checked everywhere, nothing is gained). The gradient average over the
+//   ranks and the optimizer stay outside the graph (the learning rate changes between steps).
+//   Results equal the eager step's. A batch of another shape (a short last batch) runs eagerly.
+//   MetaDistiller steps always run eagerly: their meta step reads ‖v‖ on the host.
+enum class StepCapture { Eager, Graph };
+
 struct LearnerSpec {
   models::ModelSpec model;
   LossSpec loss;
   SgdParams sgd;
   MetaSpec meta;
   std::uint64_t seed = 0;
+  StepCapture capture = StepCapture::Eager;
   Device device;
   DType dtype =
       DType::Float32;  // of every buffer and of the batches (Float64: the meta-gradient tests)
@@ -76,6 +88,7 @@ struct PassTimes {
   double perturbed_forwards = 0.0;  // the shallow heads' logits at θ ± ε·v (no tape), ∂L/∂u
   double generator_backward = 0.0;  // the meta-gradient through G (average, norm)
   double optimizer = 0.0;           // the generator's and the student's updates
+  double graph_replay = 0.0;  // StepCapture::Graph: forward, loss and backward as one replay
   double total = 0.0;               // the whole step
 
   // (name, seconds) of every pass but the total, in step order.
@@ -213,8 +226,32 @@ class Learner {
     std::vector<autograd::Variable> targets;
     LossTerms terms;
   };
+  // forward_backward without the average over the ranks.
+  void forward_backward_local(const Tensor& images, const Tensor& labels,
+                              RunningStatsUpdate stats_update, StudentPass& pass,
+                              PassClock& clock);
   void forward_backward(const Tensor& images, const Tensor& labels, RunningStatsUpdate stats_update,
                         StudentPass& pass, PassClock& clock);
+  // The recorded forward, loss and backward of StepCapture::Graph.
+  struct CapturedStep {
+    Tensor images;   // the recorded inputs, refreshed in place before each replay
+    Tensor labels;
+    Tensor outputs;  // flat: the total loss, then the CE, KD and hint terms in order
+    const void* parameters = nullptr;  // the buffers the graph reads and writes, as recorded
+    const void* gradients = nullptr;
+    const void* buffers = nullptr;
+    std::unique_ptr<DeviceGraph> graph;
+  };
+  // Whether this batch goes through the captured step: StepCapture::Graph, no generator, the
+  // warm-up step done, and the batch of the recorded shape (or none recorded yet).
+  bool uses_capture(const Tensor& images, const Tensor& labels) const;
+  // The forward, loss and backward by replay (recorded first when there is no graph yet, or
+  // the model's buffers moved), then the average over the ranks.
+  void captured_step(const Tensor& images, const Tensor& labels, StepReport& report,
+                     PassClock& clock);
+  void captured_forward_backward();  // the recorded work
+  // The terms of the warm-up step with their values from `values` (a copy of outputs).
+  LossTerms captured_terms(const Tensor& values) const;
   MetaGradientInputs meta_inputs(StudentPass& pass, const Tensor& images, double learning_rate,
                                  const Tensor& meta_images, const Tensor& meta_labels) const;
   // The generator's gradient from the meta-gradient, averaged over the ranks; no optimizer step.
@@ -236,6 +273,11 @@ class Learner {
   MetaScratch scratch_;
   std::int64_t steps_ = 0;
   PassTiming pass_timing_ = PassTiming::Off;
+  std::unique_ptr<CapturedStep> captured_;
+  // The weights of the loss terms of the eager warm-up step (which chose the cuDNN algorithms
+  // and made the handles); the captured step's outputs follow their layout. Values undefined.
+  LossTerms warm_terms_;
+  bool capture_warm_ = false;
 };
 
 }  // namespace md::train

@@ -207,6 +207,13 @@ void TrialRunner::build() {
                         : FiniteDifference::Central};
   learner_spec.seed = config_.runtime.seed;
   learner_spec.device = context_.device;
+  if (config_.runtime.cuda_graph) {
+    learner_spec.capture = StepCapture::Graph;
+    if (loss_spec_.method == MethodKind::MetaDistiller) {
+      log_warning(config_.source, ": runtime.cuda_graph: metadistiller steps run op by op (the meta "
+                  "step reads values on the host); only baseline and byot steps are replayed");
+    }
+  }
   learner_ = std::make_unique<Learner>(learner_spec, *collective_);
   if (!config_.model.init_from.empty()) load_initial_weights(config_.model.init_from);
 

@@ -72,6 +72,7 @@ augment:
 runtime:
   device: cuda:1
   data_on_device: true
+  cuda_graph: true
   precision: bf16
   threads: 4
   seed: 18446744073709551615
@@ -119,6 +120,7 @@ TrialConfig every_key_expected() {
   config.augment = {.random_crop = 2, .flip = false, .cutout = 8};
   config.runtime = {.device = "cuda:1",
                     .data_on_device = DataOnDevice::On,
+                    .cuda_graph = true,
                     .precision = Precision::Bf16,
                     .threads = 4,
                     .seed = std::numeric_limits<std::uint64_t>::max(),
@@ -244,6 +246,7 @@ augment:
 runtime:
   device: auto
   data_on_device: auto
+  cuda_graph: false
   precision: fp32
   threads: 0
   seed: 0
@@ -458,6 +461,7 @@ TEST(TrialConfigErrors, OutOfRangeValuesNameKeyBoundAndValue) {
        "runtime.checkpoint_every_epochs: must be >= 0, got -1"},
       {"runtime.max_train_batches=-5", "runtime.max_train_batches: must be >= 0, got -5"},
       {"runtime.max_eval_batches=-5", "runtime.max_eval_batches: must be >= 0, got -5"},
+      {"runtime.cuda_graph=maybe", "runtime.cuda_graph: expected true or false, got 'maybe'"},
       {"runtime.device=gpu", "runtime.device: expected auto, cpu, cuda or cuda:N, got 'gpu'"},
       {"runtime.device=cuda:x", "runtime.device: expected auto, cpu, cuda or cuda:N, got 'cuda:x'"},
       {"runtime.device=cuda:-1", "runtime.device: expected auto, cpu, cuda or cuda:N"},
@@ -603,7 +607,7 @@ TEST(TrialId, ChangedByResultKeysNotByPlacementKeys) {
   for (const std::string same :
        {"runtime.threads=8", "runtime.device=cuda:1", "runtime.log_every=1",
         "runtime.checkpoint_every_epochs=0", "runtime.data_on_device=true",
-        "runtime.data_on_device=false"}) {
+        "runtime.data_on_device=false", "runtime.cuda_graph=true"}) {
     EXPECT_EQ(trial_id(parse_trial_config(kMinimal, "t", {same})), id) << same;
   }
   for (const std::string different :

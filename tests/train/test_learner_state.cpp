@@ -225,7 +225,11 @@ TEST(LearnerState, PassTimingCoversEveryPassOfTheStep) {
   ASSERT_TRUE(timed.meta_step);
   double sum = 0.0;
   for (const auto& [name, seconds] : timed.times.passes()) {
-    EXPECT_GT(seconds, 0.0) << name;
+    if (name == std::string("graph_replay")) {
+      EXPECT_EQ(seconds, 0.0) << "an eager step replayed a graph";
+    } else {
+      EXPECT_GT(seconds, 0.0) << name;
+    }
     sum += seconds;
   }
   EXPECT_NEAR(sum, timed.times.total, 1e-9 * std::max(1.0, timed.times.total));

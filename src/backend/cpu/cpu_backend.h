@@ -107,7 +107,8 @@ class CpuBackend final : public Backend {
   void adam_update(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq,
                    const AdamParams& params) override;
 
-  void synchronize() override {}
+  void synchronize() override { check_not_capturing("synchronizing with the device"); }
+  std::unique_ptr<DeviceGraph> capture_graph(const std::function<void()>& work) override;
 
  private:
   // The float32 / float64 arithmetic of the convolution and linear ops; the public ones add the

@@ -101,6 +101,7 @@ void CpuBackend::axpby(double alpha, const Tensor& x, double beta, Tensor& y) {
 
 double CpuBackend::dot(const Tensor& a, const Tensor& b) {
   const char* op = "dot";
+  check_not_capturing("dot (a value returned to the host)");
   double result = 0.0;
   dispatch_float(a.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
@@ -117,6 +118,7 @@ double CpuBackend::dot(const Tensor& a, const Tensor& b) {
 
 double CpuBackend::sum(const Tensor& x) {
   const char* op = "sum";
+  check_not_capturing("sum (a value returned to the host)");
   double result = 0.0;
   dispatch_float(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
@@ -129,6 +131,7 @@ double CpuBackend::sum(const Tensor& x) {
 
 std::int64_t CpuBackend::count_nonfinite(const Tensor& x) {
   const char* op = "count_nonfinite";
+  check_not_capturing("count_nonfinite (a value returned to the host)");
   double count = 0.0;
   dispatch_float(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);

@@ -30,33 +30,48 @@ void* CachingAllocator::allocate(std::size_t bytes) {
   if (bytes == 0) return nullptr;
   const std::size_t size = size_class(bytes);
   std::lock_guard<std::mutex> lock(mutex_);
+  FreeLists& free_lists = capturing_ != 0 ? pools_.at(capturing_).free_blocks : free_blocks_;
   void* block = nullptr;
-  auto cached = free_blocks_.find(size);
-  if (cached != free_blocks_.end() && !cached->second.empty()) {
+  auto cached = free_lists.find(size);
+  if (cached != free_lists.end() && !cached->second.empty()) {
     block = cached->second.back();
     cached->second.pop_back();
     stats_.bytes_cached -= size;
   } else {
-    DeviceGuard guard(device_);
-    cudaError_t status = cudaMalloc(&block, size);
-    if (status == cudaErrorMemoryAllocation) {
-      cudaGetLastError();
-      release_cached_locked();
-      status = cudaMalloc(&block, size);
-    }
-    if (status != cudaSuccess) {
-      cudaGetLastError();
-      throw Error("cudaMalloc of " + std::to_string(size) + " bytes on cuda:" +
-                  std::to_string(device_) + " failed: " + cudaGetErrorString(status) + " (" +
-                  std::to_string(stats_.bytes_in_use) + " bytes in use by tensors)");
-    }
-    ++stats_.malloc_count;
+    block = device_malloc_locked(size);
   }
-  live_blocks_.emplace(block, size);
+  live_blocks_.emplace(block, LiveBlock{size, capturing_});
   stats_.bytes_in_use += size;
   if (stats_.bytes_in_use > stats_.peak_bytes_in_use) {
     stats_.peak_bytes_in_use = stats_.bytes_in_use;
   }
+  return block;
+}
+
+void* CachingAllocator::device_malloc_locked(std::size_t size) {
+  DeviceGuard guard(device_);
+  // cudaMalloc is not stream-ordered, so a capture in the default (thread-local) mode would
+  // refuse it. Here it is safe: the block stays reserved for the graph (its pool) for as long as
+  // the graph lives, so the address the recorded work uses stays valid.
+  cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+  if (capturing_ != 0) MD_CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
+  void* block = nullptr;
+  cudaError_t status = cudaMalloc(&block, size);
+  // Releasing the cache synchronizes the stream, which a capture forbids.
+  if (status == cudaErrorMemoryAllocation && capturing_ == 0) {
+    cudaGetLastError();
+    release_cached_locked();
+    status = cudaMalloc(&block, size);
+  }
+  if (capturing_ != 0) MD_CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
+  if (status != cudaSuccess) {
+    cudaGetLastError();
+    throw Error("cudaMalloc of " + std::to_string(size) + " bytes on cuda:" +
+                std::to_string(device_) + " failed: " + cudaGetErrorString(status) + " (" +
+                std::to_string(stats_.bytes_in_use) + " bytes in use by tensors" +
+                (capturing_ != 0 ? ", during a graph capture" : "") + ")");
+  }
+  ++stats_.malloc_count;
   return block;
 }
 
@@ -68,17 +83,61 @@ void CachingAllocator::deallocate(void* pointer) noexcept {
     log_error("CUDA caching allocator on cuda:", device_, ": free of unknown pointer ", pointer);
     return;
   }
-  const std::size_t size = live->second;
+  const LiveBlock block = live->second;
   live_blocks_.erase(live);
-  stats_.bytes_in_use -= size;
+  stats_.bytes_in_use -= block.size;
   try {
-    free_blocks_[size].push_back(pointer);
-    stats_.bytes_cached += size;
+    auto pool = pools_.find(block.pool);
+    if (block.pool != 0 && pool != pools_.end()) {
+      pool->second.free_blocks[block.size].push_back(pointer);
+    } else if (capturing_ != 0) {
+      pools_.at(capturing_).held_blocks[block.size].push_back(pointer);
+    } else {
+      free_blocks_[block.size].push_back(pointer);
+    }
+    stats_.bytes_cached += block.size;
   } catch (...) {
-    // The free list could not grow: give the block back to the driver instead.
-    MD_CUDA_LOG_ON_ERROR(cudaFree(pointer));
-    ++stats_.free_count;
+    // The free list could not grow. Outside a capture the block goes back to the driver; during
+    // one it is leaked rather than freed under work that may still use it.
+    if (capturing_ == 0) {
+      MD_CUDA_LOG_ON_ERROR(cudaFree(pointer));
+      ++stats_.free_count;
+    }
   }
+}
+
+CachingAllocator::PoolId CachingAllocator::begin_capture() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  MD_CHECK(capturing_ == 0, "cuda:", device_, ": a graph capture is already running");
+  const PoolId pool = next_pool_++;
+  pools_.emplace(pool, Pool{});
+  capturing_ = pool;
+  return pool;
+}
+
+void CachingAllocator::end_capture() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  capturing_ = 0;
+}
+
+void CachingAllocator::release_pool(PoolId pool) noexcept {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto found = pools_.find(pool);
+  if (found == pools_.end()) return;
+  if (capturing_ == pool) capturing_ = 0;
+  try {
+    for (FreeLists* lists : {&found->second.free_blocks, &found->second.held_blocks}) {
+      for (auto& [size, blocks] : *lists) {
+        std::vector<void*>& shared = free_blocks_[size];
+        shared.insert(shared.end(), blocks.begin(), blocks.end());
+      }
+    }
+  } catch (...) {
+    // Blocks not yet copied are leaked with the pool, never handed out twice.
+    log_error("CUDA caching allocator on cuda:", device_,
+              ": some blocks of a released graph pool could not rejoin the free lists");
+  }
+  pools_.erase(found);
 }
 
 void CachingAllocator::release_cached() {

@@ -5,6 +5,10 @@
 // All work of a device is on its one stream, so a block freed on the host may be reused by
 // later work at once: the stream orders the new use after the old one. Blocks go back to the
 // driver only after the stream has drained (release_cached, or on an out-of-memory retry).
+// Recorded work (graph.cpp) gets a private pool: while a capture runs, blocks come from and go
+// back to the pool's own free lists, and they stay there after it, so no other work is ever
+// handed memory that a replay of the graph writes. The pool's blocks rejoin the shared free
+// lists when the graph is destroyed (release_pool).
 // Private to backend/cuda.
 #pragma once
 
@@ -34,18 +38,43 @@ class CachingAllocator {
   void release_cached();
   AllocatorStats stats() const;
 
+  // ---- private pools of recorded work. Between begin_capture and end_capture every allocation
+  // comes from the new pool and every block freed goes back to it; a shared block freed then
+  // is held by the pool instead (recorded work may still use it). After end_capture, freed
+  // blocks of the pool return to the pool. release_pool moves all of the pool's free and held
+  // blocks to the shared free lists (its graph is gone); blocks of it still in use return there
+  // when freed. One capture at a time per allocator.
+  using PoolId = std::uint64_t;
+  PoolId begin_capture();
+  void end_capture();
+  void release_pool(PoolId pool) noexcept;
+
   // The size class of a request: 512 bytes at least, then steps of a quarter power of two,
   // so at most a quarter of a block is padding.
   static std::size_t size_class(std::size_t bytes);
 
  private:
+  using FreeLists = std::map<std::size_t, std::vector<void*>>;  // size class -> blocks
+  struct LiveBlock {
+    std::size_t size = 0;  // size class
+    PoolId pool = 0;       // 0: shared
+  };
+  struct Pool {
+    FreeLists free_blocks;
+    FreeLists held_blocks;  // shared blocks freed during the capture
+  };
+
   void release_cached_locked();
+  void* device_malloc_locked(std::size_t size);
 
   int device_;
   cudaStream_t stream_;
   mutable std::mutex mutex_;
-  std::map<std::size_t, std::vector<void*>> free_blocks_;  // size class -> blocks
-  std::unordered_map<void*, std::size_t> live_blocks_;     // block -> size class
+  FreeLists free_blocks_;
+  std::unordered_map<void*, LiveBlock> live_blocks_;
+  std::map<PoolId, Pool> pools_;
+  PoolId capturing_ = 0;  // the pool of the capture running, 0 when none
+  PoolId next_pool_ = 1;
   AllocatorStats stats_;
 };
 

@@ -236,6 +236,9 @@ ConvChoice<typename Direction::Algorithm> choose(cudnnHandle_t handle, ConvPlan&
   Direction::propose(handle, plan, requested, &returned, results.data());
 
   if (options.algorithm_search == AlgorithmSearch::Search) {
+    // Timing runs and waits for the candidates: not in recorded work (a step is captured after
+    // an eager warm-up step has chosen every shape's algorithms).
+    check_not_capturing("a timed cuDNN algorithm search");
     // Time the candidates with the largest workspace any of them needs within the limit.
     std::size_t workspace_bytes = 0;
     for (int i = 0; i < returned; ++i) {

@@ -37,6 +37,7 @@ class CudaRuntime final : public DeviceRuntime {
     }
   }
   void copy_to_host(void* host_dst, const void* src, std::size_t bytes, Device device) override {
+    check_not_capturing("a copy from the device to the host");
     if (bytes == 0) return;
     DeviceContext& context = device_context(device.index);
     DeviceGuard guard(device.index);
@@ -44,6 +45,7 @@ class CudaRuntime final : public DeviceRuntime {
     MD_CUDA_CHECK(cudaStreamSynchronize(context.stream));
   }
   void copy_from_host(void* dst, const void* host_src, std::size_t bytes, Device device) override {
+    check_not_capturing("a copy from the host to the device");
     if (bytes == 0) return;
     DeviceContext& context = device_context(device.index);
     DeviceGuard guard(device.index);
@@ -79,6 +81,7 @@ class CudaRuntime final : public DeviceRuntime {
                   context.stream);
   }
   void synchronize(Device device) override {
+    check_not_capturing("synchronizing with the device");
     DeviceContext& context = device_context(device.index);
     DeviceGuard guard(device.index);
     MD_CUDA_CHECK(cudaStreamSynchronize(context.stream));
@@ -184,6 +187,7 @@ void CudaBackend::expect_float32(const char* op,
 }
 
 void CudaBackend::synchronize() {
+  check_not_capturing("synchronizing with the device");
   DeviceGuard guard(device_index_);
   MD_CUDA_CHECK(cudaStreamSynchronize(context_.stream));
 }

@@ -160,6 +160,7 @@ class CudaBackend final : public Backend {
                    const AdamParams& params) override;
 
   void synchronize() override;
+  std::unique_ptr<DeviceGraph> capture_graph(const std::function<void()>& work) override;
 
  private:
   // Throws md::Error naming `op` unless every defined tensor is float32 on this device.

@@ -22,6 +22,7 @@ void check_same_numel(const char* op, const Tensor& a, const Tensor& b) {
 
 template <typename LaunchPartials>
 double CudaBackend::reduce_to_host(std::int64_t count, const LaunchPartials& launch_partials) {
+  check_not_capturing("a reduction returned to the host (dot, sum, count_nonfinite)");
   if (count == 0) return 0.0;
   const int blocks = kernels::reduction_blocks(count);
   // blocks partial sums, then the total in the last slot.
