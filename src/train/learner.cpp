@@ -7,6 +7,7 @@
 #include "autograd/functions.h"
 #include "backend/backend.h"
 #include "core/error.h"
+#include "core/logging.h"
 
 namespace md::train {
 
@@ -314,6 +315,9 @@ void Learner::captured_step(const Tensor& images, const Tensor& labels, StepRepo
                   spec_.device.str() + " failed (set runtime.cuda_graph: false to run it op by op): " +
                   error.what());
     }
+    log_info("runtime.cuda_graph: recorded the forward, loss and backward of a batch of ",
+             shape_str(images.shape()), " on ", spec_.device.str(),
+             "; steps with batches of that shape replay it");
   }
   collective_.average(model_.gradients);
   clock.lap(&PassTimes::graph_replay);

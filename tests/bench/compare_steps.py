@@ -20,7 +20,8 @@ then the metadistiller / baseline step-time ratio of each side (goal: ours <= 2.
 env MD_THREADS, else all cores). --device cuda: ours in fp32 and tf32, each against PyTorch
 eager channels_last at the same precision, tf32 also against torch.compile and eager NCHW, and
 PyTorch bf16 channels_last (autocast) against ours in bf16 (bfloat16 NHWC convolutions and
-bfloat16 GEMMs, float32 master weights and batch norm).
+bfloat16 GEMMs, float32 master weights and batch norm); ours tf32 and bf16 also with
+--cuda-graph (the step recorded once and replayed; baseline and byot) against the same twins.
 
 Exit status: 0; 1 when a run fails; 77 when the twin's Python has no torch.
 """
@@ -43,14 +44,14 @@ INPUT_ERROR_STATUS = 2
 class Variant:
     """One way to run a step: `side` is ours or torch; `key` pairs a torch variant with ours."""
 
-    def __init__(self, side, precision, channels_last=False, compile_=False):
+    def __init__(self, side, precision, channels_last=False, compile_=False, graph=False):
         self.side, self.precision = side, precision
-        self.channels_last, self.compile = channels_last, compile_
+        self.channels_last, self.compile, self.graph = channels_last, compile_, graph
 
     @property
     def name(self):
         if self.side == "ours":
-            return f"ours {self.precision}"
+            return f"ours {self.precision}" + (" cuda_graph" if self.graph else "")
         layout = "channels_last" if self.channels_last else "NCHW"
         mode = "compile" if self.compile else "eager"
         return f"torch {mode} {self.precision} {layout}"
@@ -62,12 +63,20 @@ def variants(device):
         ours = Variant("ours", "fp32")
         return [ours], [(Variant("torch", "fp32"), ours)]
     fp32, tf32, bf16 = Variant("ours", "fp32"), Variant("ours", "tf32"), Variant("ours", "bf16")
-    return [fp32, tf32, bf16], [
+    tf32_graph = Variant("ours", "tf32", graph=True)
+    bf16_graph = Variant("ours", "bf16", graph=True)
+    eager_tf32_cl = Variant("torch", "tf32", channels_last=True)
+    compile_tf32_cl = Variant("torch", "tf32", channels_last=True, compile_=True)
+    eager_bf16_cl = Variant("torch", "bf16", channels_last=True)
+    return [fp32, tf32, bf16, tf32_graph, bf16_graph], [
         (Variant("torch", "fp32", channels_last=True), fp32),
-        (Variant("torch", "tf32", channels_last=True), tf32),
+        (eager_tf32_cl, tf32),
         (Variant("torch", "tf32"), tf32),
-        (Variant("torch", "tf32", channels_last=True, compile_=True), tf32),
-        (Variant("torch", "bf16", channels_last=True), bf16),
+        (compile_tf32_cl, tf32),
+        (eager_bf16_cl, bf16),
+        (eager_tf32_cl, tf32_graph),
+        (compile_tf32_cl, tf32_graph),
+        (eager_bf16_cl, bf16_graph),
     ]
 
 
@@ -78,7 +87,7 @@ def command_of(args, variant, arch, method):
     if args.device == "cpu":
         common += ["--threads", str(args.threads)]
     if variant.side == "ours":
-        return [args.metadistill, "bench"] + common
+        return [args.metadistill, "bench"] + common + (["--cuda-graph"] if variant.graph else [])
     command = [args.python, TORCH_SCRIPT] + common
     if variant.channels_last:
         command.append("--channels-last")
@@ -160,6 +169,8 @@ def main():
                        else args.compile_methods).split(",")
 
     def wanted(variant, method):
+        if variant.graph and method == "metadistiller":
+            return False  # metadistiller steps are not captured
         return not variant.compile or method in compile_methods
     runs = {}  # (arch, method, variant name) -> [result]
     missing = {}  # variant name -> result, for a variant that refused its arguments once
@@ -185,7 +196,7 @@ def main():
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for arch, method in configs:
         for twin, ours_variant in torch_variants:
-            if not wanted(twin, method):
+            if not wanted(twin, method) or not wanted(ours_variant, method):
                 continue
             ours = results[(arch, method, ours_variant.name)]
             theirs = results[(arch, method, twin.name)]

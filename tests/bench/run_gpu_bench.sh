@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Whole-step benchmarks on a GPU machine, ours beside PyTorch (DESIGN.md section 9), in one call:
 # checks that the carried `metadistill` finds all its libraries, then runs
-# four short real trials on a synthetic IDX set (baseline fp32, byot tf32 deterministic,
-# metadistiller bf16 and fp32: the CUDA trainer end to end, each must finish and learn), then
+# five short real trials on a synthetic IDX set (baseline fp32, byot tf32 deterministic,
+# metadistiller bf16 and fp32, byot tf32 with runtime.cuda_graph: the CUDA trainer end to end,
+# each must finish and learn), then
 # tests/bench/compare_steps.py --device cuda (ours fp32 / tf32 / bf16 against PyTorch eager
-# fp32, tf32 and bf16 channels_last, tf32 NCHW, and torch.compile) and writes to $OUT:
+# fp32, tf32 and bf16 channels_last, tf32 NCHW, and torch.compile; ours tf32 and bf16 also with
+# --cuda-graph) and writes to $OUT:
 #   nvidia-smi.txt  summary.txt  ldd.txt  trial-*.log/.csv  compare.md (the tables)  raw.json
 #   compare.log
 # The GPU machine may lack MPI, HDF5, Boost and yaml-cpp, which metadistill links, and has no
@@ -133,16 +135,18 @@ if [[ "${MD_GPU_TRIALS:-on}" != off ]]; then
   trials="${work}/trials"
   "${python}" "${repo}/tests/gpu/make_synthetic_idx.py" "${trials}/data"
   trial_failed=0
-  for spec in "baseline fp32 false" "byot tf32 true" "metadistiller bf16 false" \
-      "metadistiller fp32 true"; do
-    read -r method precision deterministic <<< "${spec}"
+  for spec in "baseline fp32 false false" "byot tf32 true false" "metadistiller bf16 false false" \
+      "metadistiller fp32 true false" "byot tf32 true true"; do
+    read -r method precision deterministic cuda_graph <<< "${spec}"
     name="${method}-${precision}"
+    if [[ "${cuda_graph}" == true ]]; then name="${name}-cuda_graph"; fi
     {
       echo "dataset: {name: idx, root: ${trials}/data}"
       echo "model: {arch: resnet20}"
       echo "method: {name: ${method}, meta: {generator_width: 32}}"
       echo "optim: {epochs: 1, batch_size: 100, lr: 0.05, schedule: {name: cosine}}"
       echo "runtime: {device: cuda, precision: ${precision}, deterministic: ${deterministic},"
+      echo "          cuda_graph: ${cuda_graph},"
       echo "          log_every: 20, max_train_batches: 60, max_eval_batches: 10}"
     } > "${trials}/${name}.yaml"
     if ! timeout 180 "${binary}" train --config "${trials}/${name}.yaml" \

@@ -3,6 +3,8 @@
 // the host) a short Fashion-MNIST trial with crop, flip and Cutout is run with the key false,
 // with it true, and with it true interrupted mid-epoch and resumed: the three final checkpoints
 // hold bit-identical tensors and positions, and the trial id does not depend on the key.
+// runtime.cuda_graph likewise: recorded and replayed steps (on the CPU, the recorded work run
+// again) give the checkpoint of steps run op by op, under the same trial id.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -75,6 +77,35 @@ TEST(DataOnDevice, TrueGivesTheCheckpointOfFalseAlsoWhenResumed) {
     }
   }
   EXPECT_EQ(io::attribute_int(expected.attributes, "step", "host"), 8);
+}
+
+TEST(CudaGraph, TrueGivesTheCheckpointOfFalse) {
+  TempDir dir("cuda_graph");
+  auto config_with = [&](const char* cuda_graph) {
+    const std::string path = dir.file(std::string("trial_") + cuda_graph + ".yaml");
+    write_text(path, fashion_config({{"method", "{name: byot, hint: 0.1}"},
+                                     {"runtime", std::string("{device: cpu, threads: 1, "
+                                                             "max_train_batches: 4, "
+                                                             "max_eval_batches: 1, cuda_graph: ") +
+                                                     cuda_graph + "}"}}));
+    return path;
+  };
+  const std::string eager_dir = dir.file("eager"), graph_dir = dir.file("graph");
+  const ProcessResult eager =
+      run_metadistill({"train", "--config", config_with("false"), "--out", eager_dir});
+  ASSERT_EQ(eager.exit_status, 0) << eager.err;
+  const ProcessResult graph =
+      run_metadistill({"train", "--config", config_with("true"), "--out", graph_dir});
+  ASSERT_EQ(graph.exit_status, 0) << graph.err;
+  EXPECT_NE(graph.err.find("runtime.cuda_graph: recorded the forward, loss and backward"),
+            std::string::npos)
+      << graph.err;
+  const std::string eager_checkpoint = only_file(eager_dir, ".ckpt.h5");
+  const std::string graph_checkpoint = only_file(graph_dir, ".ckpt.h5");
+  EXPECT_EQ(std::filesystem::path(eager_checkpoint).filename(),
+            std::filesystem::path(graph_checkpoint).filename())
+      << "the trial id must not depend on runtime.cuda_graph";
+  expect_same_tensors(io::read_checkpoint(eager_checkpoint), io::read_checkpoint(graph_checkpoint));
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -1088,6 +1089,139 @@ TEST_F(CudaOps, AllocatorReusesMemoryAcrossTrainingSteps) {
   EXPECT_EQ(released.bytes_cached, 0u);
   EXPECT_GT(released.free_count, after_more.free_count);
   EXPECT_EQ(released.bytes_in_use, after_more.bytes_in_use);
+}
+
+
+// ---------------------------------------------------------------- captured steps (CUDA graphs)
+
+// A zoo block's training step (fused batch norms, running statistics updated) recorded once and
+// replayed with new inputs copied in, against the same steps run op by op: equal bit for bit
+// with deterministic algorithms, the SGD update (its learning rate changing) outside the graph.
+TEST_F(CudaOps, CapturedStepsEqualEagerStepsBitForBit) {
+  cuda::set_options(cuda::Options{.determinism = cuda::Determinism::Deterministic});
+  nn::ModelLayout layout;
+  const models::BasicBlock block(layout, "basic",
+                                 models::ResidualBlockSpec{.in_channels = 16, .planes = 16});
+  const nn::ModelBuffers initial = initial_buffers(layout);
+  const Shape x_shape{8, 16, 12, 12};
+  struct Run {
+    nn::ModelBuffers model;
+    Tensor momentum;
+    Tensor x;          // the step's input, refreshed in place
+    Tensor seed_grad;  // the upstream gradient of the block's output
+  };
+  auto make_run = [&] {
+    Run run;
+    run.model = nn::ModelBuffers::allocate(layout, DType::Float32, gpu());
+    run.model.parameters.copy_from(initial.parameters);
+    run.model.buffers.copy_from(initial.buffers);
+    run.momentum = Tensor::zeros({layout.parameters.numel()}, DType::Float32, gpu());
+    run.x = Tensor::empty(x_shape, DType::Float32, gpu());
+    run.seed_grad = Tensor::empty(x_shape, DType::Float32, gpu());
+    return run;
+  };
+  Backend& device_backend = gpu_backend();
+  auto forward_backward = [&](Run& run) {
+    device_backend.fill(run.model.gradients, 0.0);
+    nn::ForwardContext context{&layout,           run.model.parameters, run.model.gradients,
+                               run.model.buffers, nn::Mode::Train,      RunningStatsUpdate::Update};
+    autograd::Tape tape;
+    Variable output;
+    {
+      autograd::TapeScope scope(tape);
+      output = block.forward(context, Variable(run.x, false));
+    }
+    tape.backward(output, run.seed_grad);
+  };
+  Run eager = make_run();
+  Run graphed = make_run();
+  std::unique_ptr<DeviceGraph> graph;
+  for (int step = 0; step < 5; ++step) {
+    const Tensor x = random(x_shape, 300 + static_cast<std::uint64_t>(step)).to(gpu());
+    const Tensor grad = random(x_shape, 400 + static_cast<std::uint64_t>(step)).to(gpu());
+    for (Run* run : {&eager, &graphed}) {
+      run->x.copy_from(x);
+      run->seed_grad.copy_from(grad);
+    }
+    forward_backward(eager);
+    if (step == 0) {
+      forward_backward(graphed);  // the eager warm-up chooses the algorithms
+    } else if (!graph) {
+      graph = device_backend.capture_graph([&] { forward_backward(graphed); });
+    } else {
+      graph->replay();
+    }
+    const SgdParams sgd{.learning_rate = 0.05 - 0.01 * step, .momentum = 0.9,
+                        .weight_decay = 5e-4};
+    for (Run* run : {&eager, &graphed}) {
+      device_backend.sgd_update(run->model.parameters, run->model.gradients, run->momentum, sgd);
+    }
+    const std::string at = " after step " + std::to_string(step);
+    EXPECT_EQ(graphed.model.gradients.to_vector<float>(), eager.model.gradients.to_vector<float>())
+        << "gradients" << at;
+    EXPECT_EQ(graphed.model.parameters.to_vector<float>(),
+              eager.model.parameters.to_vector<float>())
+        << "parameters" << at;
+    EXPECT_EQ(graphed.model.buffers.to_vector<float>(), eager.model.buffers.to_vector<float>())
+        << "running statistics" << at;
+  }
+  ASSERT_NE(graph, nullptr);
+}
+
+// Memory the recorded work allocated, and memory allocated before it that it freed, is never
+// handed to other work while the graph lives: eager tensors of the same size get other blocks,
+// and a replay after they were written still reads its own inputs. Destroying the graph gives
+// the blocks back to the cache.
+TEST_F(CudaOps, GraphMemoryStaysReservedUntilTheGraphIsDestroyed) {
+  Backend& device_backend = gpu_backend();
+  const Shape shape{1 << 16};
+  Tensor before = Tensor::full(shape, 1.0, DType::Float32, gpu());
+  Tensor out = Tensor::zeros(shape, DType::Float32, gpu());
+  std::vector<const void*> reserved{before.raw_data()};
+  auto graph = device_backend.capture_graph([&] {
+    Tensor temporary = Tensor::empty(shape, DType::Float32, gpu());
+    reserved.push_back(temporary.raw_data());
+    device_backend.axpby(2.0, before, 0.0, temporary);  // temporary = 2·before
+    device_backend.axpby(1.0, temporary, 1.0, out);     // out += temporary
+    before = Tensor();  // freed inside the capture; the graph still reads it
+  });
+  EXPECT_EQ(out.to_vector<float>(), std::vector<float>(static_cast<std::size_t>(shape[0]), 2.0f));
+  std::vector<Tensor> others;
+  for (int i = 0; i < 4; ++i) {
+    others.push_back(Tensor::full(shape, 7.0, DType::Float32, gpu()));
+    for (const void* block : reserved) {
+      EXPECT_NE(others.back().raw_data(), block) << "a graph's block was handed to other work";
+    }
+  }
+  graph->replay();
+  EXPECT_EQ(out.to_vector<float>(), std::vector<float>(static_cast<std::size_t>(shape[0]), 4.0f));
+  const cuda::AllocatorStats with_graph = cuda::allocator_stats(0);
+  graph.reset();
+  const cuda::AllocatorStats without = cuda::allocator_stats(0);
+  EXPECT_EQ(without.bytes_cached, with_graph.bytes_cached) << "the pool's free blocks were counted";
+  others.clear();
+  Tensor again = Tensor::empty(shape, DType::Float32, gpu());
+  EXPECT_NE(again.raw_data(), nullptr);
+}
+
+// A host round trip inside the work fails naming the call; the failed capture ran nothing and
+// left the stream usable.
+TEST_F(CudaOps, HostRoundTripInsideACaptureIsNamedAndRunsNothing) {
+  Backend& device_backend = gpu_backend();
+  Tensor values = Tensor::full({4}, 2.0, DType::Float32, gpu());
+  try {
+    (void)device_backend.capture_graph([&] {
+      device_backend.fill(values, 3.0);
+      (void)values.slice_flat(0, {}).item();
+    });
+    ADD_FAILURE() << "item() inside a capture did not throw";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("Tensor::item"), std::string::npos) << error.what();
+  }
+  EXPECT_FALSE(capturing());
+  EXPECT_EQ(values.to_vector<float>(), (std::vector<float>{2, 2, 2, 2}));
+  device_backend.fill(values, 5.0);
+  EXPECT_EQ(values.to_vector<float>(), (std::vector<float>{5, 5, 5, 5}));
 }
 
 }  // namespace

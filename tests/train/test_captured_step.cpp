@@ -33,7 +33,8 @@ struct Batch {
 
 Batch batch_of(std::int64_t size, std::uint64_t seed) {
   std::vector<std::int32_t> labels;
-  for (std::int64_t i = 0; i < size; ++i) labels.push_back(static_cast<std::int32_t>((i + seed) % 4));
+  for (std::int64_t i = 0; i < size; ++i)
+    labels.push_back(static_cast<std::int32_t>((i + seed) % 4));
   return {test::random_tensor({size, 1, 12, 12}, seed, -1.0, 1.0, DType::Float32),
           Tensor::from_vector<std::int32_t>({size}, labels)};
 }
@@ -120,8 +121,7 @@ TEST(CapturedStep, TimingReportsTheReplayAsOnePass) {
     EXPECT_GT(replayed.times.graph_replay, 0.0);
     EXPECT_EQ(replayed.times.student_forward, 0.0);
     EXPECT_EQ(replayed.times.student_backward, 0.0);
-    EXPECT_NEAR(replayed.times.graph_replay + replayed.times.optimizer, replayed.times.total,
-                1e-9);
+    EXPECT_NEAR(replayed.times.graph_replay + replayed.times.optimizer, replayed.times.total, 1e-9);
   }
 }
 

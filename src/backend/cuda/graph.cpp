@@ -60,8 +60,7 @@ class PoolLease {
 
 class CudaGraph final : public DeviceGraph {
  public:
-  CudaGraph(int device, DeviceContext& context, CachingAllocator::PoolId pool,
-            cudaGraphExec_t exec)
+  CudaGraph(int device, DeviceContext& context, CachingAllocator::PoolId pool, cudaGraphExec_t exec)
       : device_(device), context_(context), pool_(pool), exec_(exec) {}
   ~CudaGraph() override {
     int previous = -1;
