@@ -13,7 +13,8 @@
 #   trial_index     --trial-index runs that trial alone; --no-resume reruns a complete one
 #   data_parallel   a 2-rank trial (ranks_per_trial 2) equals a 1-rank trial of the same global
 #                   batch (exact by construction, see make_constant_idx.py), while a 1-rank trial
-#                   of half the batch does not
+#                   of half the batch does not; with runtime.cuda_graph the 2-rank trial is the
+#                   same bit for bit
 set -euo pipefail
 case_name="$1"
 binary="$2"
@@ -229,6 +230,16 @@ YAML
       fail "2-rank trial differs from the 1-rank trial: $dp_vs_one"
     $python -c "import sys; sys.exit(0 if float('$half_vs_one') > 1e-2 else 1)" ||
       fail "the control (half batch) should differ: $half_vs_one"
+    # runtime.cuda_graph: the recorded step's gradients averaged outside the recording give the
+    # same trial over 2 ranks.
+    sed 's/ranks_per_trial: 2}/ranks_per_trial: 2, cuda_graph: true}/' trial.yaml > graph.yaml
+    printf 'name: dpg\nbase: graph.yaml\n' > dpg.yaml
+    mpi 2 sweep dpg.yaml --out dpg > dpg.out 2> dpg.err || { cat dpg.err; fail "sweep exit status $?"; }
+    grep -q "runtime.cuda_graph: recorded" dpg.err || fail "the 2-rank trial recorded no step"
+    graph_vs_dp="$($python "$here/compare_checkpoints.py" dpg/*.ckpt.h5 dp/*.ckpt.h5 init/*.ckpt.h5)"
+    echo "relative update difference: 2 ranks captured vs 2 ranks op by op $graph_vs_dp"
+    $python -c "import sys; sys.exit(0 if float('$graph_vs_dp') == 0.0 else 1)" ||
+      fail "the captured 2-rank trial differs from the op-by-op one: $graph_vs_dp"
     ;;
 
   *)
