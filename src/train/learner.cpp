@@ -1,5 +1,6 @@
 #include "train/learner.h"
 
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <ctime>
@@ -54,6 +55,13 @@ namespace {
 
 void lap(PassClock* clock, double PassTimes::*pass) {
   if (clock != nullptr) clock->lap(pass);
+}
+
+// The CE, KD and hint term lists of a LossTerms, in the order a captured step's outputs hold
+// them (after the total).
+template <typename Terms>
+auto term_lists(Terms& terms) {
+  return std::array{&terms.ce, &terms.kd, &terms.hint};
 }
 
 }  // namespace
@@ -259,14 +267,15 @@ StepReport Learner::step(const Tensor& images, const Tensor& labels, double lear
     if (generator_ && steps_ % spec_.meta.every == 0) {
       meta_step(pass, images, learning_rate, meta_batch, report, clock);
     }
-    if (spec_.capture == StepCapture::Graph && !capture_warm_) {
+    if (spec_.capture == StepCapture::Graph && !capture_warm()) {
       // Only the layout and weights: the values would hold on to the step's tape.
-      for (const auto& [from, to] : {std::pair{&pass.terms.ce, &warm_terms_.ce},
-                                     std::pair{&pass.terms.kd, &warm_terms_.kd},
-                                     std::pair{&pass.terms.hint, &warm_terms_.hint}}) {
-        for (const LossTerms::Weighted& term : *from) to->push_back({Variable(), term.weight});
+      const auto from = term_lists(pass.terms);
+      const auto to = term_lists(warm_terms_);
+      for (std::size_t list = 0; list < from.size(); ++list) {
+        for (const LossTerms::Weighted& term : *from[list]) {
+          to[list]->push_back({Variable(), term.weight});
+        }
       }
-      capture_warm_ = true;
     }
   }
   optimizer_->step(model_.parameters, model_.gradients, learning_rate);
@@ -276,7 +285,7 @@ StepReport Learner::step(const Tensor& images, const Tensor& labels, double lear
 }
 
 bool Learner::uses_capture(const Tensor& images, const Tensor& labels) const {
-  if (spec_.capture != StepCapture::Graph || generator_ || !capture_warm_) return false;
+  if (spec_.capture != StepCapture::Graph || generator_ || !capture_warm()) return false;
   return !captured_ || (images.same_shape(captured_->images) &&
                         labels.same_shape(captured_->labels) &&
                         images.dtype() == captured_->images.dtype() &&
@@ -297,8 +306,8 @@ void Learner::captured_step(const Tensor& images, const Tensor& labels, StepRepo
     auto recorded = std::make_unique<CapturedStep>();
     recorded->images = Tensor::empty(images.shape(), images.dtype(), images.device());
     recorded->labels = Tensor::empty(labels.shape(), labels.dtype(), labels.device());
-    const std::size_t terms = 1 + warm_terms_.ce.size() + warm_terms_.kd.size() +
-                              warm_terms_.hint.size();
+    std::size_t terms = 1;  // the total
+    for (const auto* list : term_lists(warm_terms_)) terms += list->size();
     recorded->outputs =
         Tensor::empty({static_cast<std::int64_t>(terms)}, spec_.dtype, spec_.device);
     recorded->parameters = model_.parameters.raw_data();
@@ -338,8 +347,8 @@ void Learner::captured_forward_backward() {
     backend_.copy(value.value(), out);
   };
   put(pass.terms.total);
-  for (const auto* terms : {&pass.terms.ce, &pass.terms.kd, &pass.terms.hint}) {
-    for (const LossTerms::Weighted& term : *terms) put(term.term);
+  for (const auto* list : term_lists(pass.terms)) {
+    for (const LossTerms::Weighted& term : *list) put(term.term);
   }
   MD_CHECK(slot == captured_->outputs.numel(), "captured step: fewer loss terms than at warm-up");
 }
@@ -349,12 +358,10 @@ LossTerms Learner::captured_terms(const Tensor& values) const {
   auto next = [&] { return Variable(values.slice_flat(slot++, {})); };
   LossTerms terms;
   terms.total = next();
-  const std::pair<const std::vector<LossTerms::Weighted>*, std::vector<LossTerms::Weighted>*>
-      lists[] = {{&warm_terms_.ce, &terms.ce},
-                 {&warm_terms_.kd, &terms.kd},
-                 {&warm_terms_.hint, &terms.hint}};
-  for (const auto& [warm, out] : lists) {
-    for (const LossTerms::Weighted& term : *warm) out->push_back({next(), term.weight});
+  const auto warm = term_lists(warm_terms_);
+  const auto out = term_lists(terms);
+  for (std::size_t list = 0; list < warm.size(); ++list) {
+    for (const LossTerms::Weighted& term : *warm[list]) out[list]->push_back({next(), term.weight});
   }
   return terms;
 }

@@ -276,8 +276,9 @@ class Learner {
   std::unique_ptr<CapturedStep> captured_;
   // The weights of the loss terms of the eager warm-up step (which chose the cuDNN algorithms
   // and made the handles); the captured step's outputs follow their layout. Values undefined.
+  // Empty until that step ran (every loss has the final head's CE term).
   LossTerms warm_terms_;
-  bool capture_warm_ = false;
+  bool capture_warm() const { return !warm_terms_.ce.empty(); }
 };
 
 }  // namespace md::train
