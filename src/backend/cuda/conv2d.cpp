@@ -1,7 +1,11 @@
 // Convolutions through cuDNN: forward, backward-data, backward-filter (groups, dilation), and
 // the per-channel bias. The descriptors of a shape and the algorithm of each direction are
-// chosen once and cached per (shapes, parameters, switches); the choice honours the workspace
-// limit, the math mode (FMA only unless TF32 is allowed) and the determinism switch. The
+// chosen once and cached per (shapes, parameters, switches); the candidates honour the
+// workspace limit, the math mode (FMA only unless TF32 is allowed) and the determinism switch.
+// cuDNN may refuse at execution an algorithm it ranked (most often bf16 NHWC with 1 or 3 input
+// channels, grouped and depthwise convolutions), so the choice runs cuDNN's candidates in rank
+// order and caches the first that ran (backend/algorithm_choice.h), logging it once; inside a
+// captured step a shape without a cached algorithm is an error, never a search. The
 // workspace of every call comes from the caching allocator. Write::Accumulate is beta = 1.
 // MathMode::Bf16 runs each convolution on bfloat16 NHWC copies of its operands (one conversion
 // kernel each) with float32 accumulation on tensor cores, into a bfloat16 NHWC result that a
@@ -12,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/algorithm_choice.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
@@ -120,18 +125,75 @@ bool acceptable(const Perf& perf, const Options& options) {
   return options.math != MathMode::Fp32 || !uses_tensor_cores(perf.mathType);
 }
 
-// The device data a timed search runs on: two inputs and a scratch output of output_bytes.
-struct SearchData {
+// The device data of one convolution call: two inputs, the output (output_bytes) and cuDNN's
+// blend factor for it. A timed search writes a scratch output of output_bytes instead.
+struct ConvData {
   const void* first = nullptr;
   const void* second = nullptr;
+  void* output = nullptr;
   std::size_t output_bytes = 0;
+  float beta = 0.0f;
 };
+
+const char* math_name(cudnnMathType_t math) {
+  switch (math) {
+    case CUDNN_DEFAULT_MATH: return "default math";
+    case CUDNN_TENSOR_OP_MATH: return "tensor-op math";
+    case CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION: return "tensor-op math with conversion";
+    case CUDNN_FMA_MATH: return "FMA math";
+  }
+  return "unknown math";
+}
+
+const char* mode_name(const Options& options) {
+  switch (options.math) {
+    case MathMode::Fp32: return "fp32";
+    case MathMode::Tf32: return "tf32";
+    case MathMode::Bf16: return "bf16";
+  }
+  return "unknown precision";
+}
+
+// The statuses with which cuDNN refuses one algorithm for a shape at execution; the next
+// candidate may run. Any other failure (memory, the device) ends the choice.
+bool refuses_algorithm(cudnnStatus_t status) {
+#ifdef CUDNN_STATUS_CATEGORY
+  const int category = CUDNN_STATUS_CATEGORY(static_cast<int>(status));
+  return category == CUDNN_STATUS_NOT_SUPPORTED || category == CUDNN_STATUS_BAD_PARAM ||
+         category == CUDNN_STATUS_EXECUTION_FAILED;
+#else
+  return status == CUDNN_STATUS_NOT_SUPPORTED || status == CUDNN_STATUS_BAD_PARAM ||
+         status == CUDNN_STATUS_EXECUTION_FAILED;
+#endif
+}
 
 // One struct per direction gives choose() the cuDNN calls of that direction.
 struct ForwardDirection {
   using Algorithm = cudnnConvolutionFwdAlgo_t;
   using Perf = cudnnConvolutionFwdAlgoPerf_t;
   static constexpr const char* name = "forward";
+  static constexpr const char* call = "cudnnConvolutionForward";
+  static const char* algorithm_name(Algorithm algorithm) {
+    switch (algorithm) {
+      case CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM: return "IMPLICIT_GEMM";
+      case CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM: return "IMPLICIT_PRECOMP_GEMM";
+      case CUDNN_CONVOLUTION_FWD_ALGO_GEMM: return "GEMM";
+      case CUDNN_CONVOLUTION_FWD_ALGO_DIRECT: return "DIRECT";
+      case CUDNN_CONVOLUTION_FWD_ALGO_FFT: return "FFT";
+      case CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING: return "FFT_TILING";
+      case CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD: return "WINOGRAD";
+      case CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED: return "WINOGRAD_NONFUSED";
+      default: return "unknown";
+    }
+  }
+  // first = x, second = weight, output = y
+  static cudnnStatus_t execute(cudnnHandle_t handle, const ConvPlan& plan, const ConvData& data,
+                               Algorithm algorithm, void* workspace, std::size_t workspace_bytes) {
+    const float one = 1.0f;
+    return cudnnConvolutionForward(handle, &one, plan.x.get(), data.first, plan.weight.get(),
+                                   data.second, plan.convolution.get(), algorithm, workspace,
+                                   workspace_bytes, &data.beta, plan.y.get(), data.output);
+  }
   static int max_count(cudnnHandle_t handle) {
     int count = 0;
     MD_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(handle, &count));
@@ -143,7 +205,7 @@ struct ForwardDirection {
                                                           plan.convolution.get(), plan.y.get(),
                                                           requested, returned, results));
   }
-  static void search(cudnnHandle_t handle, const ConvPlan& plan, const SearchData& data,
+  static void search(cudnnHandle_t handle, const ConvPlan& plan, const ConvData& data,
                      void* output, int requested, int* returned, Perf* results, void* workspace,
                      std::size_t workspace_bytes) {
     // first = x, second = weight, output = y
@@ -163,6 +225,26 @@ struct BackwardDataDirection {
   using Algorithm = cudnnConvolutionBwdDataAlgo_t;
   using Perf = cudnnConvolutionBwdDataAlgoPerf_t;
   static constexpr const char* name = "backward-data";
+  static constexpr const char* call = "cudnnConvolutionBackwardData";
+  static const char* algorithm_name(Algorithm algorithm) {
+    switch (algorithm) {
+      case CUDNN_CONVOLUTION_BWD_DATA_ALGO_0: return "ALGO_0";
+      case CUDNN_CONVOLUTION_BWD_DATA_ALGO_1: return "ALGO_1";
+      case CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT: return "FFT";
+      case CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING: return "FFT_TILING";
+      case CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD: return "WINOGRAD";
+      case CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED: return "WINOGRAD_NONFUSED";
+      default: return "unknown";
+    }
+  }
+  // first = weight, second = grad_y, output = grad_x
+  static cudnnStatus_t execute(cudnnHandle_t handle, const ConvPlan& plan, const ConvData& data,
+                               Algorithm algorithm, void* workspace, std::size_t workspace_bytes) {
+    const float one = 1.0f;
+    return cudnnConvolutionBackwardData(handle, &one, plan.weight.get(), data.first, plan.y.get(),
+                                        data.second, plan.convolution.get(), algorithm, workspace,
+                                        workspace_bytes, &data.beta, plan.x.get(), data.output);
+  }
   static int max_count(cudnnHandle_t handle) {
     int count = 0;
     MD_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(handle, &count));
@@ -174,7 +256,7 @@ struct BackwardDataDirection {
         handle, plan.weight.get(), plan.y.get(), plan.convolution.get(), plan.x.get(), requested,
         returned, results));
   }
-  static void search(cudnnHandle_t handle, const ConvPlan& plan, const SearchData& data,
+  static void search(cudnnHandle_t handle, const ConvPlan& plan, const ConvData& data,
                      void* output, int requested, int* returned, Perf* results, void* workspace,
                      std::size_t workspace_bytes) {
     // first = weight, second = grad_y, output = grad_x
@@ -194,6 +276,27 @@ struct BackwardFilterDirection {
   using Algorithm = cudnnConvolutionBwdFilterAlgo_t;
   using Perf = cudnnConvolutionBwdFilterAlgoPerf_t;
   static constexpr const char* name = "backward-filter";
+  static constexpr const char* call = "cudnnConvolutionBackwardFilter";
+  static const char* algorithm_name(Algorithm algorithm) {
+    switch (algorithm) {
+      case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0: return "ALGO_0";
+      case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1: return "ALGO_1";
+      case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT: return "FFT";
+      case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3: return "ALGO_3";
+      case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED: return "WINOGRAD_NONFUSED";
+      case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING: return "FFT_TILING";
+      default: return "unknown";
+    }
+  }
+  // first = x, second = grad_y, output = grad_weight
+  static cudnnStatus_t execute(cudnnHandle_t handle, const ConvPlan& plan, const ConvData& data,
+                               Algorithm algorithm, void* workspace, std::size_t workspace_bytes) {
+    const float one = 1.0f;
+    return cudnnConvolutionBackwardFilter(handle, &one, plan.x.get(), data.first, plan.y.get(),
+                                          data.second, plan.convolution.get(), algorithm,
+                                          workspace, workspace_bytes, &data.beta,
+                                          plan.weight.get(), data.output);
+  }
   static int max_count(cudnnHandle_t handle) {
     int count = 0;
     MD_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(handle, &count));
@@ -205,7 +308,7 @@ struct BackwardFilterDirection {
         handle, plan.x.get(), plan.y.get(), plan.convolution.get(), plan.weight.get(), requested,
         returned, results));
   }
-  static void search(cudnnHandle_t handle, const ConvPlan& plan, const SearchData& data,
+  static void search(cudnnHandle_t handle, const ConvPlan& plan, const ConvData& data,
                      void* output, int requested, int* returned, Perf* results, void* workspace,
                      std::size_t workspace_bytes) {
     // first = x, second = grad_y, output = grad_weight
@@ -221,14 +324,14 @@ struct BackwardFilterDirection {
   }
 };
 
-// Picks the first acceptable algorithm of cuDNN's ranking (heuristic or timed) whose
-// workspace, under the math type it will run with, fits the limit.
+// The acceptable algorithms of cuDNN's ranking (heuristic or timed), best first, each with
+// the math type it runs under and its workspace under that math type, which fits the limit.
 template <typename Direction>
-ConvChoice<typename Direction::Algorithm> choose(cudnnHandle_t handle, ConvPlan& plan,
-                                                 const Options& options, const SearchData& data,
-                                                 CachingAllocator& allocator,
-                                                 const std::string& what) {
+std::vector<ConvChoice<typename Direction::Algorithm>> rank_candidates(
+    cudnnHandle_t handle, ConvPlan& plan, const Options& options, const ConvData& data,
+    CachingAllocator& allocator, const std::string& what) {
   using Perf = typename Direction::Perf;
+  using Choice = ConvChoice<typename Direction::Algorithm>;
   MD_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), query_math(options)));
   const int requested = Direction::max_count(handle);
   std::vector<Perf> results(static_cast<std::size_t>(std::max(requested, 1)));
@@ -236,9 +339,8 @@ ConvChoice<typename Direction::Algorithm> choose(cudnnHandle_t handle, ConvPlan&
   Direction::propose(handle, plan, requested, &returned, results.data());
 
   if (options.algorithm_search == AlgorithmSearch::Search) {
-    // Timing runs and waits for the candidates: not in recorded work (a step is captured after
-    // an eager warm-up step has chosen every shape's algorithms).
-    check_not_capturing("a timed cuDNN algorithm search");
+    // Timing runs and waits for the candidates: never in recorded work (a miss there is an
+    // error before any ranking, see algorithm_choice.h).
     // Time the candidates with the largest workspace any of them needs within the limit.
     std::size_t workspace_bytes = 0;
     for (int i = 0; i < returned; ++i) {
@@ -257,21 +359,29 @@ ConvChoice<typename Direction::Algorithm> choose(cudnnHandle_t handle, ConvPlan&
                       results.data(), workspace.data(), workspace_bytes);
   }
 
+  std::vector<Choice> candidates;
   for (int i = 0; i < returned; ++i) {
     const Perf& perf = results[static_cast<std::size_t>(i)];
     if (!acceptable(perf, options)) continue;
     const cudnnMathType_t math = run_math(options, perf.mathType);
+    const bool seen = std::any_of(candidates.begin(), candidates.end(), [&](const Choice& other) {
+      return other.algorithm == perf.algo && other.math == math;
+    });
+    if (seen) continue;
     MD_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), math));
     std::size_t bytes = 0;
     if (Direction::workspace(handle, plan, perf.algo, &bytes) != CUDNN_STATUS_SUCCESS) continue;
     if (bytes > options.workspace_limit_bytes) continue;
-    return ConvChoice<typename Direction::Algorithm>{perf.algo, math, bytes};
+    candidates.push_back(Choice{perf.algo, math, bytes});
   }
-  throw Error(std::string("conv2d ") + Direction::name + " for " + what +
-              ": cuDNN proposes no algorithm within a workspace of " +
-              std::to_string(options.workspace_limit_bytes) + " bytes" +
-              (options.determinism == Determinism::Deterministic ? " that is deterministic" : "") +
-              (options.math == MathMode::Fp32 ? " without tensor cores" : ""));
+  if (candidates.empty()) {
+    throw Error(what + ": cuDNN proposes no algorithm within a workspace of " +
+                std::to_string(options.workspace_limit_bytes) + " bytes" +
+                (options.determinism == Determinism::Deterministic ? " that is deterministic"
+                                                                   : "") +
+                (options.math == MathMode::Fp32 ? " without tensor cores" : ""));
+  }
+  return candidates;
 }
 
 std::string describe_conv(const Shape& x, const Shape& weight, const Conv2dParams& params) {
@@ -280,6 +390,64 @@ std::string describe_conv(const Shape& x, const Shape& weight, const Conv2dParam
          ", dilation " + std::to_string(params.dilation) + ", groups " +
          std::to_string(params.groups);
 }
+
+// One direction's convolution call, run with a cached algorithm or with cuDNN's candidates in
+// turn (backend::run_with_cached_choice).
+template <typename Direction>
+class ConvWalk {
+ public:
+  using Choice = ConvChoice<typename Direction::Algorithm>;
+
+  struct Setup {
+    cudnnHandle_t handle = nullptr;
+    ConvPlan* plan = nullptr;
+    Options options;
+    ConvData data;
+    CachingAllocator* allocator = nullptr;
+    // For messages: x and weight (the forward's shapes) and the parameters.
+    const Shape* x_shape = nullptr;
+    const Shape* weight_shape = nullptr;
+    const Conv2dParams* params = nullptr;
+  };
+
+  explicit ConvWalk(const Setup& setup) : setup_(setup) {}
+
+  std::string what() const {
+    return std::string("conv2d ") + Direction::name + " for " +
+           describe_conv(*setup_.x_shape, *setup_.weight_shape, *setup_.params) + ", " +
+           mode_name(setup_.options) +
+           (setup_.options.determinism == Determinism::Deterministic ? ", deterministic" : "");
+  }
+
+  std::vector<Choice> rank() {
+    return rank_candidates<Direction>(setup_.handle, *setup_.plan, setup_.options, setup_.data,
+                                      *setup_.allocator, what());
+  }
+
+  backend::CandidateOutcome run(const Choice& choice) {
+    MD_CUDNN_CHECK(cudnnSetConvolutionMathType(setup_.plan->convolution.get(), choice.math));
+    DeviceBuffer workspace(*setup_.allocator, choice.workspace_bytes);
+    const cudnnStatus_t status =
+        Direction::execute(setup_.handle, *setup_.plan, setup_.data, choice.algorithm,
+                           workspace.data(), choice.workspace_bytes);
+    if (status == CUDNN_STATUS_SUCCESS) return backend::CandidateOutcome::success();
+    if (!refuses_algorithm(status)) {
+      detail::throw_cudnn_error(status, Direction::call, __FILE__, __LINE__);
+    }
+    cudaGetLastError();  // a refused launch may leave a (non-sticky) error behind
+    return backend::CandidateOutcome::refused(std::string(Direction::call) + " returned " +
+                                              cudnnGetErrorString(status));
+  }
+
+  std::string describe(const Choice& choice) const {
+    return std::string("algorithm ") + Direction::algorithm_name(choice.algorithm) + " (" +
+           std::to_string(static_cast<int>(choice.algorithm)) + ", " + math_name(choice.math) +
+           ", workspace " + std::to_string(choice.workspace_bytes) + " bytes)";
+  }
+
+ private:
+  Setup setup_;
+};
 
 }  // namespace
 
@@ -346,20 +514,17 @@ void CudaBackend::conv2d_forward(const Tensor& x, const Tensor& weight, Tensor& 
   const void* x_data = operands.input(x);
   const void* weight_data = operands.input(weight);
   void* y_data = operands.output(y);
-  if (!plan.forward) {
-    plan.forward = choose<ForwardDirection>(
-        cudnn_.get(), plan, current, SearchData{x_data, weight_data, operands.output_bytes(y)},
-        *context_.allocator, describe_conv(x.shape(), weight.shape(), params));
-  }
-  const auto& choice = *plan.forward;
-  MD_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), choice.math));
-  DeviceBuffer workspace(*context_.allocator, choice.workspace_bytes);
-  const float one = 1.0f;
-  const float beta = operands.cudnn_beta(Write::Overwrite);
-  MD_CUDNN_CHECK(cudnnConvolutionForward(
-      cudnn_.get(), &one, plan.x.get(), x_data, plan.weight.get(), weight_data,
-      plan.convolution.get(), choice.algorithm, workspace.data(), choice.workspace_bytes, &beta,
-      plan.y.get(), y_data));
+  ConvWalk<ForwardDirection> walk({.handle = cudnn_.get(),
+                                   .plan = &plan,
+                                   .options = current,
+                                   .data = ConvData{x_data, weight_data, y_data,
+                                                    operands.output_bytes(y),
+                                                    operands.cudnn_beta(Write::Overwrite)},
+                                   .allocator = context_.allocator,
+                                   .x_shape = &x.shape(),
+                                   .weight_shape = &weight.shape(),
+                                   .params = &params});
+  backend::run_with_cached_choice(plan.forward, walk);
   operands.finish(y, Write::Overwrite);
 }
 
@@ -379,21 +544,17 @@ void CudaBackend::conv2d_backward_data(const Tensor& grad_y, const Tensor& weigh
   const void* weight_data = operands.input(weight);
   const void* grad_y_data = operands.input(grad_y);
   void* grad_x_data = operands.output(grad_x);
-  if (!plan.backward_data) {
-    plan.backward_data = choose<BackwardDataDirection>(
-        cudnn_.get(), plan, current,
-        SearchData{weight_data, grad_y_data, operands.output_bytes(grad_x)}, *context_.allocator,
-        describe_conv(grad_x.shape(), weight.shape(), params));
-  }
-  const auto& choice = *plan.backward_data;
-  MD_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), choice.math));
-  DeviceBuffer workspace(*context_.allocator, choice.workspace_bytes);
-  const float one = 1.0f;
-  const float beta = operands.cudnn_beta(write);
-  MD_CUDNN_CHECK(cudnnConvolutionBackwardData(
-      cudnn_.get(), &one, plan.weight.get(), weight_data, plan.y.get(), grad_y_data,
-      plan.convolution.get(), choice.algorithm, workspace.data(), choice.workspace_bytes, &beta,
-      plan.x.get(), grad_x_data));
+  ConvWalk<BackwardDataDirection> walk({.handle = cudnn_.get(),
+                                        .plan = &plan,
+                                        .options = current,
+                                        .data = ConvData{weight_data, grad_y_data, grad_x_data,
+                                                         operands.output_bytes(grad_x),
+                                                         operands.cudnn_beta(write)},
+                                        .allocator = context_.allocator,
+                                        .x_shape = &grad_x.shape(),
+                                        .weight_shape = &weight.shape(),
+                                        .params = &params});
+  backend::run_with_cached_choice(plan.backward_data, walk);
   operands.finish(grad_x, write);
 }
 
@@ -414,21 +575,17 @@ void CudaBackend::conv2d_backward_filter(const Tensor& x, const Tensor& grad_y, 
   const void* x_data = operands.input(x);
   const void* grad_y_data = operands.input(grad_y);
   void* grad_weight_data = operands.output(grad_weight);
-  if (!plan.backward_filter) {
-    plan.backward_filter = choose<BackwardFilterDirection>(
-        cudnn_.get(), plan, current,
-        SearchData{x_data, grad_y_data, operands.output_bytes(grad_weight)}, *context_.allocator,
-        describe_conv(x.shape(), grad_weight.shape(), params));
-  }
-  const auto& choice = *plan.backward_filter;
-  MD_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), choice.math));
-  DeviceBuffer workspace(*context_.allocator, choice.workspace_bytes);
-  const float one = 1.0f;
-  const float beta = operands.cudnn_beta(write);
-  MD_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
-      cudnn_.get(), &one, plan.x.get(), x_data, plan.y.get(), grad_y_data,
-      plan.convolution.get(), choice.algorithm, workspace.data(), choice.workspace_bytes, &beta,
-      plan.weight.get(), grad_weight_data));
+  ConvWalk<BackwardFilterDirection> walk({.handle = cudnn_.get(),
+                                          .plan = &plan,
+                                          .options = current,
+                                          .data = ConvData{x_data, grad_y_data, grad_weight_data,
+                                                           operands.output_bytes(grad_weight),
+                                                           operands.cudnn_beta(write)},
+                                          .allocator = context_.allocator,
+                                          .x_shape = &x.shape(),
+                                          .weight_shape = &grad_weight.shape(),
+                                          .params = &params});
+  backend::run_with_cached_choice(plan.backward_filter, walk);
   operands.finish(grad_weight, write);
 }
 
