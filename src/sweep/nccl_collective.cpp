@@ -41,14 +41,21 @@ class NcclCollective : public MpiCollective {
  public:
   NcclCollective(MPI_Comm group, Device device) : MpiCollective(group), device_(device) {
     ncclUniqueId unique_id{};
-    if (rank_ == 0) MD_NCCL_CHECK(ncclGetUniqueId(&unique_id));
-    MD_MPI_CHECK(MPI_Bcast(&unique_id, sizeof unique_id, MPI_BYTE, 0, group_));
-    MD_CUDA_RUNTIME_CHECK(cudaSetDevice(device_.index));
-    MD_CUDA_RUNTIME_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    const ncclResult_t init = ncclCommInitRank(&comm_, size_, unique_id, rank_);
-    if (init != ncclSuccess) {
-      cudaStreamDestroy(stream_);
-      MD_NCCL_CHECK(init);
+    std::string error;
+    try {
+      MD_CUDA_RUNTIME_CHECK(cudaSetDevice(device_.index));
+      MD_CUDA_RUNTIME_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+      if (rank_ == 0) MD_NCCL_CHECK(ncclGetUniqueId(&unique_id));
+    } catch (const Error& failure) {
+      error = failure.what();
+    }
+    try {
+      exchange_readiness(group_, RankReadiness{.device_identity = {}, .error = error});
+      MD_MPI_CHECK(MPI_Bcast(&unique_id, sizeof unique_id, MPI_BYTE, 0, group_));
+      MD_NCCL_CHECK(ncclCommInitRank(&comm_, size_, unique_id, rank_));
+    } catch (...) {
+      if (stream_ != nullptr) cudaStreamDestroy(stream_);
+      throw;
     }
   }
   NcclCollective(const NcclCollective&) = delete;
@@ -105,10 +112,28 @@ std::unique_ptr<train::Collective> make_nccl_collective(MPI_Comm group, Device d
   return std::make_unique<NcclCollective>(group, device);
 }
 
+std::string cuda_device_identity(Device device) {
+  cudaDeviceProp properties{};
+  MD_CUDA_RUNTIME_CHECK(cudaGetDeviceProperties(&properties, device.index));
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string identity = "GPU-";
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) identity += '-';
+    const auto byte = static_cast<unsigned char>(properties.uuid.bytes[i]);
+    identity += kHex[byte >> 4];
+    identity += kHex[byte & 0xf];
+  }
+  return identity;
+}
+
 #else
 
 std::unique_ptr<train::Collective> make_nccl_collective(MPI_Comm group, Device device) {
   (void)group;
+  throw Error("trial on " + device.str() + ": this build has no CUDA support (MD_CUDA=OFF)");
+}
+
+std::string cuda_device_identity(Device device) {
   throw Error("trial on " + device.str() + ": this build has no CUDA support (MD_CUDA=OFF)");
 }
 

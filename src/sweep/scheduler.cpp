@@ -304,9 +304,13 @@ SweepSummary run_sweep(const SweepSpec& spec, const SweepOptions& options) {
       context.label += "]";
       const Clock::time_point started = Clock::now();
       try {
-        if (!device_error.empty()) throw InputError(trial.config.source + ": " + device_error);
+        const std::string rank_error =
+            device_error.empty() ? std::string() : trial.config.source + ": " + device_error;
         std::unique_ptr<train::Collective> collective;
-        if (group_size > 1) collective = make_group_collective(group.get(), device);
+        // The group's ranks agree before its collective exists: a rank that failed (its device)
+        // ends the trial on every rank instead of leaving the others waiting.
+        if (group_size > 1) collective = make_group_collective(group.get(), device, rank_error);
+        if (!rank_error.empty()) throw InputError(rank_error);
         context.collective = collective.get();
         const train::TrialResult result = train::run_trial(trial.config, context);
         const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
