@@ -211,11 +211,15 @@ else
   [[ "$(id -u)" == 0 ]] || { log "a chroot needs root"; exit 2; }
   cp -a "${python_lib}/." "${root}${python_lib}/"
   cp -a "${bundle}/." "${root}/bundle/"
-  for ((i = 0; i < ${#cuda_binds[@]}; i += 3)); do cp -L "${cuda_binds[i + 1]}" "${root}${cuda_binds[i + 2]}"; done
+  for ((i = 0; i < ${#cuda_binds[@]}; i += 3)); do
+    ln -f "${cuda_binds[i + 1]}" "${root}${cuda_binds[i + 2]}" 2> /dev/null || cp -fL "${cuda_binds[i + 1]}" "${root}${cuda_binds[i + 2]}"
+  done
   mkdir -p "${root}/dev" && for node in null zero urandom random; do cp -a "/dev/${node}" "${root}/dev/" 2> /dev/null || true; done
+  ln -sfn /proc/self/fd "${root}/dev/fd"
+  for i in 0 1 2; do ln -sfn "/proc/self/fd/${i}" "${root}/dev/$(echo stdin stdout stderr | cut -d' ' -f$((i + 1)))"; done
   mount -t proc proc "${root}/proc" 2> /dev/null || log "cannot mount /proc in the chroot (some checks may fail)"
   env -i PATH=/usr/bin HOME=/tmp PYTHONPATH=/opt/py/site-packages LANG=C.UTF-8 \
-    chroot "${root}" /bin/bash /inside.sh 2>&1 | tee "${results}/rehearsal.log" || status=$?
+    "$(type -P chroot || echo /usr/sbin/chroot)" "${root}" /bin/bash /inside.sh 2>&1 | tee "${results}/rehearsal.log" || status=$?
   umount "${root}/proc" 2> /dev/null || true
   cp -a "${root}/out/." "${results}/"
 fi
