@@ -3,7 +3,7 @@
 # sandbox where this machine's libraries are hidden. The sandbox has only glibc, libstdc++ and
 # libgcc_s (and the loader) on the default library path, the bundle at /bundle, the CUDA
 # libraries laid out as PyTorch's wheels lay them out
-# (/opt/py/site-packages/nvidia/<name>/lib/lib*.so.N, the files bound from /usr/local/cuda; no
+# (/opt/py/site-packages/nvidia/{cu13,cudnn,nccl}/lib/lib*.so.N, bound from /usr/local/cuda; no
 # CUDA toolkit folder, no libcuda.so.1, no GPU), a python3 whose sys.path holds that
 # site-packages, and the shell tools a script needs (bash, coreutils, grep, sed, awk, tar, xz,
 # ...) whose own libraries sit in /opt/host/lib, reachable only through those tools' RPATH: a
@@ -105,10 +105,15 @@ mkdir -p "${root}${python_lib}"
 if ! command -v patchelf > /dev/null; then log "patchelf is needed (apt-get install patchelf)"; exit 2; fi
 
 # ---- CUDA libraries laid out as PyTorch's wheels lay them out (bound from the toolkit here)
+# CUDA 13's wheels (PyTorch cu130) put cudart, cuBLAS, NVRTC and nvJitLink together in
+# nvidia/cu13/lib; cuDNN and NCCL keep nvidia/cudnn/lib and nvidia/nccl/lib. (CUDA 12's had one
+# folder each: nvidia/cuda_runtime/lib, nvidia/cublas/lib, ...; run.sh globs nvidia/*/lib.)
 wheel_of() {
+  local major
   case "$1" in
-    libcudart.so.*) echo cuda_runtime ;; libcublas*.so.*) echo cublas ;; libcudnn*.so.*) echo cudnn ;;
-    libnccl.so.*) echo nccl ;; libnvrtc*.so.*) echo cuda_nvrtc ;; libnvJitLink.so.*) echo nvjitlink ;;
+    libcudart.so.* | libcublas*.so.* | libnvrtc*.so.* | libnvJitLink.so.*)
+      major="${1##*.so.}"; major="${major%%.*}"; echo "cu${major}" ;;
+    libcudnn*.so.*) echo cudnn ;; libnccl.so.*) echo nccl ;;
     *) echo "" ;;
   esac
 }
