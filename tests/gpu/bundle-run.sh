@@ -258,14 +258,14 @@ done
 for binary in "${here}"/bin/*; do
   echo "--- ${binary##*/}" >> "${libs_log}"
   if [[ -n "${loader}" ]]; then
-    listing="$("${loader}" --list "${binary}" 2>&1)"
+    listing="$(LD_TRACE_LOADED_OBJECTS=1 "${loader}" "${binary}" 2>&1)"  # what ldd does
   else
     listing="$(ldd "${binary}" 2>&1)"
   fi
   echo "${listing}" >> "${libs_log}"
-  while read -r name _; do
+  while read -r name; do
     libs_missing+=("${name} (needed by ${binary##*/})")
-  done < <(grep "not found" <<< "${listing}")
+  done < <(awk '/=> not found/ {print $1} /error while loading shared libraries/ {sub(/.*shared libraries: /, ""); sub(/:.*/, ""); print}' <<< "${listing}")
 done
 # unique
 if ((${#libs_missing[@]})); then

@@ -149,7 +149,7 @@ check "no CUDA toolkit folder and no driver in the sandbox" bash -c '! ls /usr/l
 
 env_line="$(/bundle/run.sh --print-env 2> /out/print-env.log)"
 check "run.sh --print-env resolves every library (print-env.log)" test -n "${env_line}"
-grep -E 'NOT FOUND|not found' /out/print-env.log | sed 's/^/  not found (only the driver may be, without a GPU): /'
+grep -E 'NOT FOUND|not found' /out/print-env.log | sed 's/^/  library check: /'
 eval "${env_line}"
 echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
 
