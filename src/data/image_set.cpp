@@ -46,6 +46,13 @@ std::pair<ImageSet, ImageSet> split_holdout(const ImageSet& set, double holdout_
   MD_INPUT_CHECK(holdout_count > 0 && holdout_count < set.count, "holdout_fraction ",
                  holdout_fraction, " of the ", set.count, " samples of ", set.source,
                  " leaves an empty part");
+  return split_holdout_count(set, holdout_count, seed);
+}
+
+std::pair<ImageSet, ImageSet> split_holdout_count(const ImageSet& set, std::int64_t holdout_count,
+                                                  std::uint64_t seed) {
+  MD_INPUT_CHECK(holdout_count > 0 && holdout_count < set.count, "holding out ", holdout_count,
+                 " of the ", set.count, " samples of ", set.source, " leaves an empty part");
 
   std::vector<std::int64_t> permutation(static_cast<std::size_t>(set.count));
   std::iota(permutation.begin(), permutation.end(), std::int64_t{0});
@@ -60,6 +67,14 @@ std::pair<ImageSet, ImageSet> split_holdout(const ImageSet& set, double holdout_
   std::sort(holdout_indices.begin(), holdout_indices.end());
   std::sort(train_indices.begin(), train_indices.end());
   return {gather(set, train_indices, "train part"), gather(set, holdout_indices, "holdout part")};
+}
+
+ImageSet first_samples(const ImageSet& set, std::int64_t count) {
+  MD_INPUT_CHECK(count > 0 && count <= set.count, "asked for the first ", count, " samples of ",
+                 set.source, ", which has ", set.count);
+  std::vector<std::int64_t> indices(static_cast<std::size_t>(count));
+  std::iota(indices.begin(), indices.end(), std::int64_t{0});
+  return gather(set, indices, "first " + std::to_string(count));
 }
 
 Normalization compute_normalization(const ImageSet& set) {

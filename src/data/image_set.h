@@ -35,6 +35,11 @@ enum class Split { Train, Test };
 // non-empty (InputError otherwise).
 std::pair<ImageSet, ImageSet> split_holdout(const ImageSet& set, double holdout_fraction,
                                             std::uint64_t seed);
+// The same with the holdout part's size given: 0 < holdout_count < set.count.
+std::pair<ImageSet, ImageSet> split_holdout_count(const ImageSet& set, std::int64_t holdout_count,
+                                                  std::uint64_t seed);
+// The first `count` samples of `set` (0 < count <= set.count), in order.
+ImageSet first_samples(const ImageSet& set, std::int64_t count);
 
 // Per-channel statistics on the [0, 1] pixel scale (pixel / 255); std is the population
 // standard deviation. The loader normalizes as (pixel / 255 - mean) / std.

@@ -536,6 +536,10 @@ constexpr std::array<EnumName<MetaDifference>, 2> kMetaDifferences{{
     {"central", MetaDifference::Central},
     {"forward", MetaDifference::Forward},
 }};
+constexpr std::array<EnumName<MetaUpdateOrder>, 2> kMetaUpdateOrders{{
+    {"student_first", MetaUpdateOrder::StudentFirst},
+    {"generator_first", MetaUpdateOrder::GeneratorFirst},
+}};
 constexpr std::array<EnumName<MetaOptimizer>, 2> kMetaOptimizers{{
     {"sgd", MetaOptimizer::Sgd},
     {"adam", MetaOptimizer::Adam},
@@ -609,13 +613,14 @@ const std::vector<std::string_view> kTopKeys = {"dataset", "model",   "method",
                                                 "optim",   "augment", "runtime"};
 const std::vector<std::string_view> kDatasetKeys = {
     "name",      "root",        "train_images", "train_labels", "test_images",
-    "test_labels", "crop_size", "resize_size",  "min_scale",    "local_copy"};
+    "test_labels", "crop_size", "resize_size",  "min_scale",    "local_copy",
+    "train_count", "validation_count"};
 const std::vector<std::string_view> kModelKeys = {"arch", "num_classes", "in_channels",
                                                   "init_from"};
 const std::vector<std::string_view> kMethodKeys = {"name", "temperature", "alpha", "hint", "meta"};
 const std::vector<std::string_view> kMetaKeys = {
     "every",     "epsilon", "data", "holdout_fraction", "optimizer", "generator_width",
-    "generator_resolution", "difference"};
+    "generator_resolution", "difference", "label_weight", "frozen", "update_order"};
 const std::vector<std::string_view> kMetaOptimizerKeys = {"name", "lr"};
 const std::vector<std::string_view> kOptimKeys = {"epochs",          "batch_size", "lr",
                                                   "momentum",        "nesterov",   "weight_decay",
@@ -693,6 +698,21 @@ DatasetConfig read_dataset(const Section& section) {
   imagenet_only("local_copy", [&](const std::string& path, const Node& node) {
     dataset.local_copy = read_bool(context, path, node);
   });
+  for (const auto& [key, count] : {std::pair{"train_count", &dataset.train_count},
+                                    std::pair{"validation_count", &dataset.validation_count}}) {
+    const Node* node = section.get(key);
+    if (node == nullptr) continue;
+    const std::string path = section.path_of(key);
+    if (dataset.name == DatasetName::Imagenet) {
+      fail(context, path, node, "only allowed with dataset.name cifar100 or idx, not imagenet");
+    }
+    *count = read_int(context, path, *node, 0);
+  }
+  if (dataset.train_count > 0 && dataset.validation_count >= dataset.train_count) {
+    fail(context, section.path_of("validation_count"), section.node(),
+         detail::concat("must be below dataset.train_count (", dataset.train_count, "), got ",
+                        dataset.validation_count));
+  }
   if (dataset.name == DatasetName::Imagenet && dataset.resize_size < dataset.crop_size) {
     fail(context, section.path_of("resize_size"), section.node(),
          detail::concat("must be at least dataset.crop_size (", dataset.crop_size, "), got ",
@@ -750,6 +770,15 @@ MetaConfig read_meta(const Section& section) {
   });
   optional_key(section, "difference", [&](const std::string& path, const Node& node) {
     meta.difference = read_enum(context, path, node, kMetaDifferences);
+  });
+  optional_key(section, "label_weight", [&](const std::string& path, const Node& node) {
+    meta.label_weight = read_double(context, path, node, at_least(0));
+  });
+  optional_key(section, "frozen", [&](const std::string& path, const Node& node) {
+    meta.frozen = read_bool(context, path, node);
+  });
+  optional_key(section, "update_order", [&](const std::string& path, const Node& node) {
+    meta.update_order = read_enum(context, path, node, kMetaUpdateOrders);
   });
   return meta;
 }
@@ -965,6 +994,14 @@ Node to_node(const TrialConfig& config, NodeKeys keys) {
         .add("min_scale", number_node(dataset.min_scale))
         .add("local_copy", bool_node(dataset.local_copy));
   }
+  // Added after trial ids were pinned: in the id only away from their defaults.
+  if (dataset.name != DatasetName::Imagenet) {
+    const DatasetConfig dataset_defaults;
+    if (keys == NodeKeys::All || dataset.train_count != dataset_defaults.train_count)
+      dataset_node.add("train_count", integer_node(dataset.train_count));
+    if (keys == NodeKeys::All || dataset.validation_count != dataset_defaults.validation_count)
+      dataset_node.add("validation_count", integer_node(dataset.validation_count));
+  }
 
   const ModelConfig& model = config.model;
   Node model_node = MappingBuilder()
@@ -976,8 +1013,8 @@ Node to_node(const TrialConfig& config, NodeKeys keys) {
 
   const MethodConfig& method = config.method;
   const MetaConfig& meta = method.meta;
-  Node meta_node = MappingBuilder()
-                       .add("every", integer_node(meta.every))
+  MappingBuilder meta_builder;
+  meta_builder.add("every", integer_node(meta.every))
                        .add("epsilon", number_node(meta.epsilon))
                        .add("data", enum_node(to_string(meta.data)))
                        .add("holdout_fraction", number_node(meta.holdout_fraction))
@@ -987,8 +1024,17 @@ Node to_node(const TrialConfig& config, NodeKeys keys) {
                                              .build())
                        .add("generator_width", integer_node(meta.generator_width))
                        .add("generator_resolution", enum_node(to_string(meta.generator_resolution)))
-                       .add("difference", enum_node(to_string(meta.difference)))
-                       .build();
+                       .add("difference", enum_node(to_string(meta.difference)));
+  // Keys added after trial ids were pinned enter the id only away from their defaults, so a
+  // config that leaves them alone keeps its id.
+  const MetaConfig meta_defaults;
+  if (keys == NodeKeys::All || meta.label_weight != meta_defaults.label_weight)
+    meta_builder.add("label_weight", number_node(meta.label_weight));
+  if (keys == NodeKeys::All || meta.frozen != meta_defaults.frozen)
+    meta_builder.add("frozen", bool_node(meta.frozen));
+  if (keys == NodeKeys::All || meta.update_order != meta_defaults.update_order)
+    meta_builder.add("update_order", enum_node(to_string(meta.update_order)));
+  Node meta_node = meta_builder.build();
   Node method_node = MappingBuilder()
                          .add("name", enum_node(to_string(method.name)))
                          .add("temperature", number_node(method.temperature))
@@ -1088,6 +1134,9 @@ std::string_view to_string(GeneratorResolution value) {
 }
 std::string_view to_string(MetaDifference value) {
   return enum_to_string(kMetaDifferences, value);
+}
+std::string_view to_string(MetaUpdateOrder value) {
+  return enum_to_string(kMetaUpdateOrders, value);
 }
 std::string_view to_string(MetaOptimizer value) {
   return enum_to_string(kMetaOptimizers, value);

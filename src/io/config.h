@@ -21,6 +21,7 @@ enum class MetaData { NextBatch, Holdout };
 enum class MetaOptimizer { Sgd, Adam };
 enum class GeneratorResolution { Deepest, Stage };
 enum class MetaDifference { Central, Forward };
+enum class MetaUpdateOrder { StudentFirst, GeneratorFirst };
 enum class ScheduleName { Multistep, Cosine };
 // runtime.precision: how convolutions and linear layers compute (backend::MathPrecision).
 enum class Precision { Fp32, Tf32, Bf16 };
@@ -35,6 +36,7 @@ std::string_view to_string(MetaData value);
 std::string_view to_string(MetaOptimizer value);
 std::string_view to_string(GeneratorResolution value);
 std::string_view to_string(MetaDifference value);
+std::string_view to_string(MetaUpdateOrder value);
 std::string_view to_string(ScheduleName value);
 std::string_view to_string(Precision value);
 std::string_view to_string(DataOnDevice value);
@@ -59,6 +61,11 @@ struct DatasetConfig {
   int resize_size = 256;
   double min_scale = 0.08;
   bool local_copy = false;
+  // cifar100 and idx only. train_count: train on the first N training images (0: all).
+  // validation_count: hold N of those out (a split fixed for every seed) and evaluate on them
+  // instead of the test set, which is then never read (0: evaluate on the test set).
+  std::int64_t train_count = 0;
+  std::int64_t validation_count = 0;
   bool operator==(const DatasetConfig&) const = default;
 };
 
@@ -93,6 +100,15 @@ struct MetaConfig {
   // central: (θ+ − θ−)/2ε, error O(ε²); forward: (θ+ − θ)/ε, reusing the step's logits at θ (one
   // student forward fewer per meta step), error O(ε).
   MetaDifference difference = MetaDifference::Central;
+  // λ of the generator's label anchor: G minimizes F(φ) + λ·Σ_s CE(u_s, y). Without it (0) the
+  // one-step meta objective, linear in the targets, drives them to one-hot targets of one class
+  // and the shallow heads collapse (docs/method.md).
+  double label_weight = 1.0;
+  // The control arm: G initialized as usual and never updated (no meta passes).
+  bool frozen = false;
+  // student_first: the student steps with G's targets at φ, then G is updated; generator_first
+  // (DARTS, Meta-Weight-Net): G is updated first and the student steps with the new targets.
+  MetaUpdateOrder update_order = MetaUpdateOrder::StudentFirst;
   bool operator==(const MetaConfig&) const = default;
 };
 

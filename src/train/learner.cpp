@@ -163,6 +163,11 @@ MetaGradientResult finite_difference_meta_gradient(Backend& backend, Collective&
   for (std::size_t s = 0; s < inputs.targets.size(); ++s) {
     // plus ← −η·(plus − base)/span
     backend.axpby(eta / span, base[s], -eta / span, plus[s]);
+    if (inputs.label_weight != 0.0) {
+      const Tensor weight = Tensor::full({}, inputs.label_weight, dtype, device);
+      backend.cross_entropy_backward(inputs.targets[s].value(), inputs.labels, weight, plus[s], 0.0,
+                                     Write::Accumulate);
+    }
     roots.emplace_back(inputs.targets[s], plus[s]);
   }
   inputs.generator_tape->backward(roots);
@@ -260,12 +265,22 @@ StepReport Learner::step(const Tensor& images, const Tensor& labels, double lear
   if (uses_capture(images, labels)) {
     captured_step(images, labels, report, clock);
   } else {
+    const bool meta_due = generator_ && !spec_.meta.frozen && steps_ % spec_.meta.every == 0;
+    const bool generator_first = meta_due && spec_.meta.update_order == UpdateOrder::GeneratorFirst;
+    if (generator_first) {
+      // The look-ahead at φ_t, then G's update; the student's step below sees φ_{t+1}.
+      StudentPass look_ahead;
+      forward_backward(images, labels, RunningStatsUpdate::Skip, look_ahead, clock);
+      meta_step(look_ahead, images, labels, learning_rate, meta_batch, report, clock);
+    }
     StudentPass pass;
     forward_backward(images, labels, RunningStatsUpdate::Update, pass, clock);
     report.terms = pass.terms;
     report.loss = pass.terms.total.value();
-    if (generator_ && steps_ % spec_.meta.every == 0) {
-      meta_step(pass, images, learning_rate, meta_batch, report, clock);
+    for (const Variable& target : pass.targets) report.targets.push_back(target.value());
+    if (generator_) report.deepest_logits = pass.output.logits.back().value();
+    if (meta_due && !generator_first) {
+      meta_step(pass, images, labels, learning_rate, meta_batch, report, clock);
     }
     if (spec_.capture == StepCapture::Graph && !capture_warm()) {
       // Only the layout and weights: the values would hold on to the step's tape.
@@ -367,7 +382,7 @@ LossTerms Learner::captured_terms(const Tensor& values) const {
 }
 
 MetaGradientInputs Learner::meta_inputs(StudentPass& pass, const Tensor& images,
-                                        double learning_rate, const Tensor& meta_images,
+                                        const Tensor& labels, double learning_rate, const Tensor& meta_images,
                                         const Tensor& meta_labels) const {
   return MetaGradientInputs{.parameters = model_.parameters,
                             .gradients = model_.gradients,
@@ -381,7 +396,9 @@ MetaGradientInputs Learner::meta_inputs(StudentPass& pass, const Tensor& images,
                             .temperature = spec_.loss.temperature,
                             .epsilon = spec_.meta.epsilon,
                             .difference = spec_.meta.difference,
-                            .logits_at_parameters = pass.output.logits};
+                            .logits_at_parameters = pass.output.logits,
+                            .labels = labels,
+                            .label_weight = spec_.meta.label_weight};
 }
 
 MetaGradientResult Learner::generator_gradient(const MetaGradientInputs& inputs) {
@@ -394,11 +411,12 @@ MetaGradientResult Learner::generator_gradient(const MetaGradientInputs& inputs)
 }
 
 // The meta step of DESIGN.md §1 (see finite_difference_meta_gradient), then one generator step.
-void Learner::meta_step(StudentPass& pass, const Tensor& images, double learning_rate,
+void Learner::meta_step(StudentPass& pass, const Tensor& images, const Tensor& labels,
+                        double learning_rate,
                         const MetaBatchSource& meta_batch, StepReport& report, PassClock& clock) {
   report.meta_step = true;
   const auto [meta_images, meta_labels] = meta_batch();
-  MetaGradientInputs inputs = meta_inputs(pass, images, learning_rate, meta_images, meta_labels);
+  MetaGradientInputs inputs = meta_inputs(pass, images, labels, learning_rate, meta_images, meta_labels);
   inputs.clock = &clock;
   const MetaGradientResult result = generator_gradient(inputs);
   report.meta_loss = result.meta_loss;
@@ -408,12 +426,25 @@ void Learner::meta_step(StudentPass& pass, const Tensor& images, double learning
   report.generator_grad_norm =
       std::sqrt(backend_.dot(generator_buffers_.gradients, generator_buffers_.gradients));
   clock.lap(&PassTimes::generator_backward);
+  apply_generator_gradient();
+}
+
+void Learner::apply_generator_gradient() {
   if (generator_adam_) {
     generator_adam_->step(generator_buffers_.parameters, generator_buffers_.gradients);
   } else {
     generator_sgd_->step(generator_buffers_.parameters, generator_buffers_.gradients,
                          spec_.meta.learning_rate);
   }
+}
+
+MetaGradientResult Learner::generator_step(const Tensor& images, const Tensor& labels,
+                                           double learning_rate, const Tensor& meta_images,
+                                           const Tensor& meta_labels) {
+  const MetaGradientResult result =
+      meta_gradient(images, labels, learning_rate, meta_images, meta_labels);
+  if (result.computed) apply_generator_gradient();
+  return result;
 }
 
 MetaGradientResult Learner::meta_gradient(const Tensor& images, const Tensor& labels,
@@ -424,7 +455,7 @@ MetaGradientResult Learner::meta_gradient(const Tensor& images, const Tensor& la
   StudentPass pass;
   PassClock untimed(backend_, PassTiming::Off, nullptr);
   forward_backward(images, labels, RunningStatsUpdate::Skip, pass, untimed);
-  return generator_gradient(meta_inputs(pass, images, learning_rate, meta_images, meta_labels));
+  return generator_gradient(meta_inputs(pass, images, labels, learning_rate, meta_images, meta_labels));
 }
 
 double Learner::meta_objective(const Tensor& images, const Tensor& labels, double learning_rate,
@@ -436,7 +467,7 @@ double Learner::meta_objective(const Tensor& images, const Tensor& labels, doubl
   forward_backward(images, labels, RunningStatsUpdate::Skip, pass, untimed);
   return meta_loss_at_virtual_step(
       backend_, collective_, student_logits_,
-      meta_inputs(pass, images, learning_rate, meta_images, meta_labels), scratch_);
+      meta_inputs(pass, images, labels, learning_rate, meta_images, meta_labels), scratch_);
 }
 
 models::StudentOutput Learner::evaluate(const Tensor& images) const {

@@ -29,6 +29,13 @@ enum class GeneratorOptimizer { Sgd, Adam };
 // Auxiliary): about 2/3 of a student forward on resnet20, 3/4 on resnet18_cifar.
 enum class FiniteDifference { Central, Forward };
 
+// When a MetaDistiller step updates the generator (method.meta.update_order):
+// - StudentFirst: the student steps with the targets of G at φ_t; then φ_{t+1} = φ_t − lr·∇F.
+// - GeneratorFirst (DARTS, Meta-Weight-Net): the meta-gradient at φ_t is computed from a
+//   look-ahead pass (no running-stat updates), G is updated, and the student then steps with the
+//   targets of G at φ_{t+1}: one student forward and backward more per meta step.
+enum class UpdateOrder { StudentFirst, GeneratorFirst };
+
 struct MetaSpec {
   int every = 1;          // a generator step every `every` student steps
   double epsilon = 0.01;  // ε₀: ε = ε₀/‖v‖
@@ -37,6 +44,11 @@ struct MetaSpec {
   int generator_width = 128;
   models::GeneratorResolution generator_resolution = models::GeneratorResolution::Deepest;
   FiniteDifference difference = FiniteDifference::Central;
+  // λ of the label anchor: G's gradient is that of F(φ) + λ·Σ_s CE(u_s, y) (see
+  // MetaGradientInputs::label_weight).
+  double label_weight = 1.0;
+  bool frozen = false;  // the control arm: G is never updated (no meta passes)
+  UpdateOrder update_order = UpdateOrder::StudentFirst;
 };
 
 // How a baseline or BYOT step runs its forward, loss and backward (runtime.cuda_graph):
@@ -137,6 +149,11 @@ struct MetaGradientInputs {
   // z(θ): per head (N, K) the student's logits for `images` at θ (training mode, batch
   // statistics). Needed by FiniteDifference::Forward only.
   std::vector<autograd::Variable> logits_at_parameters{};
+  // λ of the generator's label anchor: λ·Σ_s CE(u_s, labels) joins the meta objective, so the
+  // gradient accumulated into G is that of F(φ) + λ·Σ_s CE(u_s, y) (labels: (N) int32, the batch
+  // L was computed on). 0: the meta-gradient alone.
+  Tensor labels{};
+  double label_weight = 0.0;
   PassClock* clock = nullptr;  // laps virtual_step .. generator_backward when given
 };
 
@@ -172,6 +189,10 @@ struct StepReport {
   bool meta_step = false;
   double meta_loss = NAN, v_norm = NAN, epsilon = NAN, generator_grad_norm = NAN;
   PassTimes times;  // all zero unless Learner::set_pass_timing turned timing on
+  // MetaDistiller: the generator's targets u_s (N, K) per shallow head and the final head's
+  // logits (N, K) of this step, for the trial log's target statistics; empty otherwise.
+  std::vector<Tensor> targets;
+  Tensor deepest_logits;
 };
 
 class Learner {
@@ -197,6 +218,12 @@ class Learner {
   // (averaged) in generator_buffers().gradients.
   MetaGradientResult meta_gradient(const Tensor& images, const Tensor& labels, double learning_rate,
                                    const Tensor& meta_images, const Tensor& meta_labels);
+  // One generator update at the current θ, as a meta step of step() applies it (the meta-gradient
+  // with the label anchor, averaged, then G's optimizer); θ, the running statistics and the
+  // student's momentum are left alone (the model's gradient buffer is overwritten).
+  MetaGradientResult generator_step(const Tensor& images, const Tensor& labels,
+                                    double learning_rate, const Tensor& meta_images,
+                                    const Tensor& meta_labels);
   // The bilevel objective F(φ) = L_meta(θ − η·∇θ L(θ; φ)) at the current (θ, φ).
   double meta_objective(const Tensor& images, const Tensor& labels, double learning_rate,
                         const Tensor& meta_images, const Tensor& meta_labels);
@@ -215,6 +242,8 @@ class Learner {
   void set_pass_timing(PassTiming timing) { pass_timing_ = timing; }
   std::int64_t steps() const { return steps_; }
   void set_steps(std::int64_t steps) { steps_ = steps; }
+  // A trial resumed from a checkpoint written before the label anchor existed keeps λ = 0.
+  void set_label_weight(double label_weight) { spec_.meta.label_weight = label_weight; }
 
  private:
   // One forward of the student (and G) on a batch, the loss, and its backward into
@@ -252,11 +281,13 @@ class Learner {
   void captured_forward_backward();  // the recorded work
   // The terms of the warm-up step with their values from `values` (a copy of outputs).
   LossTerms captured_terms(const Tensor& values) const;
-  MetaGradientInputs meta_inputs(StudentPass& pass, const Tensor& images, double learning_rate,
+  MetaGradientInputs meta_inputs(StudentPass& pass, const Tensor& images, const Tensor& labels,
+                                 double learning_rate,
                                  const Tensor& meta_images, const Tensor& meta_labels) const;
   // The generator's gradient from the meta-gradient, averaged over the ranks; no optimizer step.
   MetaGradientResult generator_gradient(const MetaGradientInputs& inputs);
-  void meta_step(StudentPass& pass, const Tensor& images, double learning_rate,
+  void apply_generator_gradient();  // G's optimizer step on generator_buffers_.gradients
+  void meta_step(StudentPass& pass, const Tensor& images, const Tensor& labels, double learning_rate,
                  const MetaBatchSource& meta_batch, StepReport& report, PassClock& clock);
 
   LearnerSpec spec_;

@@ -25,6 +25,7 @@
 #include "train/learner.h"
 #include "train/weights.h"
 #include "train/schedule.h"
+#include "train/target_stats.h"
 #include "train/trial_data.h"
 
 namespace md::train {
@@ -122,6 +123,10 @@ class TrialRunner {
   std::int64_t epoch_loss_count_ = 0;
   double ce_last_ = 0.0, kd_last_ = 0.0, hint_last_ = 0.0;
   double meta_loss_last_ = NAN, v_norm_last_ = NAN, epsilon_last_ = NAN, generator_grad_norm_last_ = NAN;
+  // MetaDistiller: the generator targets' statistics of the last log row's batch, and their
+  // mean over this epoch's log rows.
+  std::map<std::string, double> target_row_;
+  TargetStatisticsMean epoch_targets_;
   std::int64_t images_since_log_ = 0;
   Clock::time_point log_clock_ = Clock::now();
   double last_images_per_second_ = 0.0;
@@ -204,7 +209,12 @@ void TrialRunner::build() {
                                   : models::GeneratorResolution::Deepest,
       .difference = config_.method.meta.difference == io::MetaDifference::Forward
                         ? FiniteDifference::Forward
-                        : FiniteDifference::Central};
+                        : FiniteDifference::Central,
+      .label_weight = config_.method.meta.label_weight,
+      .frozen = config_.method.meta.frozen,
+      .update_order = config_.method.meta.update_order == io::MetaUpdateOrder::GeneratorFirst
+                          ? UpdateOrder::GeneratorFirst
+                          : UpdateOrder::StudentFirst};
   learner_spec.seed = config_.runtime.seed;
   learner_spec.device = context_.device;
   if (config_.runtime.cuda_graph) {
@@ -345,6 +355,7 @@ void TrialRunner::save_checkpoint() {
   data.attributes["batch_in_epoch"] = batch_in_epoch_;
   data.attributes["step"] = learner_->steps();
   data.attributes["meta_epoch"] = meta_epoch_;
+  if (use_generator()) data.attributes["gen_label_weight"] = learner_->spec().meta.label_weight;
   data.attributes["meta_position"] = meta_loader_ ? meta_loader_->position() : std::int64_t{0};
   data.attributes["wall_s"] = wall_before_ + seconds_since(start_);
   // The running loss sums of the current log interval and epoch, so that a resumed run logs
@@ -353,6 +364,7 @@ void TrialRunner::save_checkpoint() {
   data.attributes["loss_count"] = loss_count_;
   data.attributes["epoch_loss_sum"] = epoch_loss_sum_.item();
   data.attributes["epoch_loss_count"] = epoch_loss_count_;
+  for (const auto& [name, sum] : epoch_targets_.sums()) data.attributes["epoch_" + name + "_sum"] = sum;
   io::write_checkpoint(checkpoint_path_, data);
 }
 
@@ -382,6 +394,15 @@ bool TrialRunner::load_checkpoint() {
     } else {
       load_flat(data, checkpoint_path_, "gen_optim", "momentum", learner_->generator_sgd()->momentum_buffer());
     }
+    if (const auto weight = data.attributes.find("gen_label_weight");
+        weight != data.attributes.end() && std::holds_alternative<double>(weight->second)) {
+      learner_->set_label_weight(std::get<double>(weight->second));
+    } else if (learner_->spec().meta.label_weight != 0.0) {
+      // Written before the label anchor existed: the trial goes on with the objective it began with.
+      log_warning(checkpoint_path_, ": checkpoint from before method.meta.label_weight; this trial "
+                  "resumes without the generator's label anchor (label_weight 0), as it started");
+      learner_->set_label_weight(0.0);
+    }
     meta_epoch_ = int_attribute(data, checkpoint_path_, "meta_epoch");
     meta_loader_->start_epoch(meta_epoch_, int_attribute(data, checkpoint_path_, "meta_position"));
   }
@@ -398,6 +419,17 @@ bool TrialRunner::load_checkpoint() {
     backend_.fill(epoch_loss_sum_, io::attribute_double(data.attributes, "epoch_loss_sum", checkpoint_path_));
     epoch_loss_count_ = int_attribute(data, checkpoint_path_, "epoch_loss_count");
   }
+  std::map<std::string, double> target_sums;
+  for (const auto& [name, value] : data.attributes) {
+    const std::string prefix = "epoch_", suffix = "_sum";
+    if (name.rfind(prefix + "gen_", 0) == 0 && name.size() > prefix.size() + suffix.size() &&
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0 &&
+        std::holds_alternative<double>(value)) {
+      target_sums[name.substr(prefix.size(), name.size() - prefix.size() - suffix.size())] =
+          std::get<double>(value);
+    }
+  }
+  epoch_targets_.restore(target_sums);
   log_info("resuming trial ", id_, " at epoch ", epoch_, " batch ", batch_in_epoch_, " (step ", learner_->steps(), ")");
   return true;
 }
@@ -426,6 +458,12 @@ void TrialRunner::train_step(const data::Batch& host_batch, double learning_rate
     ce_last_ = LossTerms::value(report.terms.ce);
     kd_last_ = LossTerms::value(report.terms.kd);
     hint_last_ = LossTerms::value(report.terms.hint);
+    if (!report.targets.empty()) {
+      const TargetStatistics statistics = target_statistics(
+          report.targets, report.deepest_logits, labels, config_.method.temperature);
+      target_row_ = target_statistics_row(statistics);
+      epoch_targets_.add(statistics);
+    }
   }
   if (report.meta_step) {
     meta_loss_last_ = report.meta_loss;
@@ -457,6 +495,7 @@ void TrialRunner::write_log_row(double learning_rate, double images_per_second) 
     row["meta_v_norm"] = v_norm_last_;
     row["meta_epsilon"] = epsilon_last_;
     row["generator_grad_norm"] = generator_grad_norm_last_;
+    row.insert(target_row_.begin(), target_row_.end());
   }
   log_->append("train", row);
 }
@@ -613,6 +652,11 @@ TrialResult TrialRunner::run() {
           row["epoch"] = epoch_ + 1;
           row["train_loss"] = train_loss;
           row["wall_s"] = seconds_since(epoch_start);
+          if (!epoch_targets_.empty()) {
+            const std::map<std::string, double> means = epoch_targets_.means();
+            row.insert(means.begin(), means.end());
+          }
+          epoch_targets_.clear();
           last_test_accuracy_ = row["test_acc_final"];
           // The epoch's closing line, while epoch_ and batch_in_epoch_ still name its end.
           report_progress(last_images_per_second_, true);

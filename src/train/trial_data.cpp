@@ -92,16 +92,38 @@ void load_imagenet(const io::TrialConfig& config, DataUse use, TrialData& data) 
   data.train_store = train_store;
 }
 
+// The seed of dataset.validation_count's split, the same for every trial.
+constexpr std::uint64_t kValidationSplitSeed = 0x76616c6964ULL;  // "valid"
+
 void load_in_memory(const io::TrialConfig& config, TrialData& data) {
   const io::DatasetConfig& dataset = config.dataset;
+  const bool validation = dataset.validation_count > 0;
   if (dataset.name == io::DatasetName::Cifar100) {
     data.train_set = data::load_cifar100(dataset.root, data::Split::Train);
-    data.test_set = data::load_cifar100(dataset.root, data::Split::Test);
+    if (!validation) data.test_set = data::load_cifar100(dataset.root, data::Split::Test);
   } else {
     data.train_set = data::load_idx(resolve_path(dataset.root, dataset.train_images),
                                     resolve_path(dataset.root, dataset.train_labels));
-    data.test_set = data::load_idx(resolve_path(dataset.root, dataset.test_images),
-                                   resolve_path(dataset.root, dataset.test_labels));
+    if (!validation) {
+      data.test_set = data::load_idx(resolve_path(dataset.root, dataset.test_images),
+                                     resolve_path(dataset.root, dataset.test_labels));
+    }
+  }
+  if (dataset.train_count > 0) {
+    MD_INPUT_CHECK(dataset.train_count <= data.train_set.count, config.source,
+                   ": dataset.train_count is ", dataset.train_count, " but ",
+                   data.train_set.source, " has ", data.train_set.count, " images");
+    data.train_set = data::first_samples(data.train_set, dataset.train_count);
+  }
+  if (validation) {
+    MD_INPUT_CHECK(dataset.validation_count < data.train_set.count, config.source,
+                   ": dataset.validation_count is ", dataset.validation_count,
+                   " but training has ", data.train_set.count, " images");
+    // One split for every seed and method, so that all arms are compared on the same images.
+    auto [train_part, validation_part] = data::split_holdout_count(
+        data.train_set, dataset.validation_count, kValidationSplitSeed);
+    data.train_set = std::move(train_part);
+    data.test_set = std::move(validation_part);
   }
   const data::ImageSet& train = data.train_set;
   const data::ImageSet& test = data.test_set;

@@ -31,6 +31,8 @@ constexpr const char* kEveryKeyCanonical = R"(dataset:
   train_labels: a-train-labels.gz
   test_images: /abs/test-images
   test_labels: "123"
+  train_count: 5000
+  validation_count: 500
 model:
   arch: wrn_16_4
   num_classes: 10
@@ -52,6 +54,9 @@ method:
     generator_width: 64
     generator_resolution: stage
     difference: forward
+    label_weight: 0.5
+    frozen: true
+    update_order: generator_first
 optim:
   epochs: 30
   batch_size: 64
@@ -91,7 +96,9 @@ TrialConfig every_key_expected() {
                     .train_images = "a-train-images.gz",
                     .train_labels = "a-train-labels.gz",
                     .test_images = "/abs/test-images",
-                    .test_labels = "123"};
+                    .test_labels = "123",
+                    .train_count = 5000,
+                    .validation_count = 500};
   config.model = {
       .arch = "wrn_16_4", .num_classes = 10, .in_channels = 1, .init_from = "runs/x.ckpt.h5"};
   config.method.name = MethodName::MetaDistiller;
@@ -105,7 +112,10 @@ TrialConfig every_key_expected() {
                         .optimizer = {.name = MetaOptimizer::Sgd, .lr = 0.003},
                         .generator_width = 64,
                         .generator_resolution = GeneratorResolution::Stage,
-                        .difference = MetaDifference::Forward};
+                        .difference = MetaDifference::Forward,
+                        .label_weight = 0.5,
+                        .frozen = true,
+                        .update_order = MetaUpdateOrder::GeneratorFirst};
   config.optim = {.epochs = 30,
                   .batch_size = 64,
                   .lr = 0.05,
@@ -205,6 +215,8 @@ TEST(TrialConfig, DefaultsPrintEveryKeyInFixedOrder) {
   EXPECT_EQ(yaml, R"(dataset:
   name: cifar100
   root: /data/cifar100
+  train_count: 0
+  validation_count: 0
 model:
   arch: resnet18_cifar
   num_classes: 0
@@ -226,6 +238,9 @@ method:
     generator_width: 128
     generator_resolution: deepest
     difference: central
+    label_weight: 1.0
+    frozen: false
+    update_order: student_first
 optim:
   epochs: 200
   batch_size: 128
@@ -449,6 +464,10 @@ TEST(TrialConfigErrors, OutOfRangeValuesNameKeyBoundAndValue) {
       {"method.meta.every=0", "method.meta.every: must be >= 1, got 0"},
       {"method.meta.optimizer.lr=0", "method.meta.optimizer.lr: must be > 0, got 0"},
       {"method.meta.generator_width=0", "method.meta.generator_width: must be >= 1, got 0"},
+      {"method.meta.label_weight=-1", "method.meta.label_weight: must be >= 0, got -1"},
+      {"method.meta.frozen=maybe", "method.meta.frozen: expected true or false, got 'maybe'"},
+      {"dataset.train_count=-1", "dataset.train_count: must be >= 0, got -1"},
+      {"dataset.validation_count=-2", "dataset.validation_count: must be >= 0, got -2"},
       {"model.num_classes=-1", "model.num_classes: must be >= 0, got -1"},
       {"model.in_channels=-3", "model.in_channels: must be >= 0, got -3"},
       {"model.arch=", "model.arch: must not be empty"},
@@ -494,6 +513,8 @@ TEST(TrialConfigErrors, UnknownEnumValuesListTheAllowedValues) {
        "method.meta.generator_resolution: unknown value 'full'; allowed: deepest, stage"},
       {"method.meta.difference=backward",
        "method.meta.difference: unknown value 'backward'; allowed: central, forward"},
+      {"method.meta.update_order=later",
+       "method.meta.update_order: unknown value 'later'; allowed: student_first, generator_first"},
   };
   for (const auto& [assignment, expected] : cases) {
     EXPECT_THAT(error_of(kMinimal, {assignment}), StartsWith("trial.yaml: " + expected));
@@ -505,6 +526,10 @@ TEST(TrialConfigErrors, CrossKeyChecks) {
               HasSubstr("optim.nesterov: needs optim.momentum > 0"));
   EXPECT_THAT(error_of("dataset: {name: cifar100, root: /d, train_images: x.gz}\n"),
               HasSubstr("dataset.train_images: only allowed with dataset.name idx, not cifar100"));
+  EXPECT_THAT(error_of(kMinimal, {"dataset.train_count=100", "dataset.validation_count=100"}),
+              HasSubstr("dataset.validation_count: must be below dataset.train_count (100), got 100"));
+  EXPECT_THAT(error_of("dataset: {name: imagenet, root: /d, train_count: 10}\n"),
+              HasSubstr("dataset.train_count: only allowed with dataset.name cifar100 or idx"));
 }
 
 TEST(TrialConfig, ImagenetKeysAreReadOnlyForImagenet) {
@@ -586,8 +611,8 @@ TEST(TrialId, SixteenHexDigitsPinnedForTheDefaults) {
   const std::string id = trial_id(parse_trial_config(kMinimal, "t"));
   ASSERT_EQ(id.size(), 16u);
   EXPECT_EQ(id.find_first_not_of("0123456789abcdef"), std::string::npos);
-  // Pinned (FNV-1a 64 of the canonical text in DefaultsPrintEveryKeyInFixedOrder, checked with
-  // Python): a change here changes every trial id, and sweeps rerun their finished trials.
+  // Pinned (FNV-1a 64 of the canonical text in DefaultsPrintEveryKeyInFixedOrder without the
+  // keys added after ids were pinned, checked with Python): a change here changes every trial id, and sweeps rerun their finished trials.
   EXPECT_EQ(id, "b2737af7806c25ce");
 }
 
@@ -607,12 +632,18 @@ TEST(TrialId, ChangedByResultKeysNotByPlacementKeys) {
   for (const std::string same :
        {"runtime.threads=8", "runtime.device=cuda:1", "runtime.log_every=1",
         "runtime.checkpoint_every_epochs=0", "runtime.data_on_device=true",
-        "runtime.data_on_device=false", "runtime.cuda_graph=true"}) {
+        "runtime.data_on_device=false", "runtime.cuda_graph=true",
+        // Keys added later, at their defaults: an existing config keeps its id.
+        "method.meta.label_weight=1", "method.meta.frozen=false",
+        "method.meta.update_order=student_first", "dataset.train_count=0",
+        "dataset.validation_count=0"}) {
     EXPECT_EQ(trial_id(parse_trial_config(kMinimal, "t", {same})), id) << same;
   }
   for (const std::string different :
        {"runtime.seed=1", "optim.lr=0.2", "method.name=byot", "runtime.max_train_batches=5",
-        "runtime.precision=bf16", "dataset.root=/other"}) {
+        "runtime.precision=bf16", "dataset.root=/other", "method.meta.label_weight=0",
+        "method.meta.frozen=true", "method.meta.update_order=generator_first",
+        "dataset.train_count=5000", "dataset.validation_count=100"}) {
     EXPECT_NE(trial_id(parse_trial_config(kMinimal, "t", {different})), id) << different;
   }
 }

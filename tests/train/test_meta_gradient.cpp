@@ -232,7 +232,7 @@ double fixture_meta_gradient_error(FixtureGenerator kind, FiniteDifference diffe
   EXPECT_NEAR(result.v_norm, fixture.get("v_norm").item(), 1e-12 * result.v_norm);
 
   // The whole meta-gradient ∇φ, and each generator tensor.
-  Tensor exact = Tensor::empty(phi.gradients.shape(), DType::Float64);
+  Tensor exact = Tensor::zeros(phi.gradients.shape(), DType::Float64);  // zero padding
   load_slots(generator_layout.parameters, exact, fixture, "meta_gradient.");
   const double error = test::relative_norm_error(phi.gradients, exact);
   std::printf(
@@ -303,7 +303,8 @@ TEST(MetaGradient, ReducedPrecisionRunsTheDifferencedForwardsInFloat32) {
   EXPECT_EQ(backend::compute_options().precision, backend::MathPrecision::Bf16);
 }
 
-// A resnet20 student with auxiliary heads and the label generator, all in float64.
+// A resnet20 student with auxiliary heads and the label generator, all in float64; the meta-
+// gradient alone (no label anchor: test_generator_objective.cpp checks that term).
 LearnerSpec tiny_learner_spec(models::GeneratorResolution resolution, FiniteDifference difference) {
   LearnerSpec spec;
   spec.model = models::ModelSpec{.arch = "resnet20", .num_classes = 3, .in_channels = 1};
@@ -315,7 +316,8 @@ LearnerSpec tiny_learner_spec(models::GeneratorResolution resolution, FiniteDiff
                        .learning_rate = 1e-3,
                        .generator_width = 6,
                        .generator_resolution = resolution,
-                       .difference = difference};
+                       .difference = difference,
+                       .label_weight = 0.0};
   spec.seed = 3;
   spec.device = Device::cpu();
   spec.dtype = DType::Float64;
