@@ -167,7 +167,10 @@ mkdir -p "$(dirname "${dest}")"
 cp -a "${bundle}" "${dest}"
 dest="$(cd "${dest}" && pwd)"
 size_kib="$(du -sk "${dest}" | cut -f1)"
-tree_kib="$(git -C "${repo}" ls-files -z 2> /dev/null | (cd "${repo}" && xargs -0 du -ckL 2> /dev/null) | tail -n 1 | cut -f1 || echo 0)"
+tree_kib=0
+if git -C "${repo}" rev-parse --git-dir > /dev/null 2>&1; then
+  tree_kib="$(cd "${repo}" && git ls-files -z | xargs -0 -r du -ckL 2> /dev/null | awk '$2 == "total" {k += $1} END {print k + 0}')"
+fi
 log "bundle ${dest}: $(awk -v k="${size_kib}" 'BEGIN {printf "%.1f MiB", k / 1024}')" \
   "(bin $(du -sh "${dest}/bin" | cut -f1), libs.tar.xz $(du -sh "${dest}/libs.tar.xz" | cut -f1)," \
   "data $(du -sh "${dest}/data" | cut -f1)); the repository's tracked files: $((tree_kib / 1024)) MiB"
