@@ -416,6 +416,7 @@ std::string format_markdown(const SweepSummary& summary) {
       }
     }
   }
+  if (summary.comparison) out << comparison_markdown(*summary.comparison);
   if (!summary.skipped.empty()) {
     out << "\n## Skipped files\n\n";
     for (const SkippedFile& skipped : summary.skipped) {
@@ -473,6 +474,7 @@ int status_count(const GroupSummary& group, const std::string& status) {
 }
 
 std::string format_csv(const SweepSummary& summary) {
+  if (summary.comparison) return comparison_csv(*summary.comparison);
   std::ostringstream out;
   std::vector<std::string> header = summary.group_by;
   header.emplace_back("n");
@@ -652,8 +654,11 @@ std::string format_json(const SweepSummary& summary) {
     out << (group.trials.empty() ? "]\n" : "\n      ]\n");
     out << "    }";
   }
-  out << (summary.groups.empty() ? "]\n" : "\n  ]\n");
-  out << "}\n";
+  out << (summary.groups.empty() ? "]" : "\n  ]");
+  if (summary.comparison) {
+    out << ",\n  \"comparison\": " << comparison_json(*summary.comparison, 2);
+  }
+  out << "\n}\n";
   return out.str();
 }
 
@@ -711,6 +716,10 @@ SweepSummary summarize_trials(std::vector<TrialRecord> trials, const ReportOptio
   for (const TrialRecord& trial : trials) summary.heads = std::max(summary.heads, trial.heads);
   check_metric(options.metric, summary.heads, summary.trial_count);
   summary.metrics = metric_order(options.metric, summary.heads);
+  if (!options.compare.empty()) {
+    summary.comparison = compare_trials(trials, parse_compare_spec(options.compare),
+                                        summary.metrics, options.compare_settings);
+  }
   if (options.group_by.empty()) {
     summary.group_by = varying_config_keys(trials);
   } else {

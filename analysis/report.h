@@ -14,9 +14,11 @@
 
 #include <limits>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "compare.h"
 #include "trial_record.h"
 
 namespace md::analysis {
@@ -30,6 +32,11 @@ struct ReportOptions {
   std::string metric = "acc_final";
   enum class Format { Markdown, Csv, Json };
   Format format = Format::Markdown;
+  // "KEY=REFERENCE" (`--compare`): every other value of KEY against REFERENCE, paired on the
+  // other varying keys (compare.h). Empty: no comparison. With a comparison the Markdown gains a
+  // comparison section, the JSON a "comparison" member, and the CSV is the comparison table.
+  std::string compare;
+  CompareSettings compare_settings;
 };
 
 // "md" or "markdown", "csv", "json"; md::InputError otherwise.
@@ -82,6 +89,7 @@ struct SweepSummary {
   int trial_count = 0;
   std::vector<GroupSummary> groups;  // sorted by key values (numbers numerically)
   std::vector<SkippedFile> skipped;
+  std::optional<ComparisonReport> comparison;  // with ReportOptions::compare
 };
 
 // The config keys whose values differ across `trials` (a key missing from some trials counts

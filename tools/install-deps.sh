@@ -7,11 +7,12 @@ packages=(
   build-essential cmake pkg-config git
   libopenblas-dev libopenmpi-dev openmpi-bin
   libhdf5-dev hdf5-tools zlib1g-dev
-  libboost-program-options-dev libyaml-cpp-dev libjpeg62-turbo-dev
+  libboost-program-options-dev libboost-dev libyaml-cpp-dev libjpeg62-turbo-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist
   slurm-wlm munge
   python3 python3-numpy python3-h5py python3-pandas python3-matplotlib python3-pytest python3-yaml
+  python3-scipy python3-venv python3-setuptools python3-wheel
 )
 if [[ "${1:-}" == "--reference" ]]; then
   packages+=(python3-torch python3-torchvision)

@@ -1,11 +1,13 @@
 """Analysis of metadistill sweeps in Python: a sweep's HDF5 trial logs as pandas DataFrames
 (`load_sweep`, `load_curves`) and figures (`python3 -m metadistill_analysis.plots`).
 
-The C++ `metadistill report` makes the tables; this package is for notebooks and plots. It reads
+The C++ `metadistill report` makes the tables; this package is for notebooks and plots, and
+`compare` gives the report's paired comparisons (`report --compare`) as a DataFrame. It reads
 the trial-log format of DESIGN.md section 6 (root attributes, /train and /epoch tables, /final
 attributes) and never writes logs.
 """
 
+from .compare import CompareError, compare, comparison_frame
 from .logs import (
     TRIAL_LOG_SCHEMA_VERSION,
     find_trial_logs,
@@ -18,6 +20,9 @@ from .logs import (
 
 __all__ = [
     "TRIAL_LOG_SCHEMA_VERSION",
+    "CompareError",
+    "compare",
+    "comparison_frame",
     "find_trial_logs",
     "flatten_config",
     "load_curves",

@@ -1,5 +1,6 @@
 // metadistill report: aggregates a sweep's trial logs (DIR, searched recursively) into one table,
-// mean ± std over the trials of each group, in Markdown, CSV or JSON (analysis/report.h). The
+// mean ± std over the trials of each group, in Markdown, CSV or JSON (analysis/report.h), and
+// with --compare KEY=REFERENCE paired comparisons against a reference (analysis/compare.h). The
 // report goes to standard output; skipped files and an empty directory are warnings on stderr.
 #include <boost/program_options.hpp>
 #include <iostream>
@@ -39,7 +40,10 @@ int report_command(const Arguments& arguments) {
       "config keys to group by, comma-separated (default: the keys that vary, except "
       "runtime.seed)")("metric", po::value(&options.metric),
                        "leading accuracy: acc_final (default), acc_ensemble or acc_head<s>")(
-      "format", po::value(&format), "md (default), csv or json");
+      "format", po::value(&format), "md (default), csv or json")(
+      "compare", po::value(&options.compare),
+      "KEY=REFERENCE: compare every other value of KEY with REFERENCE, paired on the other "
+      "varying keys (e.g. method.name=baseline); see docs/report.md");
   po::options_description hidden;
   hidden.add_options()("dir", po::value(&dir)->required(), "directory of trial logs");
   po::options_description all;
@@ -50,7 +54,7 @@ int report_command(const Arguments& arguments) {
   po::store(po::command_line_parser(arguments).options(all).positional(positional).run(), values);
   if (values.count("help")) {
     std::cout << "usage: metadistill report DIR [--group-by k1,k2] [--metric NAME] "
-                 "[--format md|csv|json]\n\n"
+                 "[--format md|csv|json] [--compare KEY=REFERENCE]\n\n"
               << options_description << "\n";
     return 0;
   }
