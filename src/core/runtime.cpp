@@ -13,13 +13,15 @@
 namespace md {
 namespace {
 
-// 64-byte aligned host memory: full cache lines for the BLAS and vectorized loops.
+// 256-byte aligned host memory: full cache lines for the BLAS and vectorized loops, and the
+// alignment of a flat buffer's slots (nn/layout.h) holds for their addresses, as on a GPU.
 class CpuRuntime final : public DeviceRuntime {
  public:
   void* allocate(std::size_t bytes, Device) override {
     if (bytes == 0) return nullptr;
-    std::size_t rounded = (bytes + 63) / 64 * 64;
-    void* pointer = std::aligned_alloc(64, rounded);
+    constexpr std::size_t alignment = 256;
+    std::size_t rounded = (bytes + alignment - 1) / alignment * alignment;
+    void* pointer = std::aligned_alloc(alignment, rounded);
     if (pointer == nullptr)
       throw Error("host allocation of " + std::to_string(bytes) + " bytes failed");
     return pointer;

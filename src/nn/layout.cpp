@@ -9,8 +9,11 @@ namespace md::nn {
 
 int FlatLayout::add(const std::string& name, const Shape& shape, InitSpec init) {
   MD_CHECK(find(name) < 0, "duplicate parameter name '", name, "'");
-  slots_.push_back(TensorSlot{name, shape, numel_, init});
-  numel_ += shape_numel(shape);
+  const std::int64_t offset =
+      (numel_ + kSlotAlignmentElements - 1) / kSlotAlignmentElements * kSlotAlignmentElements;
+  slots_.push_back(TensorSlot{name, shape, offset, init});
+  numel_ = offset + shape_numel(shape);
+  slot_numel_ += shape_numel(shape);
   return static_cast<int>(slots_.size()) - 1;
 }
 
@@ -28,7 +31,7 @@ Tensor FlatLayout::view(const Tensor& buffer, int index) const {
 
 void FlatLayout::initialize(Tensor& buffer, Rng& rng) const {
   MD_CHECK(buffer.numel() == numel_, "buffer ", buffer.describe(), " for a layout of ", numel_);
-  Tensor host = Tensor::empty({numel_}, DType::Float64);
+  Tensor host = Tensor::zeros({numel_}, DType::Float64);  // the padding stays zero
   double* data = host.data<double>();
   for (const TensorSlot& s : slots_) {
     double* out = data + s.offset;
@@ -56,6 +59,8 @@ std::string join(const std::string& prefix, const std::string& name) {
 }
 
 ModelBuffers ModelBuffers::allocate(const ModelLayout& layout, DType dtype, Device device) {
+  MD_CHECK(dtype == DType::Float32 || dtype == DType::Float64, "model buffers of ",
+           dtype_name(dtype), ": slot offsets are aligned for float32 and float64 only");
   ModelBuffers model;
   model.parameters = Tensor::zeros({layout.parameters.numel()}, dtype, device);
   model.gradients = Tensor::zeros({layout.parameters.numel()}, dtype, device);

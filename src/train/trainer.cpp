@@ -334,15 +334,15 @@ void TrialRunner::save_checkpoint() {
   if (!writer_) return;
   io::CheckpointData data;
   put_student(data, student(), learner_->model());
-  data.groups["optim"].emplace_back("momentum", learner_->optimizer().momentum_buffer().to(Device::cpu()).clone());
+  put_packed(data, "optim", "momentum", student().layout().parameters, learner_->optimizer().momentum_buffer());
   if (use_generator()) {
     put_layout(data, "gen", learner_->generator().layout().parameters, learner_->generator_buffers().parameters);
     if (learner_->generator_adam() != nullptr) {
-      data.groups["gen_optim"].emplace_back("exp_avg", learner_->generator_adam()->exp_avg().to(Device::cpu()).clone());
-      data.groups["gen_optim"].emplace_back("exp_avg_sq", learner_->generator_adam()->exp_avg_sq().to(Device::cpu()).clone());
+      put_packed(data, "gen_optim", "exp_avg", learner_->generator().layout().parameters, learner_->generator_adam()->exp_avg());
+      put_packed(data, "gen_optim", "exp_avg_sq", learner_->generator().layout().parameters, learner_->generator_adam()->exp_avg_sq());
       data.attributes["gen_adam_steps"] = learner_->generator_adam()->steps();
     } else {
-      data.groups["gen_optim"].emplace_back("momentum", learner_->generator_sgd()->momentum_buffer().to(Device::cpu()).clone());
+      put_packed(data, "gen_optim", "momentum", learner_->generator().layout().parameters, learner_->generator_sgd()->momentum_buffer());
     }
   }
   data.attributes["schema_version"] = kSchemaVersion;
@@ -383,16 +383,16 @@ bool TrialRunner::load_checkpoint() {
                      std::get<std::string>(id->second) == id_,
                  checkpoint_path_, ": belongs to another trial");
   load_student(data, checkpoint_path_, student(), learner_->model(), WeightGroups::BackboneAndAux);
-  load_flat(data, checkpoint_path_, "optim", "momentum", learner_->optimizer().momentum_buffer());
+  load_packed(data, checkpoint_path_, "optim", "momentum", student().layout().parameters, learner_->optimizer().momentum_buffer());
   if (use_generator()) {
     load_layout(data, checkpoint_path_, "gen", learner_->generator().layout().parameters,
                 learner_->generator_buffers().parameters);
     if (learner_->generator_adam() != nullptr) {
-      load_flat(data, checkpoint_path_, "gen_optim", "exp_avg", learner_->generator_adam()->exp_avg());
-      load_flat(data, checkpoint_path_, "gen_optim", "exp_avg_sq", learner_->generator_adam()->exp_avg_sq());
+      load_packed(data, checkpoint_path_, "gen_optim", "exp_avg", learner_->generator().layout().parameters, learner_->generator_adam()->exp_avg());
+      load_packed(data, checkpoint_path_, "gen_optim", "exp_avg_sq", learner_->generator().layout().parameters, learner_->generator_adam()->exp_avg_sq());
       learner_->generator_adam()->set_steps(int_attribute(data, checkpoint_path_, "gen_adam_steps"));
     } else {
-      load_flat(data, checkpoint_path_, "gen_optim", "momentum", learner_->generator_sgd()->momentum_buffer());
+      load_packed(data, checkpoint_path_, "gen_optim", "momentum", learner_->generator().layout().parameters, learner_->generator_sgd()->momentum_buffer());
     }
     if (const auto weight = data.attributes.find("gen_label_weight");
         weight != data.attributes.end() && std::holds_alternative<double>(weight->second)) {

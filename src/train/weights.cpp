@@ -95,4 +95,41 @@ void load_flat(const io::CheckpointData& data, const std::string& path, const st
   target.copy_from(converted);
 }
 
+void put_packed(io::CheckpointData& data, const std::string& group, const std::string& name,
+                const nn::FlatLayout& layout, const Tensor& flat) {
+  MD_CHECK(flat.numel() == layout.numel(), "put_packed /", group, "/", name, ": buffer ",
+           flat.describe(), " for a layout of ", layout.numel());
+  const Tensor host = flat.to(Device::cpu());
+  Tensor packed = Tensor::empty({layout.slot_numel()}, host.dtype());
+  std::int64_t position = 0;
+  for (const nn::TensorSlot& slot : layout.slots()) {
+    const std::int64_t count = shape_numel(slot.shape);
+    packed.slice_flat(position, {count}).copy_from(host.slice_flat(slot.offset, {count}));
+    position += count;
+  }
+  data.groups[group].emplace_back(name, std::move(packed));
+}
+
+void load_packed(const io::CheckpointData& data, const std::string& path, const std::string& group,
+                 const std::string& name, const nn::FlatLayout& layout, Tensor& target) {
+  MD_CHECK(target.numel() == layout.numel(), "load_packed /", group, "/", name, ": buffer ",
+           target.describe(), " for a layout of ", layout.numel());
+  auto found = data.groups.find(group);
+  MD_INPUT_CHECK(found != data.groups.end(), path, ": no group /", group);
+  const Tensor* stored = io::find_tensor(found->second, name);
+  MD_INPUT_CHECK(stored != nullptr, path, ": /", group, "/", name, " is missing");
+  MD_INPUT_CHECK(stored->numel() == layout.slot_numel(), path, ": /", group, "/", name, " has ",
+                 stored->numel(), " elements, expected ", layout.slot_numel());
+  const Tensor converted =
+      stored->dtype() == target.dtype() ? *stored : stored->to_dtype(target.dtype());
+  Tensor host = Tensor::zeros({layout.numel()}, target.dtype());
+  std::int64_t position = 0;
+  for (const nn::TensorSlot& slot : layout.slots()) {
+    const std::int64_t count = shape_numel(slot.shape);
+    host.slice_flat(slot.offset, {count}).copy_from(converted.slice_flat(position, {count}));
+    position += count;
+  }
+  target.copy_from(host);
+}
+
 }  // namespace md::train

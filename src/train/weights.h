@@ -22,8 +22,17 @@ void put_layout(io::CheckpointData& data, const std::string& group, const nn::Fl
                 const Tensor& flat);
 void load_layout(const io::CheckpointData& data, const std::string& path, const std::string& group,
                  const nn::FlatLayout& layout, Tensor& flat);
-// A whole flat buffer stored as one tensor /<group>/<name> (optimizer state).
+// A whole flat buffer stored as one tensor /<group>/<name>, as is.
 void load_flat(const io::CheckpointData& data, const std::string& path, const std::string& group,
                const std::string& name, Tensor& target);
+// A flat buffer of `layout` (optimizer state) as one 1-D tensor /<group>/<name> that holds the
+// slots' values back to back in slot order, without the padding between slots (nn/layout.h):
+// the stored tensor does not depend on the alignment, and checkpoints written before slots were
+// aligned load unchanged.
+void put_packed(io::CheckpointData& data, const std::string& group, const std::string& name,
+                const nn::FlatLayout& layout, const Tensor& flat);
+// The inverse of put_packed into `target` (a buffer of `layout`); its padding is set to zero.
+void load_packed(const io::CheckpointData& data, const std::string& path, const std::string& group,
+                 const std::string& name, const nn::FlatLayout& layout, Tensor& target);
 
 }  // namespace md::train

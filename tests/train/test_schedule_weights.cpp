@@ -131,9 +131,14 @@ StudentWithBuffers make_student(const std::string& arch, int num_classes, models
   made.buffers = nn::ModelBuffers::allocate(made.student->layout(), DType::Float32, Device::cpu());
   Rng rng(seed);
   made.buffers.initialize(made.student->layout(), rng);
-  // Non-trivial running statistics, so that their round trip is checked too.
+  // Non-trivial running statistics, so that their round trip is checked too (the padding
+  // between slots stays zero, as in a trial).
   std::vector<float> stats = made.buffers.buffers.to_vector<float>();
-  for (float& value : stats) value += static_cast<float>(rng.uniform(0.1, 0.9));
+  for (const nn::TensorSlot& slot : made.student->layout().buffers.slots()) {
+    for (std::int64_t i = slot.offset; i < slot.offset + shape_numel(slot.shape); ++i) {
+      stats[static_cast<std::size_t>(i)] += static_cast<float>(rng.uniform(0.1, 0.9));
+    }
+  }
   made.buffers.buffers.copy_from(Tensor::from_vector<float>(made.buffers.buffers.shape(), stats));
   return made;
 }
@@ -231,6 +236,48 @@ TEST_F(ScheduleWeightsTest, FlatStateChecksItsSize) {
   }
   EXPECT_THROW(load_flat(data, "state.h5", "optim", "velocity", target), InputError);
   EXPECT_THROW(load_flat(data, "state.h5", "gen_optim", "momentum", target), InputError);
+}
+
+// Optimizer state is stored packed (the slots back to back, no padding between them), as
+// before slots were aligned: a checkpoint written by either layout loads into the other.
+TEST_F(ScheduleWeightsTest, PackedStateHoldsTheSlotsBackToBackAndLoadsIntoPaddedBuffers) {
+  const StudentWithBuffers source = make_student("resnet20", 10, models::AuxHeads::Byot, 3);
+  const nn::FlatLayout& layout = source.student->layout().parameters;
+  ASSERT_GT(layout.numel(), layout.slot_numel());  // there is padding to leave out
+  io::CheckpointData data;
+  put_packed(data, "optim", "momentum", layout, source.buffers.parameters);
+  const Tensor* stored = io::find_tensor(data.groups["optim"], "momentum");
+  ASSERT_NE(stored, nullptr);
+  EXPECT_EQ(stored->shape(), (Shape{layout.slot_numel()}));
+  // The unaligned format: every slot's values in slot order.
+  std::vector<float> expected;
+  for (int index = 0; index < static_cast<int>(layout.slots().size()); ++index) {
+    const std::vector<float> values = layout.view(source.buffers.parameters, index).to_vector<float>();
+    expected.insert(expected.end(), values.begin(), values.end());
+  }
+  EXPECT_EQ(stored->to_vector<float>(), expected);
+
+  const std::string path = temp_file("packed.h5");
+  io::write_checkpoint(path, data);
+  StudentWithBuffers target = make_student("resnet20", 10, models::AuxHeads::Byot, 4);
+  Tensor loaded = Tensor::full({layout.numel()}, 7.0);  // padding overwritten with zeros
+  load_packed(io::read_checkpoint(path), path, "optim", "momentum", layout, loaded);
+  EXPECT_EQ(loaded.to_vector<float>(), source.buffers.parameters.to_vector<float>());
+
+  // A stored tensor of another size names the file, the tensor and both sizes.
+  data.groups["optim"].clear();
+  data.groups["optim"].emplace_back("momentum", Tensor::zeros({layout.numel()}));
+  try {
+    load_packed(data, "old.h5", "optim", "momentum", layout, loaded);
+    FAIL() << "expected an InputError";
+  } catch (const InputError& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find("old.h5: /optim/momentum has " + std::to_string(layout.numel()) +
+                           " elements, expected " + std::to_string(layout.slot_numel())),
+              std::string::npos)
+        << message;
+  }
+  fs::remove_all(fs::path(path).parent_path());
 }
 
 }  // namespace
