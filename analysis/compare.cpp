@@ -353,10 +353,15 @@ std::string conclusion_line(const ComparisonReport& report, const ComparisonRow&
   if (row.test == "none") {
     return line + "not enough pairs (" + std::to_string(row.pairs) + " pair" +
            (row.pairs == 1 ? "" : "s") + "; " + std::to_string(row.n_value) + " and " +
-           std::to_string(row.n_reference) + " trials)";
+           std::to_string(row.n_reference) + " trials)\n";
   }
   line += points(row.mean_difference) + " [" + points(row.interval.low) + ", " +
-          points(row.interval.high) + "], " + p_phrase(row.p_holm) + " (Holm): " + row.conclusion;
+          points(row.interval.high) + "], ";
+  if (std::isnan(row.p_holm)) {
+    line += "no p-value (no spread in the differences): " + row.conclusion;
+  } else {
+    line += p_phrase(row.p_holm) + " (Holm): " + row.conclusion;
+  }
   if (row.conclusion == "shown") {
     line += row.mean_difference > 0 ? " (higher)" : " (lower)";
   }

@@ -325,7 +325,8 @@ def test_csv_and_markdown_carry_the_same_numbers(sweep):
     difference = f"+{100 * row['mean_difference']:.2f}"
     assert f"- metadistiller \u2212 baseline: {difference} [" in text
     assert "(Holm): shown" in text
-    assert "- single \u2212 baseline: not enough pairs" in text
+    assert "- single \u2212 baseline: not enough pairs (1 pair; 1 and 5 trials)\n" in text
+    assert "- identical \u2212 baseline: 0.00 [0.00, 0.00], no p-value" in text
     assert "unpaired (no trial has a partner), Welch's t-test" in text
 
 
