@@ -7,7 +7,7 @@ the trial-log format of DESIGN.md section 6 (root attributes, /train and /epoch 
 attributes) and never writes logs.
 """
 
-from .compare import CompareError, compare, comparison_frame
+from .comparison import CompareError, compare, comparison_frame
 from .logs import (
     TRIAL_LOG_SCHEMA_VERSION,
     find_trial_logs,
