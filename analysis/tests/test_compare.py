@@ -110,22 +110,22 @@ def holm(p_values):
 
 
 def wilcoxon_reference(d):
-    """(statistic, p) of the two-sided signed-rank test with zeros dropped, exact."""
+    """(statistic, R+, p) of the two-sided signed-rank test with zeros dropped, exact."""
     nonzero = d[d != 0]
     if len(nonzero) == 0:
-        return math.nan, math.nan
+        return math.nan, math.nan, math.nan
     ranks = stats.rankdata(np.abs(nonzero))
     r_plus = ranks[nonzero > 0].sum()
     statistic = min(r_plus, ranks.sum() - r_plus)
     if len(np.unique(np.abs(nonzero))) == len(nonzero):
         result = stats.wilcoxon(nonzero, method="exact")
         assert result.statistic == statistic
-        return statistic, result.pvalue
+        return statistic, r_plus, result.pvalue
     def r_plus_of(x, axis=-1):
         return np.sum(np.where(x > 0, ranks, 0.0), axis=axis)
     result = stats.permutation_test((nonzero,), r_plus_of, permutation_type="samples",
                                     n_resamples=np.inf, vectorized=True)
-    return statistic, result.pvalue
+    return statistic, r_plus, result.pvalue
 
 
 def nct_power(noncentrality, df):
@@ -161,12 +161,13 @@ def expected_row(frame, row):
         sd = d.std(ddof=1)
         d_z = d.mean() / sd if sd > 0 else (math.copysign(math.inf, d.mean()) if d.mean() else
                                             math.nan)
-        statistic, wilcoxon_p = wilcoxon_reference(d)
+        statistic, r_plus, wilcoxon_p = wilcoxon_reference(d)
         expected.update(test="paired", pairs=len(d), n_reference=len(d), n_value=len(d),
                         reference_mean=r.mean(), value_mean=v.mean(), mean_difference=d.mean(),
                         sd_difference=sd, t=float(test.statistic), df=len(d) - 1.0,
                         p=float(test.pvalue), wilcoxon_statistic=statistic,
-                        wilcoxon_p=wilcoxon_p, effect_size=d_z, differences=list(d),
+                        wilcoxon_r_plus=r_plus, wilcoxon_p=wilcoxon_p,
+                        wilcoxon_ties=len(np.unique(np.abs(d[d != 0]))) < int(np.sum(d != 0)), effect_size=d_z, differences=list(d),
                         wilcoxon_nonzero=int(np.sum(d != 0)), wilcoxon_zeros=int(np.sum(d == 0)))
         expected["power"] = lambda n: nct_power(d_z * math.sqrt(n), n - 1.0)
         expected["bootstrap"] = ((d,), lambda x, axis=-1: np.mean(x, axis=axis))
@@ -242,6 +243,8 @@ def test_every_number_agrees_with_scipy(sweep):
         if row["test"] == "paired":
             assert row["wilcoxon_nonzero"] == expected["wilcoxon_nonzero"]
             assert row["wilcoxon_zeros"] == expected["wilcoxon_zeros"]
+            assert close(row["wilcoxon_r_plus"], expected["wilcoxon_r_plus"], 0.0)
+            assert row["wilcoxon_ties"] == expected["wilcoxon_ties"]
             assert row["effect_size_kind"] == "d_z"
         else:
             assert row["effect_size_kind"] == "d_av"
