@@ -42,7 +42,8 @@ def find_binary(binary=None):
 def comparison_frame(report):
     """The comparison rows of a parsed report JSON (a dict with a "comparison" member) as a
     DataFrame: one row per (value, metric, epoch), columns ROW_COLUMNS plus key, reference and
-    pairing_keys; JSON null is NaN (None for text). frame.attrs["comparison"] holds the whole
+    pairing_keys; JSON null is NaN (None for text); pairs, n_reference, n_value and
+    bootstrap_seed are integers, the other counts floats (they may be null). frame.attrs["comparison"] holds the whole
     comparison object (method descriptions, pairs, unpaired trials)."""
     comparison = report["comparison"]
     pairing = {entry["value"]: entry["pairing_keys"] for entry in comparison["comparisons"]}
@@ -57,8 +58,10 @@ def comparison_frame(report):
     numeric = [c for c in ROW_COLUMNS if c not in ("value", "metric", "epoch", "test",
                                                     "effect_size_kind", "conclusion",
                                                     "differences", "wilcoxon_ties")]
+    integers = ("pairs", "n_reference", "n_value", "bootstrap_seed")  # never null
     for column in numeric:
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+        values = pd.to_numeric(frame[column], errors="coerce")
+        frame[column] = values.astype("int64" if column in integers else float)
     frame.attrs["comparison"] = comparison
     return frame
 
