@@ -43,8 +43,9 @@ def comparison_frame(report):
     """The comparison rows of a parsed report JSON (a dict with a "comparison" member) as a
     DataFrame: one row per (value, metric, epoch), columns ROW_COLUMNS plus key, reference and
     pairing_keys; JSON null is NaN (None for text); pairs, n_reference, n_value and
-    bootstrap_seed are integers, the other counts floats (they may be null). frame.attrs["comparison"] holds the whole
-    comparison object (method descriptions, pairs, unpaired trials)."""
+    bootstrap_seed are integers, the other counts floats (they may be null).
+    frame.attrs["comparison"] holds the whole comparison object (method descriptions, pairs,
+    unpaired trials)."""
     comparison = report["comparison"]
     pairing = {entry["value"]: entry["pairing_keys"] for entry in comparison["comparisons"]}
     rows = []
