@@ -51,6 +51,27 @@ LoadedStudent load_checkpoint_student(const std::string& path, Device device) {
     spec.in_channels = static_cast<int>(stored->shape()[1]);
     loaded.student = std::make_unique<models::Student>(spec, has_aux ? models::AuxHeads::Byot : models::AuxHeads::None);
   }
+  // A student trained with another method.aux.width: every head's bottleneck as stored, when the
+  // heads share one width (last_stage_quarter or N); otherwise loading names the mismatch.
+  if (has_aux) {
+    const io::NamedTensors& aux = data.groups.at("aux");
+    int stored_width = 0;
+    bool uniform = true, differs = false;
+    for (int s = 0; s < loaded.student->num_aux_heads(); ++s) {
+      const std::string name = "aux." + std::to_string(s) + ".conv1.weight";
+      const Tensor* stored = io::find_tensor(aux, name);
+      const int slot = loaded.student->layout().parameters.find(name);
+      if (stored == nullptr || stored->ndim() != 4 || slot < 0) continue;
+      const int width = static_cast<int>(stored->shape()[0]);
+      if (stored_width != 0 && width != stored_width) uniform = false;
+      stored_width = width;
+      differs = differs || width != loaded.student->layout().parameters.slot(slot).shape[0];
+    }
+    if (differs && uniform) {
+      spec.aux_width = {.rule = models::AuxWidthRule::Fixed, .channels = stored_width};
+      loaded.student = std::make_unique<models::Student>(spec, models::AuxHeads::Byot);
+    }
+  }
   loaded.buffers = nn::ModelBuffers::allocate(loaded.student->layout(), DType::Float32, device);
   train::load_student(data, path, *loaded.student, loaded.buffers,
                       has_aux ? train::WeightGroups::BackboneAndAux : train::WeightGroups::BackboneOnly);

@@ -540,6 +540,19 @@ constexpr std::array<EnumName<MetaUpdateOrder>, 2> kMetaUpdateOrders{{
     {"student_first", MetaUpdateOrder::StudentFirst},
     {"generator_first", MetaUpdateOrder::GeneratorFirst},
 }};
+constexpr std::array<EnumName<DeepestCe>, 2> kDeepestCe{{
+    {"one", DeepestCe::One},
+    {"one_minus_alpha", DeepestCe::OneMinusAlpha},
+}};
+constexpr std::array<EnumName<HintReduction>, 2> kHintReductions{{
+    {"mean", HintReduction::Mean},
+    {"sum", HintReduction::Sum},
+}};
+// The named rules of method.aux.width; AuxWidthRule::Fixed is written as its integer.
+constexpr std::array<EnumName<AuxWidthRule>, 2> kAuxWidthRules{{
+    {"input_quarter", AuxWidthRule::InputQuarter},
+    {"last_stage_quarter", AuxWidthRule::LastStageQuarter},
+}};
 constexpr std::array<EnumName<MetaOptimizer>, 2> kMetaOptimizers{{
     {"sgd", MetaOptimizer::Sgd},
     {"adam", MetaOptimizer::Adam},
@@ -617,7 +630,10 @@ const std::vector<std::string_view> kDatasetKeys = {
     "train_count", "validation_count"};
 const std::vector<std::string_view> kModelKeys = {"arch", "num_classes", "in_channels",
                                                   "init_from"};
-const std::vector<std::string_view> kMethodKeys = {"name", "temperature", "alpha", "hint", "meta"};
+const std::vector<std::string_view> kMethodKeys = {
+    "name",       "temperature",    "alpha", "hint", "kd_temperature_squared",
+    "deepest_ce", "hint_reduction", "aux",   "meta"};
+const std::vector<std::string_view> kAuxKeys = {"width"};
 const std::vector<std::string_view> kMetaKeys = {
     "every",     "epsilon", "data", "holdout_fraction", "optimizer", "generator_width",
     "generator_resolution", "difference", "label_weight", "frozen", "update_order"};
@@ -783,6 +799,23 @@ MetaConfig read_meta(const Section& section) {
   return meta;
 }
 
+// method.aux.width: input_quarter | last_stage_quarter | an integer >= 1.
+AuxWidthConfig read_aux_width(const Context& context, const std::string& path, const Node& node) {
+  if (is_plain_scalar(node)) {
+    for (const auto& entry : kAuxWidthRules) {
+      if (entry.name == node.text) return AuxWidthConfig{.rule = entry.value};
+    }
+    std::int64_t integer = 0;
+    if (parse_integer(node.text, integer)) {
+      return AuxWidthConfig{.rule = AuxWidthRule::Fixed,
+                            .channels = read_int(context, path, node, 1)};
+    }
+  }
+  fail(context, path, &node,
+       detail::concat("expected ", enum_names(kAuxWidthRules), " or an integer >= 1, got ",
+                      describe(node)));
+}
+
 MethodConfig read_method(const Section& section) {
   const Context& context = section.context();
   MethodConfig method;
@@ -798,8 +831,31 @@ MethodConfig read_method(const Section& section) {
   optional_key(section, "hint", [&](const std::string& path, const Node& node) {
     method.hint = read_double(context, path, node, at_least(0));
   });
+  optional_key(section, "kd_temperature_squared", [&](const std::string& path, const Node& node) {
+    method.kd_temperature_squared = read_bool(context, path, node);
+  });
+  optional_key(section, "deepest_ce", [&](const std::string& path, const Node& node) {
+    method.deepest_ce = read_enum(context, path, node, kDeepestCe);
+  });
+  optional_key(section, "hint_reduction", [&](const std::string& path, const Node& node) {
+    method.hint_reduction = read_enum(context, path, node, kHintReductions);
+  });
+  const Section aux(context, section.get("aux"), section.path_of("aux"), kAuxKeys);
+  optional_key(aux, "width", [&](const std::string& path, const Node& node) {
+    method.aux.width = read_aux_width(context, path, node);
+  });
   method.meta =
       read_meta(Section(context, section.get("meta"), section.path_of("meta"), kMetaKeys));
+  // The meta-gradient weights ∂KL/∂u by α·T² (train::finite_difference_meta_gradient), so a KD
+  // term without T² would give a learning generator a meta-gradient T² too large.
+  if (method.name == MethodName::MetaDistiller && !method.meta.frozen &&
+      !method.kd_temperature_squared) {
+    const Node* node = section.get("kd_temperature_squared");
+    fail(context, section.path_of("kd_temperature_squared"),
+         node != nullptr ? node : section.node(),
+         "false is not supported with method.name metadistiller unless method.meta.frozen is true "
+         "(the meta-gradient assumes the KD term's T^2)");
+  }
   return method;
 }
 
@@ -974,7 +1030,8 @@ class MappingBuilder {
 };
 
 // Which keys to_node writes: every key (to_yaml), or those a trial id hashes (all but
-// runtime.data_on_device and runtime.cuda_graph, added after ids were pinned).
+// runtime.data_on_device and runtime.cuda_graph; keys added after ids were pinned only away from
+// their defaults).
 enum class NodeKeys { All, Identity };
 
 Node to_node(const TrialConfig& config, NodeKeys keys) {
@@ -1035,13 +1092,30 @@ Node to_node(const TrialConfig& config, NodeKeys keys) {
   if (keys == NodeKeys::All || meta.update_order != meta_defaults.update_order)
     meta_builder.add("update_order", enum_node(to_string(meta.update_order)));
   Node meta_node = meta_builder.build();
-  Node method_node = MappingBuilder()
-                         .add("name", enum_node(to_string(method.name)))
-                         .add("temperature", number_node(method.temperature))
-                         .add("alpha", number_node(method.alpha))
-                         .add("hint", number_node(method.hint))
-                         .add("meta", std::move(meta_node))
-                         .build();
+  MappingBuilder method_builder;
+  method_builder.add("name", enum_node(to_string(method.name)))
+      .add("temperature", number_node(method.temperature))
+      .add("alpha", number_node(method.alpha))
+      .add("hint", number_node(method.hint));
+  // Added after trial ids were pinned (the BYOT reference settings): in the id only away from
+  // their defaults.
+  const MethodConfig method_defaults;
+  if (keys == NodeKeys::All ||
+      method.kd_temperature_squared != method_defaults.kd_temperature_squared)
+    method_builder.add("kd_temperature_squared", bool_node(method.kd_temperature_squared));
+  if (keys == NodeKeys::All || method.deepest_ce != method_defaults.deepest_ce)
+    method_builder.add("deepest_ce", enum_node(to_string(method.deepest_ce)));
+  if (keys == NodeKeys::All || method.hint_reduction != method_defaults.hint_reduction)
+    method_builder.add("hint_reduction", enum_node(to_string(method.hint_reduction)));
+  if (keys == NodeKeys::All || method.aux != method_defaults.aux) {
+    const AuxWidthConfig& width = method.aux.width;
+    method_builder.add("aux", MappingBuilder()
+                                  .add("width", width.rule == AuxWidthRule::Fixed
+                                                    ? integer_node(width.channels)
+                                                    : enum_node(to_string(width.rule)))
+                                  .build());
+  }
+  Node method_node = method_builder.add("meta", std::move(meta_node)).build();
 
   const OptimConfig& optim = config.optim;
   Node milestones;
@@ -1137,6 +1211,16 @@ std::string_view to_string(MetaDifference value) {
 }
 std::string_view to_string(MetaUpdateOrder value) {
   return enum_to_string(kMetaUpdateOrders, value);
+}
+std::string_view to_string(DeepestCe value) {
+  return enum_to_string(kDeepestCe, value);
+}
+std::string_view to_string(HintReduction value) {
+  return enum_to_string(kHintReductions, value);
+}
+std::string_view to_string(AuxWidthRule value) {
+  if (value == AuxWidthRule::Fixed) return "N";
+  return enum_to_string(kAuxWidthRules, value);
 }
 std::string_view to_string(MetaOptimizer value) {
   return enum_to_string(kMetaOptimizers, value);

@@ -22,6 +22,11 @@ enum class MetaOptimizer { Sgd, Adam };
 enum class GeneratorResolution { Deepest, Stage };
 enum class MetaDifference { Central, Forward };
 enum class MetaUpdateOrder { StudentFirst, GeneratorFirst };
+// method.deepest_ce: one | one_minus_alpha; method.hint_reduction: mean | sum;
+// method.aux.width: input_quarter | last_stage_quarter | N (AuxWidthConfig).
+enum class DeepestCe { One, OneMinusAlpha };
+enum class HintReduction { Mean, Sum };
+enum class AuxWidthRule { InputQuarter, LastStageQuarter, Fixed };
 enum class ScheduleName { Multistep, Cosine };
 // runtime.precision: how convolutions and linear layers compute (backend::MathPrecision).
 enum class Precision { Fp32, Tf32, Bf16 };
@@ -29,7 +34,8 @@ enum class Precision { Fp32, Tf32, Bf16 };
 enum class DataOnDevice { Auto, On, Off };
 
 // The YAML spelling of each enum value: cifar100, idx, imagenet, baseline, byot, metadistiller,
-// next_batch, holdout, sgd, adam, multistep, cosine, fp32, bf16; auto, true, false.
+// next_batch, holdout, sgd, adam, multistep, cosine, fp32, bf16; auto, true, false; one,
+// one_minus_alpha; mean, sum; input_quarter, last_stage_quarter (Fixed has no name: it is N).
 std::string_view to_string(DatasetName value);
 std::string_view to_string(MethodName value);
 std::string_view to_string(MetaData value);
@@ -37,6 +43,9 @@ std::string_view to_string(MetaOptimizer value);
 std::string_view to_string(GeneratorResolution value);
 std::string_view to_string(MetaDifference value);
 std::string_view to_string(MetaUpdateOrder value);
+std::string_view to_string(DeepestCe value);
+std::string_view to_string(HintReduction value);
+std::string_view to_string(AuxWidthRule value);
 std::string_view to_string(ScheduleName value);
 std::string_view to_string(Precision value);
 std::string_view to_string(DataOnDevice value);
@@ -112,11 +121,37 @@ struct MetaConfig {
   bool operator==(const MetaConfig&) const = default;
 };
 
+// method.aux: the auxiliary (BYOT) branch of every shallow stage. width: its bottleneck width,
+// input_quarter = max(8, C_s/4) with C_s the stage's own width (the default, the behaviour before
+// the key existed), last_stage_quarter = C_last/4 (the public BYOT code: 128 for every resnet18
+// head), or an integer N >= 1 for every head. `channels` is N for Fixed, 0 otherwise.
+struct AuxWidthConfig {
+  AuxWidthRule rule = AuxWidthRule::InputQuarter;
+  int channels = 0;
+  bool operator==(const AuxWidthConfig&) const = default;
+};
+
+struct AuxConfig {
+  AuxWidthConfig width;
+  bool operator==(const AuxConfig&) const = default;
+};
+
+// The defaults of kd_temperature_squared, deepest_ce, hint_reduction and aux are the behaviour
+// from before they existed; docs/byot_reference.md lists the public BYOT code's values. They
+// enter the trial id only away from their defaults.
 struct MethodConfig {
   MethodName name = MethodName::Baseline;
   double temperature = 3.0;
   double alpha = 0.3;
   double hint = 0.0;  // BYOT feature-hint weight β
+  // The KD term is α·T²·KL (true) or α·KL (false). metadistiller needs true: the meta-gradient
+  // (train::finite_difference_meta_gradient) weights ∂KL/∂u by α·T².
+  bool kd_temperature_squared = true;
+  DeepestCe deepest_ce = DeepestCe::One;  // the deepest head's CE weight: 1 or 1 − α
+  // The hint D(h_s, h_S): mean of the squared differences over the batch's N×W elements, or
+  // their sum (BYOT's feature_loss_function, whose size grows with the batch).
+  HintReduction hint_reduction = HintReduction::Mean;
+  AuxConfig aux;
   MetaConfig meta;
   bool operator==(const MethodConfig&) const = default;
 };

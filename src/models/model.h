@@ -11,7 +11,8 @@
 // A forward may stop after a leading run of stages (ForwardScope): the meta-gradient's perturbed
 // forwards need only the stages that feed auxiliary heads. Stopping early computes exactly the
 // same features as the full forward, only fewer of them.
-// No training logic, losses, auxiliary heads or I/O here.
+// No training logic, losses, auxiliary heads or I/O here (ModelSpec carries the auxiliary heads'
+// bottleneck width only so that one spec builds a Student; Network ignores it).
 #pragma once
 
 #include <memory>
@@ -23,10 +24,27 @@
 
 namespace md::models {
 
+// The bottleneck width of the auxiliary (BYOT) branch of stage s (method.aux.width), read by
+// Student only:
+//   InputQuarter:     max(8, C_s / 4), C_s the stage's own width (our default);
+//   LastStageQuarter: C_last / 4, the last stage's width (the public BYOT code's branchBottleNeck:
+//                     128 for every resnet18 head);
+//   Fixed:            `channels` for every head.
+enum class AuxWidthRule { InputQuarter, LastStageQuarter, Fixed };
+struct AuxWidth {
+  AuxWidthRule rule = AuxWidthRule::InputQuarter;
+  int channels = 0;  // Fixed only
+  // The bottleneck width for a stage of `stage_channels` in a network whose last stage has
+  // `last_stage_channels`.
+  int bottleneck(int stage_channels, int last_stage_channels) const;
+  bool operator==(const AuxWidth&) const = default;
+};
+
 struct ModelSpec {
   std::string arch;
   int num_classes = 100;
   int in_channels = 3;
+  AuxWidth aux_width{};
 };
 
 // How far a forward runs: the first `stages` stages (kAllStages: all of them, and the head). A

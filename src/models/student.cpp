@@ -8,9 +8,22 @@ namespace md::models {
 
 using autograd::Variable;
 
-AuxHead::AuxHead(nn::ModelLayout& layout, const std::string& name, int in_channels, int downsample,
-                 int out_width, int num_classes) {
-  const int mid = std::max(8, in_channels / 4);
+int AuxWidth::bottleneck(int stage_channels, int last_stage_channels) const {
+  switch (rule) {
+    case AuxWidthRule::InputQuarter:
+      return std::max(8, stage_channels / 4);
+    case AuxWidthRule::LastStageQuarter:
+      return std::max(1, last_stage_channels / 4);
+    case AuxWidthRule::Fixed:
+      MD_CHECK(channels >= 1, "auxiliary head width ", channels, " is not positive");
+      return channels;
+  }
+  return std::max(8, stage_channels / 4);
+}
+
+AuxHead::AuxHead(nn::ModelLayout& layout, const std::string& name, int in_channels,
+                 int bottleneck_width, int downsample, int out_width, int num_classes) {
+  const int mid = bottleneck_width;
   auto conv = [&](const std::string& sub, int in, int out, int kernel, Conv2dParams params) {
     body_.emplace<nn::Conv2d>(layout, nn::join(name, sub),
                               nn::Conv2dSpec{.in_channels = in,
@@ -56,9 +69,10 @@ Student::Student(const ModelSpec& spec, AuxHeads aux_heads) : network_(make_netw
       const int downsample = strides.back() / strides[s];
       MD_CHECK(downsample >= 1 && strides.back() % strides[s] == 0, spec.arch, ": stage ", s,
                " stride ", strides[s], " does not divide the last stage's ", strides.back());
-      aux_heads_.push_back(std::make_unique<AuxHead>(layout_, "aux." + std::to_string(s),
-                                                     channels[s], downsample, last_width,
-                                                     spec.num_classes));
+      aux_heads_.push_back(
+          std::make_unique<AuxHead>(layout_, "aux." + std::to_string(s), channels[s],
+                                    spec.aux_width.bottleneck(channels[s], last_width), downsample,
+                                    last_width, spec.num_classes));
     }
   }
 }

@@ -27,13 +27,14 @@ struct StudentOutput {
   std::vector<autograd::Variable> logits;          // per head, (N, K); the last is the final head
 };
 
-// The BYOT branch for stage s: 1x1 conv C→C/4, BN, ReLU; kxk conv stride k (k brings the map
-// to the last stage's size; 3x3 stride 1 when k == 1), BN, ReLU; 1x1 conv C/4→W (W the last
-// stage's width), BN, ReLU; global average pool; linear W→K.
+// The BYOT branch for stage s: 1x1 conv C→M, BN, ReLU; kxk conv stride k (k brings the map
+// to the last stage's size; 3x3 stride 1 when k == 1), BN, ReLU; 1x1 conv M→W (W the last
+// stage's width), BN, ReLU; global average pool; linear W→K. The bottleneck width M is
+// ModelSpec::aux_width's (default max(8, C/4)).
 class AuxHead {
  public:
-  AuxHead(nn::ModelLayout& layout, const std::string& name, int in_channels, int downsample,
-          int out_width, int num_classes);
+  AuxHead(nn::ModelLayout& layout, const std::string& name, int in_channels, int bottleneck_width,
+          int downsample, int out_width, int num_classes);
   // features: (N, W) pooled, logits: (N, K)
   void forward(const nn::ForwardContext& context, const autograd::Variable& x,
                autograd::Variable& features, autograd::Variable& logits) const;

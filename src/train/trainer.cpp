@@ -58,6 +58,35 @@ MethodKind method_kind(io::MethodName name) {
   return MethodKind::Baseline;
 }
 
+// The student loss of a trial's config on a trial of `ranks` ranks. A summed hint is summed over
+// each rank's share of the batch and the gradients are averaged over the ranks, so its weight is
+// multiplied by the rank count: the hint is then the sum over the whole trial batch, as in BYOT.
+LossSpec loss_spec(const io::MethodConfig& method, double label_smoothing, int ranks) {
+  const bool summed_hint = method.hint_reduction == io::HintReduction::Sum;
+  return LossSpec{.method = method_kind(method.name),
+                  .temperature = method.temperature,
+                  .alpha = method.alpha,
+                  .hint = summed_hint ? method.hint * static_cast<double>(ranks) : method.hint,
+                  .label_smoothing = label_smoothing,
+                  .kd_temperature_squared = method.kd_temperature_squared,
+                  .deepest_ce = method.deepest_ce == io::DeepestCe::OneMinusAlpha
+                                    ? DeepestCe::OneMinusAlpha
+                                    : DeepestCe::One,
+                  .hint_reduction = summed_hint ? HintReduction::Sum : HintReduction::Mean};
+}
+
+models::AuxWidth aux_width(const io::AuxWidthConfig& width) {
+  switch (width.rule) {
+    case io::AuxWidthRule::InputQuarter:
+      return {.rule = models::AuxWidthRule::InputQuarter};
+    case io::AuxWidthRule::LastStageQuarter:
+      return {.rule = models::AuxWidthRule::LastStageQuarter};
+    case io::AuxWidthRule::Fixed:
+      return {.rule = models::AuxWidthRule::Fixed, .channels = width.channels};
+  }
+  return {};
+}
+
 class TrialRunner {
  public:
   TrialRunner(const io::TrialConfig& config, const TrialContext& context)
@@ -69,8 +98,7 @@ class TrialRunner {
     log_path_ = (fs::path(context.out_dir) / (id_ + ".h5")).string();
     checkpoint_path_ = (fs::path(context.out_dir) / (id_ + ".ckpt.h5")).string();
     writer_ = collective_->rank() == 0;
-    loss_spec_ = LossSpec{method_kind(config.method.name), config.method.temperature,
-                          config.method.alpha, config.method.hint, config.optim.label_smoothing};
+    loss_spec_ = loss_spec(config.method, config.optim.label_smoothing, collective_->size());
   }
 
   TrialResult run();
@@ -187,6 +215,7 @@ void TrialRunner::build() {
   spec.arch = config_.model.arch;
   spec.num_classes = config_.model.num_classes > 0 ? config_.model.num_classes : data_->num_classes;
   spec.in_channels = config_.model.in_channels > 0 ? config_.model.in_channels : data_->channels;
+  spec.aux_width = aux_width(config_.method.aux.width);
   MD_INPUT_CHECK(spec.in_channels == data_->channels, config_.source, ": model.in_channels is ",
                  spec.in_channels, " but the data has ", data_->channels, " channels");
   MD_INPUT_CHECK(spec.num_classes >= data_->num_classes, config_.source, ": model.num_classes is ",

@@ -4,6 +4,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -43,6 +44,11 @@ method:
   temperature: 4.5
   alpha: 0.7
   hint: 0.05
+  kd_temperature_squared: false
+  deepest_ce: one_minus_alpha
+  hint_reduction: sum
+  aux:
+    width: 48
   meta:
     every: 2
     epsilon: 0.02
@@ -105,6 +111,10 @@ TrialConfig every_key_expected() {
   config.method.temperature = 4.5;
   config.method.alpha = 0.7;
   config.method.hint = 0.05;
+  config.method.kd_temperature_squared = false;  // allowed with metadistiller: meta.frozen is true
+  config.method.deepest_ce = DeepestCe::OneMinusAlpha;
+  config.method.hint_reduction = HintReduction::Sum;
+  config.method.aux.width = {.rule = AuxWidthRule::Fixed, .channels = 48};
   config.method.meta = {.every = 2,
                         .epsilon = 0.02,
                         .data = MetaData::Holdout,
@@ -227,6 +237,11 @@ method:
   temperature: 3.0
   alpha: 0.3
   hint: 0.0
+  kd_temperature_squared: true
+  deepest_ce: one
+  hint_reduction: mean
+  aux:
+    width: input_quarter
   meta:
     every: 1
     epsilon: 0.01
@@ -400,6 +415,13 @@ TEST(TrialConfigErrors, UnknownKeysAtEveryLevelListTheAllowedKeys) {
       error_of(std::string(kMinimal) + "method:\n  meta:\n    optimizer: {momentum: 0.9}\n"),
       HasSubstr("trial.yaml: method.meta.optimizer.momentum: unknown key 'momentum'; "
                 "allowed keys of method.meta.optimizer: name, lr"));
+  EXPECT_THAT(error_of(std::string(kMinimal) + "method: {aux: {depth: 2}}\n"),
+              HasSubstr("trial.yaml: method.aux.depth: unknown key 'depth'; "
+                        "allowed keys of method.aux: width"));
+  EXPECT_THAT(error_of(std::string(kMinimal) + "method: {hint_scale: 2}\n"),
+              HasSubstr("method.hint_scale: unknown key 'hint_scale'; allowed keys of method: "
+                        "name, temperature, alpha, hint, kd_temperature_squared, deepest_ce, "
+                        "hint_reduction, aux, meta"));
   EXPECT_THAT(error_of("dataset: {name: idx, root: /d, scratch: /tmp}\n"),
               HasSubstr("dataset.scratch: unknown key 'scratch'; allowed keys of dataset: "
                         "name, root, train_images, train_labels, test_images, test_labels, "
@@ -466,6 +488,19 @@ TEST(TrialConfigErrors, OutOfRangeValuesNameKeyBoundAndValue) {
       {"method.meta.generator_width=0", "method.meta.generator_width: must be >= 1, got 0"},
       {"method.meta.label_weight=-1", "method.meta.label_weight: must be >= 0, got -1"},
       {"method.meta.frozen=maybe", "method.meta.frozen: expected true or false, got 'maybe'"},
+      {"method.kd_temperature_squared=maybe",
+       "method.kd_temperature_squared: expected true or false, got 'maybe'"},
+      {"method.aux.width=0", "method.aux.width: must be >= 1, got 0"},
+      {"method.aux.width=-16", "method.aux.width: must be >= 1, got -16"},
+      {"method.aux.width=wide",
+       "method.aux.width: expected input_quarter, last_stage_quarter or an integer >= 1, got "
+       "'wide'"},
+      {"method.aux.width=1.5",
+       "method.aux.width: expected input_quarter, last_stage_quarter or an integer >= 1, got "
+       "'1.5'"},
+      {"method.aux.width='64'",
+       "method.aux.width: expected input_quarter, last_stage_quarter or an integer >= 1, got the "
+       "quoted string '64'"},
       {"dataset.train_count=-1", "dataset.train_count: must be >= 0, got -1"},
       {"dataset.validation_count=-2", "dataset.validation_count: must be >= 0, got -2"},
       {"model.num_classes=-1", "model.num_classes: must be >= 0, got -1"},
@@ -506,7 +541,8 @@ TEST(TrialConfigErrors, UnknownEnumValuesListTheAllowedValues) {
        "method.meta.optimizer.name: unknown value 'rmsprop'; allowed: sgd, adam"},
       {"optim.schedule.name=step",
        "optim.schedule.name: unknown value 'step'; allowed: multistep, cosine"},
-      {"runtime.precision=fp16", "runtime.precision: unknown value 'fp16'; allowed: fp32, tf32, bf16"},
+      {"runtime.precision=fp16",
+       "runtime.precision: unknown value 'fp16'; allowed: fp32, tf32, bf16"},
       {"runtime.data_on_device=yes",
        "runtime.data_on_device: unknown value 'yes'; allowed: auto, true, false"},
       {"method.meta.generator_resolution=full",
@@ -515,6 +551,10 @@ TEST(TrialConfigErrors, UnknownEnumValuesListTheAllowedValues) {
        "method.meta.difference: unknown value 'backward'; allowed: central, forward"},
       {"method.meta.update_order=later",
        "method.meta.update_order: unknown value 'later'; allowed: student_first, generator_first"},
+      {"method.deepest_ce=half",
+       "method.deepest_ce: unknown value 'half'; allowed: one, one_minus_alpha"},
+      {"method.hint_reduction=max",
+       "method.hint_reduction: unknown value 'max'; allowed: mean, sum"},
   };
   for (const auto& [assignment, expected] : cases) {
     EXPECT_THAT(error_of(kMinimal, {assignment}), StartsWith("trial.yaml: " + expected));
@@ -530,6 +570,46 @@ TEST(TrialConfigErrors, CrossKeyChecks) {
               HasSubstr("dataset.validation_count: must be below dataset.train_count (100), got 100"));
   EXPECT_THAT(error_of("dataset: {name: imagenet, root: /d, train_count: 10}\n"),
               HasSubstr("dataset.train_count: only allowed with dataset.name cifar100 or idx"));
+  // A learning generator's meta-gradient assumes the KD term's T²; the frozen control arm and
+  // byot do not use it.
+  const std::string no_t2 = error_of(std::string(kMinimal) +
+                                     "method:\n  name: metadistiller\n"
+                                     "  kd_temperature_squared: false\n");
+  EXPECT_THAT(no_t2, StartsWith("trial.yaml: method.kd_temperature_squared: false is not "
+                                "supported with method.name metadistiller unless "
+                                "method.meta.frozen is true"));
+  EXPECT_THAT(no_t2, HasSubstr("(line 4, column 27)"));
+  EXPECT_THAT(
+      error_of(kMinimal, {"method.kd_temperature_squared=false", "method.name=metadistiller"}),
+      HasSubstr("method.kd_temperature_squared: false is not supported"));
+  EXPECT_FALSE(parse_trial_config(kMinimal, "t",
+                                  {"method.name=metadistiller", "method.meta.frozen=true",
+                                   "method.kd_temperature_squared=false"})
+                   .method.kd_temperature_squared);
+  EXPECT_FALSE(
+      parse_trial_config(kMinimal, "t", {"method.name=byot", "method.kd_temperature_squared=false"})
+          .method.kd_temperature_squared);
+}
+
+TEST(TrialConfig, ByotReferenceKeys) {
+  const TrialConfig config =
+      parse_trial_config(std::string(kMinimal) +
+                             "method: {kd_temperature_squared: false, deepest_ce: one_minus_alpha, "
+                             "hint_reduction: sum, aux: {width: last_stage_quarter}}\n",
+                         "t");
+  EXPECT_FALSE(config.method.kd_temperature_squared);
+  EXPECT_EQ(config.method.deepest_ce, DeepestCe::OneMinusAlpha);
+  EXPECT_EQ(config.method.hint_reduction, HintReduction::Sum);
+  EXPECT_EQ(config.method.aux.width, (AuxWidthConfig{.rule = AuxWidthRule::LastStageQuarter}));
+  EXPECT_THAT(to_yaml(config), HasSubstr("  aux:\n    width: last_stage_quarter\n"));
+  EXPECT_EQ(parse_trial_config(to_yaml(config), "canonical"), config);
+  const TrialConfig fixed = parse_trial_config(kMinimal, "t", {"method.aux.width=+128"});
+  EXPECT_EQ(fixed.method.aux.width, (AuxWidthConfig{.rule = AuxWidthRule::Fixed, .channels = 128}));
+  EXPECT_THAT(to_yaml(fixed), HasSubstr("  aux:\n    width: 128\n"));
+  EXPECT_EQ(parse_trial_config(kMinimal, "t", {"method.aux.width=input_quarter"}).method.aux,
+            AuxConfig{});
+  EXPECT_EQ(parse_trial_config(std::string(kMinimal) + "method: {aux: }\n", "t").method.aux,
+            AuxConfig{});
 }
 
 TEST(TrialConfig, ImagenetKeysAreReadOnlyForImagenet) {
@@ -636,16 +716,29 @@ TEST(TrialId, ChangedByResultKeysNotByPlacementKeys) {
         // Keys added later, at their defaults: an existing config keeps its id.
         "method.meta.label_weight=1", "method.meta.frozen=false",
         "method.meta.update_order=student_first", "dataset.train_count=0",
-        "dataset.validation_count=0"}) {
+        "dataset.validation_count=0", "method.kd_temperature_squared=true", "method.deepest_ce=one",
+        "method.hint_reduction=mean", "method.aux.width=input_quarter"}) {
     EXPECT_EQ(trial_id(parse_trial_config(kMinimal, "t", {same})), id) << same;
   }
   for (const std::string different :
        {"runtime.seed=1", "optim.lr=0.2", "method.name=byot", "runtime.max_train_batches=5",
         "runtime.precision=bf16", "dataset.root=/other", "method.meta.label_weight=0",
         "method.meta.frozen=true", "method.meta.update_order=generator_first",
-        "dataset.train_count=5000", "dataset.validation_count=100"}) {
+        "dataset.train_count=5000", "dataset.validation_count=100",
+        "method.kd_temperature_squared=false", "method.deepest_ce=one_minus_alpha",
+        "method.hint_reduction=sum", "method.aux.width=last_stage_quarter", "method.aux.width=16",
+        "method.aux.width=8"}) {
     EXPECT_NE(trial_id(parse_trial_config(kMinimal, "t", {different})), id) << different;
   }
+  // Each BYOT reference key changes the id on its own: no two of them collide.
+  std::vector<std::string> ids;
+  for (const std::string key : {"method.kd_temperature_squared=false",
+                                "method.deepest_ce=one_minus_alpha", "method.hint_reduction=sum",
+                                "method.aux.width=last_stage_quarter", "method.aux.width=128"}) {
+    ids.push_back(trial_id(parse_trial_config(kMinimal, "t", {key})));
+  }
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(std::unique(ids.begin(), ids.end()), ids.end());
 }
 
 // ---- ConfigTree, as the sweep layer uses it
@@ -774,6 +867,38 @@ TEST(ExampleConfig, FashionResnet20Parses) {
   EXPECT_EQ(config.optim.weight_decay, 5e-4);
   EXPECT_EQ(config.augment.random_crop, 2);
   EXPECT_EQ(parse_trial_config(to_yaml(config), "canonical"), config);
+}
+
+// jobs/byot_reference.yaml: the public BYOT CIFAR-100 ResNet-18 set-up, key for key (the table
+// in docs/byot_reference.md).
+TEST(ExampleConfig, ByotReferenceIsThePublicByotSetup) {
+  const ConfigTree sweep =
+      ConfigTree::from_file(std::string(MD_SOURCE_DIR) + "/jobs/byot_reference.yaml");
+  const TrialConfig config = resolve(sweep.child("base"));
+  EXPECT_EQ(config.dataset.name, DatasetName::Cifar100);
+  EXPECT_EQ(config.model.arch, "resnet18_cifar");
+  EXPECT_EQ(config.model.num_classes, 100);
+  EXPECT_EQ(config.method.name, MethodName::Byot);
+  EXPECT_EQ(config.method.temperature, 3.0);
+  EXPECT_EQ(config.method.alpha, 0.1);
+  EXPECT_EQ(config.method.hint, 1e-6);
+  EXPECT_TRUE(config.method.kd_temperature_squared);
+  EXPECT_EQ(config.method.deepest_ce, DeepestCe::OneMinusAlpha);
+  EXPECT_EQ(config.method.hint_reduction, HintReduction::Sum);
+  EXPECT_EQ(config.method.aux.width, (AuxWidthConfig{.rule = AuxWidthRule::LastStageQuarter}));
+  EXPECT_EQ(config.optim.epochs, 200);
+  EXPECT_EQ(config.optim.batch_size, 128);
+  EXPECT_EQ(config.optim.lr, 0.1);
+  EXPECT_EQ(config.optim.momentum, 0.9);
+  EXPECT_FALSE(config.optim.nesterov);
+  EXPECT_EQ(config.optim.weight_decay, 5e-4);
+  EXPECT_EQ(config.optim.label_smoothing, 0.0);
+  EXPECT_EQ(config.optim.schedule.name, ScheduleName::Multistep);
+  EXPECT_EQ(config.optim.schedule.milestones, (std::vector<int>{75, 130, 180}));
+  EXPECT_EQ(config.optim.schedule.gamma, 0.1);
+  EXPECT_EQ(config.optim.schedule.warmup_epochs, 0);
+  EXPECT_EQ(config.augment, (AugmentConfig{.random_crop = 4, .flip = true, .cutout = 0}));
+  EXPECT_EQ(sweep.child("grid").child("runtime.seed").size(), 3u);
 }
 
 }  // namespace

@@ -436,6 +436,97 @@ TEST(ForwardScopes, BaselineStudentHasNoAuxiliaryForward) {
   EXPECT_THROW(student.forward(context, x, models::StudentHeads::Auxiliary), Error);
 }
 
+// ---- the auxiliary branch's bottleneck width (method.aux.width)
+
+struct AuxWidthCase {
+  const char* arch;
+  models::AuxWidth width;
+  std::vector<std::int64_t> bottlenecks;  // expected per auxiliary head
+};
+
+// Parameter shapes of every auxiliary head for each width rule: input_quarter = max(8, C_s/4)
+// (the default, unchanged), last_stage_quarter = C_last/4 (the public BYOT branch: 128 on
+// resnet18), a fixed N; the stage's input width, the k x k downsampling and the output width
+// (the last stage's) do not change. The backbone is the same whatever the width, and the
+// student runs forward and backward.
+TEST(AuxWidth, ParameterShapesPerRule) {
+  using models::AuxWidthRule;
+  const std::vector<AuxWidthCase> cases = {
+      {"resnet18_cifar", {}, {16, 32, 64}},
+      {"resnet18_cifar", {.rule = AuxWidthRule::InputQuarter}, {16, 32, 64}},
+      {"resnet18_cifar", {.rule = AuxWidthRule::LastStageQuarter}, {128, 128, 128}},
+      {"resnet18_cifar", {.rule = AuxWidthRule::Fixed, .channels = 48}, {48, 48, 48}},
+      {"resnet20", {}, {8, 8}},
+      {"resnet20", {.rule = AuxWidthRule::LastStageQuarter}, {16, 16}},
+      {"resnet20", {.rule = AuxWidthRule::Fixed, .channels = 5}, {5, 5}},
+  };
+  for (const AuxWidthCase& c : cases) {
+    const std::string what = std::string(c.arch) + " rule " +
+                             std::to_string(static_cast<int>(c.width.rule)) + " N " +
+                             std::to_string(c.width.channels);
+    const models::Student student(
+        ModelSpec{.arch = c.arch, .num_classes = kNumClasses, .aux_width = c.width},
+        models::AuxHeads::Byot);
+    const models::Student reference(ModelSpec{.arch = c.arch, .num_classes = kNumClasses},
+                                    models::AuxHeads::Byot);
+    EXPECT_EQ(student.backbone_parameter_count(), reference.backbone_parameter_count()) << what;
+    const std::vector<int> channels = student.network().stage_channels();
+    const std::vector<int> strides = student.network().stage_strides();
+    const std::int64_t last = channels.back();
+    ASSERT_EQ(student.num_aux_heads(), static_cast<int>(c.bottlenecks.size())) << what;
+    const nn::FlatLayout& parameters = student.layout().parameters;
+    auto shape = [&](const std::string& name) {
+      const int index = parameters.find(name);
+      EXPECT_GE(index, 0) << what << ": no " << name;
+      return index < 0 ? Shape{} : parameters.slot(index).shape;
+    };
+    for (std::size_t s = 0; s < c.bottlenecks.size(); ++s) {
+      const std::string head = "aux." + std::to_string(s) + ".";
+      const std::int64_t mid = c.bottlenecks[s];
+      const std::int64_t k = strides.back() / strides[s];
+      EXPECT_EQ(shape(head + "conv1.weight"), (Shape{mid, channels[s], 1, 1})) << what << " " << s;
+      EXPECT_EQ(shape(head + "bn1.weight"), (Shape{mid})) << what << " " << s;
+      EXPECT_EQ(shape(head + "conv2.weight"),
+                (k > 1 ? Shape{mid, mid, k, k} : Shape{mid, mid, 3, 3}))
+          << what << " " << s;
+      EXPECT_EQ(shape(head + "bn2.weight"), (Shape{mid})) << what << " " << s;
+      EXPECT_EQ(shape(head + "conv3.weight"), (Shape{last, mid, 1, 1})) << what << " " << s;
+      EXPECT_EQ(shape(head + "bn3.weight"), (Shape{last})) << what << " " << s;
+      EXPECT_EQ(shape(head + "fc.weight"), (Shape{kNumClasses, last})) << what << " " << s;
+    }
+  }
+}
+
+TEST(AuxWidth, LastStageQuarterStudentRunsForwardAndBackward) {
+  const models::Student student(
+      ModelSpec{.arch = "resnet20",
+                .num_classes = kNumClasses,
+                .aux_width = {.rule = models::AuxWidthRule::LastStageQuarter}},
+      models::AuxHeads::Byot);
+  nn::ModelBuffers buffers =
+      nn::ModelBuffers::allocate(student.layout(), DType::Float32, Device::cpu());
+  Rng rng(31);
+  buffers.initialize(student.layout(), rng);
+  autograd::Tape tape;
+  autograd::TapeScope scope(tape);
+  const models::StudentOutput output =
+      student.forward(make_context(student.layout(), buffers, nn::Mode::Train, true),
+                      Variable(test::random_tensor({2, 3, 8, 8}, 37, -1.0, 1.0, DType::Float32)));
+  ASSERT_EQ(output.logits.size(), 3u);
+  const Tensor labels = Tensor::from_vector<std::int32_t>({2}, {1, 7});
+  std::vector<Variable> losses;
+  for (const Variable& logits : output.logits) {
+    EXPECT_EQ(logits.shape(), (Shape{2, kNumClasses}));
+    losses.push_back(autograd::cross_entropy(logits, labels));
+  }
+  tape.backward(autograd::weighted_sum(losses, {1.0, 1.0, 1.0}));
+  EXPECT_EQ(backend::get(Device::cpu()).count_nonfinite(buffers.gradients), 0);
+  const int conv1 = student.layout().parameters.find("aux.0.conv1.weight");
+  ASSERT_GE(conv1, 0);
+  const Tensor gradient = student.layout().parameters.view(buffers.gradients, conv1);
+  EXPECT_GT(backend::get(Device::cpu()).dot(gradient, gradient), 0.0);
+}
+
 // ---- gradients reach every parameter (depthwise, shortcuts, heads)
 
 class ModelGradients : public testing::TestWithParam<std::string> {};

@@ -6,11 +6,19 @@ class of make_fixtures.py) under tests/fixtures/:
 losses.bin — train::student_loss of every method on fixed head logits, pooled head features,
     labels and generator targets, for label smoothing 0 and 0.1 and a feature hint beta:
         baseline:      CE_s(z_S, y)
-        byot / meta:   CE_s(z_S, y) + sum_{s<S} [(1 - a) CE_s(z_s, y) + a T^2 KL(softmax(t_s/T) || softmax(z_s/T))
-                                              + beta mean((h_s - detach(h_S))^2)]
+        byot / meta:   w CE_s(z_S, y) + sum_{s<S} [(1 - a) CE_s(z_s, y) + a t KL(softmax(t_s/T) || softmax(z_s/T))
+                                                + beta D(h_s, detach(h_S))]
     with t_s = detach(z_S) for BYOT and the generator's u_s for MetaDistiller. CE_s is the
-    cross-entropy against (1 - s) onehot + s/K, KL the batch mean. Stored per case: the total
-    and its gradient with respect to every head's logits and features (and each u_s).
+    cross-entropy against (1 - s) onehot + s/K, KL the batch mean. The BYOT reference options
+    (method.kd_temperature_squared, method.deepest_ce, method.hint_reduction): t = T^2 or 1
+    (case suffix _kdT1), w = 1 or 1 - a (_deep1ma; the baseline keeps 1), D = the mean of the
+    squared differences or their sum (_hintsum). Stored per case: the total and its gradient
+    with respect to every head's logits and features (and each u_s).
+    Case "byot_public": the BYOT loss as the public BYOT code writes it (luanyunteng/
+    pytorch-be-your-own-teacher, train.py: (1 - a) on every CE including the deepest, the KD as
+    a soft-target cross-entropy times T^2, the hint as the masked sum of squares), written out
+    here from its formulas; its gradients equal student_loss's with T^2, one_minus_alpha and sum,
+    and its value exceeds it by a T^2 sum_s H(softmax(z_S/T)) (stored as .entropy_offset).
 
 meta_gradient.bin — a tiny student (conv 3x3 -> batch norm with batch statistics -> relu;
     conv 3x3 stride 2 -> relu; one linear head on the global average of each stage) and a
@@ -52,18 +60,42 @@ def distillation(student, teacher, temperature):
                     reduction="batchmean") * temperature * temperature
 
 
-def student_loss(method, logits, features, labels, targets, alpha, temperature, hint, smoothing):
-    total = cross_entropy(logits[-1], labels, smoothing)
+def student_loss(method, logits, features, labels, targets, alpha, temperature, hint, smoothing,
+                 kd_temperature_squared=True, deepest_ce="one", hint_reduction="mean"):
     if method == "baseline":
-        return total
+        return cross_entropy(logits[-1], labels, smoothing)
+    deepest_weight = 1 - alpha if deepest_ce == "one_minus_alpha" else 1.0
+    total = deepest_weight * cross_entropy(logits[-1], labels, smoothing)
     deepest_features = features[-1].detach()
     for s in range(len(logits) - 1):
         teacher = logits[-1].detach() if method == "byot" else targets[s]
+        kd = distillation(logits[s], teacher, temperature)
+        if not kd_temperature_squared:
+            kd = kd / (temperature * temperature)
         total = total + (1 - alpha) * cross_entropy(logits[s], labels, smoothing)
-        total = total + alpha * distillation(logits[s], teacher, temperature)
+        total = total + alpha * kd
         if hint > 0:
-            total = total + hint * ((features[s] - deepest_features) ** 2).mean()
+            squares = (features[s] - deepest_features) ** 2
+            total = total + hint * (squares.sum() if hint_reduction == "sum" else squares.mean())
     return total
+
+
+def byot_public_loss(logits, features, labels, alpha, temperature, beta):
+    """The public BYOT code's total loss (luanyunteng/pytorch-be-your-own-teacher, train.py),
+    from its formulas: (1 - a) (CE(z_S) + sum_s CE(z_s)) + a sum_s T^2 KD_s + beta sum_s F_s with
+    KD_s = -mean_n sum_k softmax(z_S/T)_k log_softmax(z_s/T)_k (the teacher detached) and
+    F_s = sum over all elements of (h_s - h_S)^2 where h_s > 0 or h_S > 0 (h_S detached)."""
+    teacher = F.softmax(logits[-1].detach() / temperature, 1)
+    deepest_features = features[-1].detach()
+    ce = F.cross_entropy(logits[-1], labels)
+    kd = 0
+    hint = 0
+    for s in range(len(logits) - 1):
+        ce = ce + F.cross_entropy(logits[s], labels)
+        kd = kd - (F.log_softmax(logits[s] / temperature, 1) * teacher).sum(1).mean() * temperature ** 2
+        mask = ((features[s] > 0) | (deepest_features > 0)).to(features[s].dtype)
+        hint = hint + (((features[s] - deepest_features) ** 2) * mask).abs().sum()
+    return (1 - alpha) * ce + alpha * kd + beta * hint
 
 
 def losses_fixture():
@@ -87,12 +119,24 @@ def losses_fixture():
     cases = [("baseline", 0.0, 0.5), ("baseline", 0.1, 0.5), ("byot", 0.0, 0.5), ("byot", 0.1, 0.5),
              ("byot", 0.1, 0.0), ("metadistiller", 0.0, 0.5), ("metadistiller", 0.1, 0.5),
              ("metadistiller", 0.1, 0.0)]
-    for method, smoothing, hint in cases:
+    # The BYOT reference options, one at a time and together: (kd_temperature_squared,
+    # deepest_ce, hint_reduction).
+    options = [(False, "one", "mean"), (True, "one_minus_alpha", "mean"), (True, "one", "sum"),
+               (True, "one_minus_alpha", "sum"), (False, "one_minus_alpha", "sum")]
+    cases = [(method, smoothing, hint, True, "one", "mean") for method, smoothing, hint in cases]
+    for method in ["byot", "metadistiller"]:
+        cases += [(method, 0.1, 0.5) + option for option in options]
+    cases += [("byot", 0.1, 0.0, False, "one_minus_alpha", "sum"),
+              ("baseline", 0.1, 0.5, False, "one_minus_alpha", "sum")]
+    for method, smoothing, hint, kd_t2, deepest_ce, hint_reduction in cases:
         name = "%s_ls%g_hint%g" % (method, smoothing, hint)
+        name += ("" if kd_t2 else "_kdT1") + ("_deep1ma" if deepest_ce == "one_minus_alpha" else "")
+        name += "_hintsum" if hint_reduction == "sum" else ""
         z = [t.clone().requires_grad_() for t in logits]
         h = [t.clone().requires_grad_() for t in features]
         u = [t.clone().requires_grad_() for t in targets]
-        total = student_loss(method, z, h, labels.long(), u, alpha, temperature, hint, smoothing)
+        total = student_loss(method, z, h, labels.long(), u, alpha, temperature, hint, smoothing,
+                             kd_t2, deepest_ce, hint_reduction)
         wrt = z + h + (u if method == "metadistiller" else [])
         grads = torch.autograd.grad(total, wrt, allow_unused=True)
         fixture.scalar(name + ".loss", total.item())
@@ -107,7 +151,40 @@ def losses_fixture():
         if method == "metadistiller":
             for s in range(heads - 1):
                 fixture.add("%s.grad_target%d" % (name, s), grads[2 * heads + s])
+
+    # The public BYOT code's loss, on the same heads with non-negative (post-ReLU, pooled)
+    # features, as BYOT's are: its mask is then no restriction.
+    beta = 0.5
+    z = [t.clone().requires_grad_() for t in logits]
+    h = [t.abs().clone().requires_grad_() for t in features]
+    total = byot_public_loss(z, h, labels.long(), alpha, temperature, beta)
+    grads = torch.autograd.grad(total, z + h, allow_unused=True)
+    offset = entropy_offset(logits, alpha, temperature)
+    fixture.scalar("byot_public.loss", total.item())
+    fixture.scalar("byot_public.hint", beta)
+    fixture.scalar("byot_public.entropy_offset", offset)
+    for s in range(heads):
+        fixture.add("byot_public.features%d" % s, h[s].detach())
+        fixture.add("byot_public.grad_logits%d" % s, grads[s])
+        fixture.add("byot_public.grad_features%d" % s,
+                    grads[heads + s] if grads[heads + s] is not None else torch.zeros_like(h[s]))
+    # The same gradients from student_loss with the reference options (a check of this script).
+    ours = student_loss("byot", z, h, labels.long(), None, alpha, temperature, beta, 0.0,
+                        True, "one_minus_alpha", "sum")
+    ours_grads = torch.autograd.grad(ours, z + h, allow_unused=True)
+    for public, mine in zip(grads, ours_grads):
+        if public is not None and mine is not None:
+            assert torch.allclose(public, mine, rtol=1e-12, atol=1e-12)
+    assert abs(total.item() - ours.item() - offset) < 1e-9
     return fixture
+
+
+def entropy_offset(logits, alpha, temperature):
+    """a T^2 sum_s H(softmax(z_S/T)): the soft-target cross-entropy minus the KL, over the
+    shallow heads (the teacher's entropy, a constant of the student)."""
+    teacher = F.softmax(logits[-1] / temperature, 1)
+    entropy = -(teacher * F.log_softmax(logits[-1] / temperature, 1)).sum(1).mean()
+    return (alpha * temperature ** 2 * (len(logits) - 1) * entropy).item()
 
 
 # ---------------------------------------------------------------- the meta-gradient fixture
