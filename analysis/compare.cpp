@@ -103,14 +103,16 @@ Comparison pair_arms(const std::string& value, const Arm& reference, const Arm& 
     return values;
   };
   std::map<std::vector<std::string>, std::vector<const TrialRecord*>> reference_by, other_by;
-  for (const TrialRecord* trial : reference.trials) reference_by[signature(*trial)].push_back(trial);
+  for (const TrialRecord* trial : reference.trials)
+    reference_by[signature(*trial)].push_back(trial);
   for (const TrialRecord* trial : other.trials) other_by[signature(*trial)].push_back(trial);
   for (const auto& [values, trials] : reference_by) {
     auto partner = other_by.find(values);
     if (trials.size() == 1 && partner != other_by.end() && partner->second.size() == 1) {
       comparison.pairs.push_back({values, trials[0]->trial_id, partner->second[0]->trial_id});
     } else {
-      for (const TrialRecord* trial : trials) comparison.unpaired_reference.push_back(trial->trial_id);
+      for (const TrialRecord* trial : trials)
+        comparison.unpaired_reference.push_back(trial->trial_id);
     }
   }
   for (const auto& [values, trials] : other_by) {
@@ -366,8 +368,8 @@ std::string conclusion_line(const ComparisonReport& report, const ComparisonRow&
     line += row.mean_difference > 0 ? " (higher)" : " (lower)";
   }
   if (row.test == "welch") {
-    line += " — unpaired (no trial has a partner), Welch's t-test, " +
-            std::to_string(row.n_value) + " and " + std::to_string(row.n_reference) + " trials";
+    line += " — unpaired (no trial has a partner), Welch's t-test, " + std::to_string(row.n_value) +
+            " and " + std::to_string(row.n_reference) + " trials";
   } else {
     line += " — " + std::to_string(row.pairs) + " pairs";
   }
@@ -380,11 +382,11 @@ CompareSpec parse_compare_spec(const std::string& text) {
   const std::size_t equals = text.find('=');
   MD_INPUT_CHECK(equals != std::string::npos && equals > 0 && equals + 1 < text.size() &&
                      text.find('=', equals + 1) == std::string::npos,
-                 "--compare expects KEY=REFERENCE (for example method.name=baseline), got '",
-                 text, "'");
+                 "--compare expects KEY=REFERENCE (for example method.name=baseline), got '", text,
+                 "'");
   CompareSpec spec{text.substr(0, equals), text.substr(equals + 1)};
-  MD_INPUT_CHECK(spec.key.find_first_of(" \t") == std::string::npos,
-                 "--compare: the key '", spec.key, "' contains a space");
+  MD_INPUT_CHECK(spec.key.find_first_of(" \t") == std::string::npos, "--compare: the key '",
+                 spec.key, "' contains a space");
   return spec;
 }
 
@@ -442,9 +444,9 @@ ComparisonReport compare_trials(const std::vector<TrialRecord>& trials, const Co
       const std::size_t family_start = report.rows.size();
       for (std::size_t c = 0; c < others.size(); ++c) {
         bool has_values = false;
-        ComparisonRow row = make_row(report.comparisons[c], reference, others[c].second, metric,
-                                     best, settings, settings.seed + report.rows.size(),
-                                     has_values);
+        ComparisonRow row =
+            make_row(report.comparisons[c], reference, others[c].second, metric, best, settings,
+                     settings.seed + report.rows.size(), has_values);
         if (has_values) report.rows.push_back(std::move(row));
       }
       std::vector<double> p, wilcoxon_p;
@@ -485,13 +487,13 @@ std::string comparison_markdown(const ComparisonReport& report) {
                   "unpaired value"});
   table_row(out, std::vector<std::string>(5, "---"));
   for (const Comparison& comparison : report.comparisons) {
-    table_row(out, {markdown_cell(comparison.value),
-                    comparison.pairing_keys.empty() ? std::string(kDash)
-                                                    : markdown_cell(join(comparison.pairing_keys,
-                                                                         ", ")),
-                    std::to_string(comparison.pairs.size()),
-                    std::to_string(comparison.unpaired_reference.size()),
-                    std::to_string(comparison.unpaired_value.size())});
+    table_row(out,
+              {markdown_cell(comparison.value),
+               comparison.pairing_keys.empty() ? std::string(kDash)
+                                               : markdown_cell(join(comparison.pairing_keys, ", ")),
+               std::to_string(comparison.pairs.size()),
+               std::to_string(comparison.unpaired_reference.size()),
+               std::to_string(comparison.unpaired_value.size())});
   }
   for (const std::string epoch : {"last", "best"}) {
     out << "\n**" << report.lead_metric << ", " << epoch << " epoch**\n\n";
@@ -509,9 +511,20 @@ std::string comparison_markdown(const ComparisonReport& report) {
       << "%*: pairs (trials per arm for Welch) at which the t-test has that power at the observed "
          "difference and spread.\n\n";
   const std::vector<std::string> header{
-      "comparison", "metric", "epoch", "test", "n", "mean diff", std::to_string(confidence) + "% CI",
-      "p", "p Holm", "Wilcoxon p", "Wilcoxon p Holm", "d", "seeds for " +
-          std::to_string(static_cast<int>(std::lround(100.0 * report.settings.power))) + "%",
+      "comparison",
+      "metric",
+      "epoch",
+      "test",
+      "n",
+      "mean diff",
+      std::to_string(confidence) + "% CI",
+      "p",
+      "p Holm",
+      "Wilcoxon p",
+      "Wilcoxon p Holm",
+      "d",
+      "seeds for " + std::to_string(static_cast<int>(std::lround(100.0 * report.settings.power))) +
+          "%",
       "conclusion"};
   table_row(out, header);
   table_row(out, std::vector<std::string>(header.size(), "---"));
@@ -520,29 +533,58 @@ std::string comparison_markdown(const ComparisonReport& report) {
     const std::string n = row.test == "paired"
                               ? std::to_string(row.pairs)
                               : std::to_string(row.n_value) + "/" + std::to_string(row.n_reference);
-    table_row(out,
-              {markdown_cell(row.value) + " " + kMinus + " " + markdown_cell(reference), row.metric,
-               row.epoch, none ? std::string(kDash) : row.test, n,
-               none ? std::string(kDash) : points(row.mean_difference),
-               none ? std::string(kDash)
-                    : "[" + points(row.interval.low) + ", " + points(row.interval.high) + "]",
-               p_text(row.t.p), p_text(row.p_holm), p_text(row.wilcoxon.p),
-               p_text(row.wilcoxon_p_holm), signed_text(row.effect_size, "%.2f"),
-               seeds_text(row), row.conclusion});
+    table_row(out, {markdown_cell(row.value) + " " + kMinus + " " + markdown_cell(reference),
+                    row.metric, row.epoch, none ? std::string(kDash) : row.test, n,
+                    none ? std::string(kDash) : points(row.mean_difference),
+                    none ? std::string(kDash)
+                         : "[" + points(row.interval.low) + ", " + points(row.interval.high) + "]",
+                    p_text(row.t.p), p_text(row.p_holm), p_text(row.wilcoxon.p),
+                    p_text(row.wilcoxon_p_holm), signed_text(row.effect_size, "%.2f"),
+                    seeds_text(row), row.conclusion});
   }
   return out.str();
 }
 
 std::string comparison_csv(const ComparisonReport& report) {
   std::ostringstream out;
-  const std::vector<std::string> header{
-      "key", "reference", "value", "metric", "epoch", "test", "pairs", "n_reference", "n_value",
-      "reference_mean", "value_mean", "mean_difference", "sd_difference", "ci_low", "ci_high",
-      "ci_method", "confidence", "resamples", "bootstrap_seed", "t", "df", "p", "p_holm",
-      "wilcoxon_statistic", "wilcoxon_r_plus", "wilcoxon_nonzero", "wilcoxon_zeros",
-      "wilcoxon_ties", "wilcoxon_p", "wilcoxon_p_holm", "effect_size", "effect_size_kind",
-      "seeds_for_power", "power_at_seeds", "conclusion", "pairing_keys", "unpaired_reference",
-      "unpaired_value"};
+  const std::vector<std::string> header{"key",
+                                        "reference",
+                                        "value",
+                                        "metric",
+                                        "epoch",
+                                        "test",
+                                        "pairs",
+                                        "n_reference",
+                                        "n_value",
+                                        "reference_mean",
+                                        "value_mean",
+                                        "mean_difference",
+                                        "sd_difference",
+                                        "ci_low",
+                                        "ci_high",
+                                        "ci_method",
+                                        "confidence",
+                                        "resamples",
+                                        "bootstrap_seed",
+                                        "t",
+                                        "df",
+                                        "p",
+                                        "p_holm",
+                                        "wilcoxon_statistic",
+                                        "wilcoxon_r_plus",
+                                        "wilcoxon_nonzero",
+                                        "wilcoxon_zeros",
+                                        "wilcoxon_ties",
+                                        "wilcoxon_p",
+                                        "wilcoxon_p_holm",
+                                        "effect_size",
+                                        "effect_size_kind",
+                                        "seeds_for_power",
+                                        "power_at_seeds",
+                                        "conclusion",
+                                        "pairing_keys",
+                                        "unpaired_reference",
+                                        "unpaired_value"};
   out << join(header, ",") << "\n";
   for (const ComparisonRow& row : report.rows) {
     const Comparison* comparison = nullptr;
@@ -551,22 +593,41 @@ std::string comparison_csv(const ComparisonReport& report) {
     }
     const bool paired = row.test == "paired";
     const std::vector<std::string> fields{
-        report.spec.key, report.spec.reference, row.value, row.metric, row.epoch, row.test,
-        std::to_string(row.pairs), std::to_string(row.n_reference), std::to_string(row.n_value),
-        exact_number(row.reference_mean), exact_number(row.value_mean),
-        exact_number(row.mean_difference), exact_number(row.sd_difference),
-        exact_number(row.interval.low), exact_number(row.interval.high),
-        row.test == "none" ? "" : "percentile", exact_number(report.settings.confidence),
-        std::to_string(report.settings.resamples), std::to_string(row.bootstrap_seed),
-        exact_number(row.t.statistic), exact_number(row.t.df), exact_number(row.t.p),
-        exact_number(row.p_holm), paired ? exact_number(row.wilcoxon.statistic) : "",
+        report.spec.key,
+        report.spec.reference,
+        row.value,
+        row.metric,
+        row.epoch,
+        row.test,
+        std::to_string(row.pairs),
+        std::to_string(row.n_reference),
+        std::to_string(row.n_value),
+        exact_number(row.reference_mean),
+        exact_number(row.value_mean),
+        exact_number(row.mean_difference),
+        exact_number(row.sd_difference),
+        exact_number(row.interval.low),
+        exact_number(row.interval.high),
+        row.test == "none" ? "" : "percentile",
+        exact_number(report.settings.confidence),
+        std::to_string(report.settings.resamples),
+        std::to_string(row.bootstrap_seed),
+        exact_number(row.t.statistic),
+        exact_number(row.t.df),
+        exact_number(row.t.p),
+        exact_number(row.p_holm),
+        paired ? exact_number(row.wilcoxon.statistic) : "",
         paired ? exact_number(row.wilcoxon.r_plus) : "",
         paired ? std::to_string(row.wilcoxon.nonzero) : "",
         paired ? std::to_string(row.wilcoxon.zeros) : "",
-        paired ? (row.wilcoxon.ties ? "true" : "false") : "", exact_number(row.wilcoxon.p),
-        exact_number(row.wilcoxon_p_holm), exact_number(row.effect_size), row.effect_size_kind,
+        paired ? (row.wilcoxon.ties ? "true" : "false") : "",
+        exact_number(row.wilcoxon.p),
+        exact_number(row.wilcoxon_p_holm),
+        exact_number(row.effect_size),
+        row.effect_size_kind,
         row.seeds_for_power > 0 ? std::to_string(row.seeds_for_power) : "",
-        exact_number(row.power_at_seeds), row.conclusion,
+        exact_number(row.power_at_seeds),
+        row.conclusion,
         comparison ? join(comparison->pairing_keys, ";") : "",
         comparison ? std::to_string(comparison->unpaired_reference.size()) : "",
         comparison ? std::to_string(comparison->unpaired_value.size()) : ""};
@@ -591,17 +652,21 @@ std::string comparison_json(const ComparisonReport& report, int indent) {
       << ", \"resamples\": " << report.settings.resamples << ", \"seed\": " << report.settings.seed
       << ", \"seed_rule\": \"row i (0-based) uses seed + i\", \"quantiles\": \"linear "
          "interpolation (numpy.percentile default)\"},\n";
-  out << pad2 << "\"t_test\": \"two-sided paired t-test; Welch's unequal-variance t-test for "
-                 "unpaired arms\",\n";
-  out << pad2 << "\"wilcoxon\": \"two-sided signed-rank test, exact null distribution over all "
-                 "sign assignments (normal approximation beyond "
+  out << pad2
+      << "\"t_test\": \"two-sided paired t-test; Welch's unequal-variance t-test for "
+         "unpaired arms\",\n";
+  out << pad2
+      << "\"wilcoxon\": \"two-sided signed-rank test, exact null distribution over all "
+         "sign assignments (normal approximation beyond "
       << stats::kWilcoxonExactMax
       << " nonzero differences); zeros dropped (scipy zero_method='wilcox'); tied |d| get "
          "mid-ranks; statistic min(R+, R-); paired rows only\",\n";
-  out << pad2 << "\"holm_family\": \"the rows of one (metric, epoch): every value against the "
-                 "reference; t-test and Wilcoxon p-values corrected separately\",\n";
-  out << pad2 << "\"effect_size\": \"d_z = mean/sd of the paired differences; d_av = difference "
-                 "/ sqrt((var_value + var_reference)/2) for Welch\",\n";
+  out << pad2
+      << "\"holm_family\": \"the rows of one (metric, epoch): every value against the "
+         "reference; t-test and Wilcoxon p-values corrected separately\",\n";
+  out << pad2
+      << "\"effect_size\": \"d_z = mean/sd of the paired differences; d_av = difference "
+         "/ sqrt((var_value + var_reference)/2) for Welch\",\n";
   out << pad2 << "\"power\": {\"target\": " << json_number(report.settings.power)
       << ", \"alpha\": " << json_number(report.settings.alpha)
       << ", \"rule\": \"smallest n >= 2 with power >= target: pairs for the paired t-test "
@@ -649,12 +714,10 @@ std::string comparison_json(const ComparisonReport& report, int indent) {
         << ", \"wilcoxon_r_plus\": " << json_number(paired ? row.wilcoxon.r_plus : kNaN)
         << ", \"wilcoxon_nonzero\": " << (paired ? std::to_string(row.wilcoxon.nonzero) : "null")
         << ", \"wilcoxon_zeros\": " << (paired ? std::to_string(row.wilcoxon.zeros) : "null")
-        << ", \"wilcoxon_ties\": "
-        << (paired ? (row.wilcoxon.ties ? "true" : "false") : "null")
+        << ", \"wilcoxon_ties\": " << (paired ? (row.wilcoxon.ties ? "true" : "false") : "null")
         << ", \"wilcoxon_p\": " << json_number(row.wilcoxon.p)
         << ", \"wilcoxon_p_holm\": " << json_number(row.wilcoxon_p_holm)
-        << ", \"effect_size\": " << json_number(row.effect_size)
-        << ", \"effect_size_kind\": "
+        << ", \"effect_size\": " << json_number(row.effect_size) << ", \"effect_size_kind\": "
         << (row.effect_size_kind.empty() ? "null" : json_string(row.effect_size_kind))
         << ", \"seeds_for_power\": "
         << (row.seeds_for_power > 0 ? std::to_string(row.seeds_for_power) : "null")

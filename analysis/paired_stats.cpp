@@ -290,8 +290,8 @@ int seeds_for_power_welch(double difference, double var_a, double var_b, double 
     return -1;
   }
   if (var_a + var_b == 0.0) return 2;
-  return smallest_n(
-      [&](int n) { return welch_t_power(difference, var_a, var_b, n, alpha); }, target);
+  return smallest_n([&](int n) { return welch_t_power(difference, var_a, var_b, n, alpha); },
+                    target);
 }
 
 }  // namespace md::analysis::stats

@@ -131,7 +131,8 @@ def wilcoxon_reference(d):
 def nct_power(noncentrality, df):
     critical = stats.t.ppf(0.975, df)
     with np.errstate(all="ignore"):  # scipy's nct raises spurious floating-point flags
-        return stats.nct.sf(critical, df, noncentrality) + stats.nct.cdf(-critical, df, noncentrality)
+        return (stats.nct.sf(critical, df, noncentrality)
+                + stats.nct.cdf(-critical, df, noncentrality))
 
 
 def bootstrap_tolerance(data, statistic, interval):
@@ -167,7 +168,8 @@ def expected_row(frame, row):
                         sd_difference=sd, t=float(test.statistic), df=len(d) - 1.0,
                         p=float(test.pvalue), wilcoxon_statistic=statistic,
                         wilcoxon_r_plus=r_plus, wilcoxon_p=wilcoxon_p,
-                        wilcoxon_ties=len(np.unique(np.abs(d[d != 0]))) < int(np.sum(d != 0)), effect_size=d_z, differences=list(d),
+                        wilcoxon_ties=len(np.unique(np.abs(d[d != 0]))) < int(np.sum(d != 0)),
+                        effect_size=d_z, differences=list(d),
                         wilcoxon_nonzero=int(np.sum(d != 0)), wilcoxon_zeros=int(np.sum(d == 0)))
         expected["power"] = lambda n: nct_power(d_z * math.sqrt(n), n - 1.0)
         expected["bootstrap"] = ((d,), lambda x, axis=-1: np.mean(x, axis=axis))
@@ -292,7 +294,8 @@ def test_every_number_agrees_with_scipy(sweep):
 
 def test_special_cases(sweep):
     _, report, _ = sweep
-    rows = {(row["value"], row["metric"], row["epoch"]): row for row in report["comparison"]["rows"]}
+    rows = {(row["value"], row["metric"], row["epoch"]): row
+            for row in report["comparison"]["rows"]}
     identical = rows[("identical", "acc_final", "last")]
     assert identical["mean_difference"] == 0 and identical["p"] is None
     assert identical["wilcoxon_p"] is None and identical["wilcoxon_zeros"] == 3

@@ -61,8 +61,8 @@ TEST(PairedStats, WilcoxonWithTiesIsTheExactPermutationTest) {
 }
 
 TEST(PairedStats, WilcoxonDropsZeros) {
-  const stats::Wilcoxon w = stats::wilcoxon_signed_rank({0.0, 0.5, -1.25, 0.0, 2.0, 3.5, 0.75,
-                                                         1.0, -0.25});
+  const stats::Wilcoxon w =
+      stats::wilcoxon_signed_rank({0.0, 0.5, -1.25, 0.0, 2.0, 3.5, 0.75, 1.0, -0.25});
   EXPECT_EQ(w.zeros, 2);
   EXPECT_EQ(w.nonzero, 7);
   EXPECT_NEAR(w.p, 0.21875, kP);
@@ -131,7 +131,8 @@ TrialRecord trial(const std::string& method, int seed, double last, double best)
   record.trial_id = method + "-" + std::to_string(seed);
   record.status = kStatusComplete;
   record.has_final = true;
-  record.config = {{"method.name", method}, {"runtime.seed", std::to_string(seed)},
+  record.config = {{"method.name", method},
+                   {"runtime.seed", std::to_string(seed)},
                    {"runtime.threads", std::to_string(seed % 2)}};
   record.last = {{"acc_final", last}};
   record.best = {{"acc_final", best}};
@@ -155,11 +156,16 @@ TEST(Compare, PairsOnTheSeedAndIgnoresPlacementKeys) {
   EXPECT_EQ(report.rows[1].conclusion, "not shown");  // best: every difference 0
   EXPECT_TRUE(std::isnan(report.rows[1].t.p));
   expect_input_error(
-      [&] { compare_trials(trials, {"method.nam", "baseline"}, {"acc_final"}); },
+      [&] {
+        compare_trials(trials, {"method.nam", "baseline"}, {"acc_final"});
+      },
       {"is in no trial's config"});
-  expect_input_error([&] { compare_trials(trials, {"method.name", "x"}, {"acc_final"}); },
-                     {"no complete trial has method.name = x (values of method.name: baseline, "
-                      "byot)"});
+  expect_input_error(
+      [&] {
+        compare_trials(trials, {"method.name", "x"}, {"acc_final"});
+      },
+      {"no complete trial has method.name = x (values of method.name: baseline, "
+       "byot)"});
 }
 
 }  // namespace
