@@ -41,7 +41,8 @@ class MpiCollective : public train::Collective {
 class HostStagedCollective : public MpiCollective {
  public:
   HostStagedCollective(MPI_Comm group, Device device);  // does not take ownership of `group`
-  void average(Tensor& flat) override;                   // flat: on `device` or the CPU
+  // flat: on `device` or the CPU
+  void average(Tensor& flat) override;
   void broadcast(Tensor& flat) override;
 
  private:
