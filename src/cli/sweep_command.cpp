@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/progress_option.h"
 #include "core/error.h"
 #include "core/interrupt.h"
 #include "core/logging.h"
@@ -70,18 +71,7 @@ int sweep_command(const Arguments& arguments) {
   sweep_options.out_dir = out_dir;
   if (values.count("trial-index")) sweep_options.trial_index = trial_index;
   if (values.count("no-resume")) sweep_options.resume = sweep::ResumePolicy::Restart;
-  if (values.count("progress")) {
-    if (progress == "auto")
-      sweep_options.progress = train::Progress::Auto;
-    else if (progress == "terminal")
-      sweep_options.progress = train::Progress::Terminal;
-    else if (progress == "lines")
-      sweep_options.progress = train::Progress::Lines;
-    else if (progress == "off")
-      sweep_options.progress = train::Progress::Off;
-    else
-      throw InputError("--progress " + progress + ": expected auto, terminal, lines or off");
-  }
+  if (values.count("progress")) sweep_options.progress = parse_progress(progress);
 
   const sweep::SweepSpec spec = sweep::load_sweep(sweep_path);
   if (values.count("list")) {

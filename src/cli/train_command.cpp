@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/progress_option.h"
 #include "core/logging.h"
 #include "io/config.h"
 #include "train/trainer.h"
@@ -27,14 +28,12 @@ int train_command(const Arguments& arguments) {
     return 0;
   }
   po::notify(values);
+  const train::Progress progress_mode = parse_progress(progress);
   io::TrialConfig config = io::load_trial_config(config_path, overrides);
   train::TrialContext context;
   context.out_dir = out_dir;
   context.device = train::resolve_device(config.runtime.device);
-  context.progress = progress == "terminal" ? train::Progress::Terminal
-                     : progress == "lines" ? train::Progress::Lines
-                     : progress == "off"   ? train::Progress::Off
-                                           : train::Progress::Auto;
+  context.progress = progress_mode;
   // Built piecewise: GCC 12 warns falsely (-Wrestrict) on "[" + std::string + "]".
   context.label = io::trial_id(config).substr(0, 8);
   context.label.insert(0, 1, '[');

@@ -846,16 +846,6 @@ MethodConfig read_method(const Section& section) {
   });
   method.meta =
       read_meta(Section(context, section.get("meta"), section.path_of("meta"), kMetaKeys));
-  // The meta-gradient weights ∂KL/∂u by α·T² (train::finite_difference_meta_gradient), so a KD
-  // term without T² would give a learning generator a meta-gradient T² too large.
-  if (method.name == MethodName::MetaDistiller && !method.meta.frozen &&
-      !method.kd_temperature_squared) {
-    const Node* node = section.get("kd_temperature_squared");
-    fail(context, section.path_of("kd_temperature_squared"),
-         node != nullptr ? node : section.node(),
-         "false is not supported with method.name metadistiller unless method.meta.frozen is true "
-         "(the meta-gradient assumes the KD term's T^2)");
-  }
   return method;
 }
 

@@ -142,7 +142,7 @@ struct MetaGradientInputs {
   // detached stage features at θ).
   std::vector<autograd::Variable> targets;
   autograd::Tape* generator_tape = nullptr;
-  double alpha = 0.3;  // weight of the KD term of L
+  double alpha = 0.3;  // weight of the KD term T²·KL of L (LossSpec::kd_weight: α, or α/T² without T²)
   double temperature = 3.0;
   double epsilon = 0.01;  // ε₀: ε = ε₀/‖v‖
   FiniteDifference difference = FiniteDifference::Central;

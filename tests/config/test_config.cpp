@@ -570,21 +570,9 @@ TEST(TrialConfigErrors, CrossKeyChecks) {
               HasSubstr("dataset.validation_count: must be below dataset.train_count (100), got 100"));
   EXPECT_THAT(error_of("dataset: {name: imagenet, root: /d, train_count: 10}\n"),
               HasSubstr("dataset.train_count: only allowed with dataset.name cifar100 or idx"));
-  // A learning generator's meta-gradient assumes the KD term's T²; the frozen control arm and
-  // byot do not use it.
-  const std::string no_t2 = error_of(std::string(kMinimal) +
-                                     "method:\n  name: metadistiller\n"
-                                     "  kd_temperature_squared: false\n");
-  EXPECT_THAT(no_t2, StartsWith("trial.yaml: method.kd_temperature_squared: false is not "
-                                "supported with method.name metadistiller unless "
-                                "method.meta.frozen is true"));
-  EXPECT_THAT(no_t2, HasSubstr("(line 4, column 27)"));
-  EXPECT_THAT(
-      error_of(kMinimal, {"method.kd_temperature_squared=false", "method.name=metadistiller"}),
-      HasSubstr("method.kd_temperature_squared: false is not supported"));
+  // Every method takes the KD term with or without T² (the meta-gradient weights it the same).
   EXPECT_FALSE(parse_trial_config(kMinimal, "t",
-                                  {"method.name=metadistiller", "method.meta.frozen=true",
-                                   "method.kd_temperature_squared=false"})
+                                  {"method.name=metadistiller", "method.kd_temperature_squared=false"})
                    .method.kd_temperature_squared);
   EXPECT_FALSE(
       parse_trial_config(kMinimal, "t", {"method.name=byot", "method.kd_temperature_squared=false"})

@@ -171,6 +171,14 @@ TEST_F(BadInputTest, UnknownCommandLineOption) {
   expect_rejected(run_metadistill({"predict", "--checkpoint", "c.h5", "--out", "y.h5", "--bogus"}), {"--bogus"});
   expect_rejected(run_metadistill({"train", "--out", dir_.file("out")}), {"--config"});
   expect_rejected(run_metadistill({"trian"}), {"trian"});
+  // Both commands that take --progress reject an unknown value the same way.
+  for (const std::string command : {"train", "sweep"}) {
+    const ProcessResult result =
+        command == "train"
+            ? run_metadistill({"train", "--config", config, "--out", dir_.file("out"), "--progress", "bogus"})
+            : run_metadistill({"sweep", config, "--out", dir_.file("out"), "--progress", "bogus"});
+    expect_rejected(result, {"--progress bogus: expected auto, terminal, lines or off"});
+  }
 }
 
 TEST_F(BadInputTest, FailedResumeKeepsTheExistingLog) {

@@ -339,9 +339,12 @@ void set_element(Tensor& flat, std::int64_t index, double value) {
 
 // `tolerance`: on each entry's error relative to max(|numeric|, 1% of the largest entry).
 void check_against_bilevel_objective(models::GeneratorResolution resolution,
-                                     FiniteDifference difference, double tolerance) {
+                                     FiniteDifference difference, double tolerance,
+                                     bool kd_temperature_squared = true) {
   Collective single_rank;
-  Learner learner(tiny_learner_spec(resolution, difference), single_rank);
+  LearnerSpec spec = tiny_learner_spec(resolution, difference);
+  spec.loss.kd_temperature_squared = kd_temperature_squared;
+  Learner learner(spec, single_rank);
   const Tensor images = test::random_tensor({6, 1, 8, 8}, 11, -1.0, 1.0);
   const Tensor labels = labels_of({0, 1, 2, 2, 1, 0});
   const Tensor meta_images = test::random_tensor({6, 1, 8, 8}, 12, -1.0, 1.0);
@@ -524,6 +527,12 @@ INSTANTIATE_TEST_SUITE_P(Learners, ShallowHeadForwards,
 TEST(MetaGradient, MatchesNumericalDerivativeOfBilevelObjective) {
   check_against_bilevel_objective(models::GeneratorResolution::Deepest, FiniteDifference::Central,
                                   1e-5);
+}
+
+// method.kd_temperature_squared: false (the KD term without T²): the meta-gradient follows.
+TEST(MetaGradient, MatchesNumericalDerivativeWithoutTemperatureSquared) {
+  check_against_bilevel_objective(models::GeneratorResolution::Deepest, FiniteDifference::Central,
+                                  1e-5, /*kd_temperature_squared=*/false);
 }
 
 // The learner's forward difference (z(θ) from its own student pass): first order, so looser.
