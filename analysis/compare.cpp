@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "report.h"
+#include "text_format.h"
 
 namespace md::analysis {
 
@@ -19,29 +20,11 @@ namespace {
 
 using stats::kNaN;
 
-bool parse_number(const std::string& text, double& value) {
-  if (text.empty()) return false;
-  const char* end = text.data() + text.size();
-  auto [pointer, error] = std::from_chars(text.data(), end, value);
-  return error == std::errc() && pointer == end;
-}
-
 bool same_value(const std::string& a, const std::string& b) {
   if (a == b) return true;
   double x = 0.0;
   double y = 0.0;
   return parse_number(a, x) && parse_number(b, y) && x == y;
-}
-
-// Numbers numerically (and before text), text lexicographically; as the report sorts groups.
-bool natural_less(const std::string& a, const std::string& b) {
-  double x = 0.0;
-  double y = 0.0;
-  const bool a_number = parse_number(a, x);
-  const bool b_number = parse_number(b, y);
-  if (a_number && b_number && x != y) return x < y;
-  if (a_number != b_number) return a_number;
-  return a < b;
 }
 
 bool natural_less_values(const std::vector<std::string>& a, const std::vector<std::string>& b) {
@@ -227,61 +210,7 @@ ComparisonRow make_row(const Comparison& comparison, const Arm& reference, const
 
 // ---- text helpers
 
-std::string printf_text(const char* format, double value) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, format, value);
-  return buffer;
-}
-
-std::string exact_number(double value) {
-  if (std::isnan(value)) return {};
-  if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
-  char buffer[64];
-  auto [end, error] = std::to_chars(buffer, buffer + sizeof buffer, value);
-  MD_CHECK(error == std::errc(), "to_chars failed");
-  return std::string(buffer, end);
-}
-
-std::string json_number(double value) {
-  if (!std::isfinite(value)) return "null";
-  return exact_number(value);
-}
-
-std::string json_string(const std::string& text) {
-  std::string quoted = "\"";
-  for (char c : text) {
-    if (c == '"' || c == '\\') {
-      quoted += '\\';
-      quoted += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buffer[8];
-      std::snprintf(buffer, sizeof buffer, "\\u%04x", static_cast<unsigned>(c));
-      quoted += buffer;
-    } else {
-      quoted += c;
-    }
-  }
-  return quoted + "\"";
-}
-
-std::string json_strings(const std::vector<std::string>& values) {
-  std::string text = "[";
-  for (std::size_t i = 0; i < values.size(); ++i) text += (i ? ", " : "") + json_string(values[i]);
-  return text + "]";
-}
-
-std::string csv_field(const std::string& text) {
-  if (text.find_first_of(",\"\n\r") == std::string::npos) return text;
-  std::string quoted = "\"";
-  for (char c : text) {
-    if (c == '"') quoted += '"';
-    quoted += c;
-  }
-  return quoted + "\"";
-}
-
 const char* const kMinus = "\xe2\x88\x92";  // U+2212
-const char* const kDash = "\xe2\x80\x93";   // U+2013, as the report marks a missing value
 
 // Percentage points with a sign: +0.42, −0.10.
 std::string points(double fraction) {
@@ -317,20 +246,6 @@ std::string join(const std::vector<std::string>& values, const std::string& sepa
   std::string text;
   for (std::size_t i = 0; i < values.size(); ++i) text += (i ? separator : "") + values[i];
   return text;
-}
-
-std::string markdown_cell(const std::string& text) {
-  std::string cell;
-  for (char c : text) {
-    if (c == '|') {
-      cell += "\\|";
-    } else if (c == '\n') {
-      cell += ' ';
-    } else {
-      cell += c;
-    }
-  }
-  return cell.empty() ? std::string(kDash) : cell;
 }
 
 void table_row(std::ostringstream& out, const std::vector<std::string>& cells) {
@@ -676,7 +591,7 @@ std::string comparison_json(const ComparisonReport& report, int indent) {
   for (std::size_t c = 0; c < report.comparisons.size(); ++c) {
     const Comparison& comparison = report.comparisons[c];
     out << (c ? ",\n" : "\n") << pad3 << "{\"value\": " << json_string(comparison.value)
-        << ", \"pairing_keys\": " << json_strings(comparison.pairing_keys)
+        << ", \"pairing_keys\": " << json_string_list(comparison.pairing_keys)
         << ", \"reference_trials\": " << comparison.reference_trials
         << ", \"value_trials\": " << comparison.value_trials << ", \"pairs\": [";
     for (std::size_t p = 0; p < comparison.pairs.size(); ++p) {
@@ -689,8 +604,8 @@ std::string comparison_json(const ComparisonReport& report, int indent) {
       out << "}, \"reference_trial\": " << json_string(pair.reference_trial)
           << ", \"value_trial\": " << json_string(pair.value_trial) << "}";
     }
-    out << "], \"unpaired_reference\": " << json_strings(comparison.unpaired_reference)
-        << ", \"unpaired_value\": " << json_strings(comparison.unpaired_value) << "}";
+    out << "], \"unpaired_reference\": " << json_string_list(comparison.unpaired_reference)
+        << ", \"unpaired_value\": " << json_string_list(comparison.unpaired_value) << "}";
   }
   out << (report.comparisons.empty() ? "],\n" : "\n" + pad2 + "],\n");
   out << pad2 << "\"rows\": [";

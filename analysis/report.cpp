@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "text_format.h"
 
 namespace md::analysis {
 
@@ -41,24 +42,6 @@ const std::vector<std::string>& known_statuses() {
 
 bool is_in_progress(const TrialRecord& trial) {
   return trial.status == kStatusRunning || trial.status == kStatusInterrupted;
-}
-
-bool parse_number(const std::string& text, double& value) {
-  if (text.empty()) return false;
-  const char* end = text.data() + text.size();
-  auto [pointer, error] = std::from_chars(text.data(), end, value);
-  return error == std::errc() && pointer == end;
-}
-
-// Numbers numerically (and before text), text lexicographically.
-bool natural_less(const std::string& a, const std::string& b) {
-  double number_a = 0.0;
-  double number_b = 0.0;
-  const bool a_is_number = parse_number(a, number_a);
-  const bool b_is_number = parse_number(b, number_b);
-  if (a_is_number && b_is_number && number_a != number_b) return number_a < number_b;
-  if (a_is_number != b_is_number) return a_is_number;
-  return a < b;
 }
 
 struct KeyValuesLess {
@@ -192,22 +175,6 @@ void aggregate(GroupSummary& group, const std::vector<std::string>& metrics, int
 
 // ---- text helpers
 
-std::string printf_text(const char* format, double value) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, format, value);
-  return buffer;
-}
-
-// Shortest text that reads back as exactly `value`; "" for NaN.
-std::string exact_number(double value) {
-  if (std::isnan(value)) return {};
-  if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
-  char buffer[64];
-  auto [end, error] = std::to_chars(buffer, buffer + sizeof buffer, value);
-  MD_CHECK(error == std::errc(), "to_chars failed");
-  return std::string(buffer, end);
-}
-
 std::string status_text(const GroupSummary& group) {
   std::vector<std::string> parts;
   for (const std::string& status : known_statuses()) {
@@ -228,22 +195,6 @@ std::string status_text(const GroupSummary& group) {
 }
 
 // ---- Markdown
-
-const char* const kDash = "–";
-
-std::string markdown_cell(const std::string& text) {
-  std::string cell;
-  for (char c : text) {
-    if (c == '|') {
-      cell += "\\|";
-    } else if (c == '\n') {
-      cell += ' ';
-    } else {
-      cell += c;
-    }
-  }
-  return cell.empty() ? std::string(kDash) : cell;
-}
 
 std::string percent_cell(const Statistic& statistic, bool in_progress) {
   if (std::isnan(statistic.mean)) return kDash;
@@ -428,16 +379,6 @@ std::string format_markdown(const SweepSummary& summary) {
 
 // ---- CSV
 
-std::string csv_field(const std::string& text) {
-  if (text.find_first_of(",\"\n\r") == std::string::npos) return text;
-  std::string quoted = "\"";
-  for (char c : text) {
-    if (c == '"') quoted += '"';
-    quoted += c;
-  }
-  return quoted + "\"";
-}
-
 void csv_row(std::ostringstream& out, const std::vector<std::string>& fields) {
   for (std::size_t i = 0; i < fields.size(); ++i) {
     out << (i == 0 ? "" : ",") << csv_field(fields[i]);
@@ -516,44 +457,6 @@ std::string format_csv(const SweepSummary& summary) {
 
 // ---- JSON
 
-std::string json_string(const std::string& text) {
-  std::string quoted = "\"";
-  for (char c : text) {
-    switch (c) {
-      case '"':
-        quoted += "\\\"";
-        break;
-      case '\\':
-        quoted += "\\\\";
-        break;
-      case '\n':
-        quoted += "\\n";
-        break;
-      case '\r':
-        quoted += "\\r";
-        break;
-      case '\t':
-        quoted += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buffer[8];
-          std::snprintf(buffer, sizeof buffer, "\\u%04x", static_cast<unsigned>(c));
-          quoted += buffer;
-        } else {
-          quoted += c;
-        }
-    }
-  }
-  return quoted + "\"";
-}
-
-// null for NaN and infinities (not JSON numbers).
-std::string json_number(double value) {
-  if (!std::isfinite(value)) return "null";
-  return exact_number(value);
-}
-
 std::string json_statistic(const Statistic& statistic) {
   return detail::concat("{\"mean\": ", json_number(statistic.mean),
                         ", \"std\": ", json_number(statistic.std_dev),
@@ -574,14 +477,6 @@ std::string json_string_map(const std::map<std::string, std::string>& values) {
     text += (text.size() > 1 ? ", " : "") + json_string(key) + ": " + json_string(value);
   }
   return text + "}";
-}
-
-std::string json_string_list(const std::vector<std::string>& values) {
-  std::string text = "[";
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    text += (i == 0 ? "" : ", ") + json_string(values[i]);
-  }
-  return text + "]";
 }
 
 std::string format_json(const SweepSummary& summary) {
