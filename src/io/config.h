@@ -144,8 +144,7 @@ struct MethodConfig {
   double temperature = 3.0;
   double alpha = 0.3;
   double hint = 0.0;  // BYOT feature-hint weight β
-  // The KD term is α·T²·KL (true) or α·KL (false). metadistiller needs true: the meta-gradient
-  // (train::finite_difference_meta_gradient) weights ∂KL/∂u by α·T².
+  // The KD term is α·T²·KL (true) or α·KL (false); the meta-gradient weights ∂KL/∂u the same way.
   bool kd_temperature_squared = true;
   DeepestCe deepest_ce = DeepestCe::One;  // the deepest head's CE weight: 1 or 1 − α
   // The hint D(h_s, h_S): mean of the squared differences over the batch's N×W elements, or

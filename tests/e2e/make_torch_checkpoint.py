@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Weights from PyTorch into metadistill: writes a checkpoint the way README.md tells a PyTorch
+"""Weights from PyTorch into metadistill: writes a checkpoint the way docs/formats.md tells a PyTorch
 user to (h5py, /model/<state_dict name>, root attributes arch and num_classes), an input x and
 PyTorch's logits for it, for tests/e2e/test_predict.cpp, which runs `metadistill predict` on
 them and compares the logits.

@@ -1,4 +1,4 @@
-// Weights move from PyTorch into metadistill: a checkpoint written by PyTorch + h5py as README.md
+// Weights move from PyTorch into metadistill: a checkpoint written by PyTorch + h5py as docs/formats.md
 // shows (tests/e2e/make_torch_checkpoint.py: resnet20 with random weights and BN statistics,
 // one input channel, 10 classes) is read by `metadistill predict --input`, whose logits must
 // equal PyTorch's eval-mode logits for the same x within 1e-4 relative. `predict --config`
