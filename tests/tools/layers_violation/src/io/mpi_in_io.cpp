@@ -1,0 +1,2 @@
+// MPI outside sweep/, for the checker's own test.
+#include <mpi.h>
