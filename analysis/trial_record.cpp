@@ -213,6 +213,12 @@ TrialRecord load_trial_record(const std::string& path) {
   if (record.status.empty() || (record.status == kStatusComplete && !record.has_final)) {
     record.status = record.has_final ? kStatusComplete : kStatusRunning;
   }
+  record.error = string_attribute(contents.attributes, "error");
+  if (auto table = contents.tables.find("epoch"); table != contents.tables.end()) {
+    if (auto column = table->second.find("test_acc_final"); column != table->second.end()) {
+      record.final_curve = column->second;
+    }
+  }
   if (record.has_final) {
     summarize_final(contents, record);
   } else {

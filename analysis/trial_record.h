@@ -35,6 +35,10 @@ struct TrialRecord {
   double wall_s = 0.0;     // /final total_wall_s, or the sum of /epoch wall_s
   double gpu_hours = 0.0;  // /final gpu_hours; 0 without /final
   int heads = 0;           // number of acc_head<s> metrics
+  std::string error;       // root attribute error (failed, diverged, interrupted); "" when absent
+  // Test accuracy of the final head per /epoch row (NaN where a row lacks it): the learning
+  // curve of the HTML report. Complete rows only (io::read_trial_log).
+  std::vector<double> final_curve;
 };
 
 // The trial logs under `dir`, searched recursively, in sorted path order: regular files named

@@ -13,6 +13,7 @@ packages=(
   slurm-wlm munge
   python3 python3-numpy python3-h5py python3-pandas python3-matplotlib python3-pytest python3-yaml
   python3-scipy python3-venv python3-setuptools python3-wheel
+  chromium                 # headless rendering of the HTML report in its test (skipped without)
 )
 if [[ "${1:-}" == "--reference" ]]; then
   packages+=(python3-torch python3-torchvision)
