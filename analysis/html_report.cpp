@@ -356,6 +356,15 @@ std::string cost_chart(const SweepSummary& summary) {
   for (const GroupSummary& group : summary.groups) {
     for (const TrialRecord& trial : group.trials) any_gpu = any_gpu || trial.gpu_hours > 0.0;
   }
+  // Wall time of a CPU run in hours, or in minutes when every trial took less than an hour.
+  double longest_wall_s = 0.0;
+  for (const GroupSummary& group : summary.groups) {
+    for (const TrialRecord& trial : group.trials) {
+      if (!std::isnan(trial.wall_s)) longest_wall_s = std::max(longest_wall_s, trial.wall_s);
+    }
+  }
+  const bool minutes = !any_gpu && longest_wall_s < 3600.0;
+  const double minutes_scale = minutes ? 60.0 : 1.0;
   struct Point {
     double x, y;
     std::size_t group;
@@ -369,7 +378,7 @@ std::string cost_chart(const SweepSummary& summary) {
     for (const TrialRecord& trial : summary.groups[g].trials) {
       auto found = trial.last.find(summary.metric);
       if (found == trial.last.end() || std::isnan(found->second)) continue;
-      const double x = any_gpu ? trial.gpu_hours : trial.wall_s / 3600.0;
+      const double x = any_gpu ? trial.gpu_hours : trial.wall_s / 3600.0 * minutes_scale;
       if (std::isnan(x)) continue;
       points.push_back({x, 100.0 * found->second, g, trial.trial_id});
       x_high = std::max(x_high, x);
@@ -382,8 +391,9 @@ std::string cost_chart(const SweepSummary& summary) {
   frame.x = nice_axis(0.0, x_high > 0.0 ? x_high * 1.05 : 1.0);
   frame.y = nice_axis(y_low, y_high);
   std::ostringstream out;
-  const std::string x_label =
-      any_gpu ? "GPU-hours per trial" : "wall-clock hours per trial (CPU run: no GPU-hours)";
+  const std::string x_label = any_gpu   ? "GPU-hours per trial"
+                              : minutes ? "wall-clock minutes per trial (CPU run: no GPU-hours)"
+                                        : "wall-clock hours per trial (CPU run: no GPU-hours)";
   svg_open(out, frame, "Accuracy against cost");
   draw_axes(out, frame, x_label, summary.metric + ", last epoch (%)");
   for (const Point& point : points) {

@@ -148,7 +148,7 @@ TEST(HtmlReport, SelfContainedPageWithFigures) {
   // Sections: summary, comparisons, figures, the trials needing attention.
   for (const char* text : {"<h2>Summary</h2>", "Comparisons with method.name = baseline",
                            "metadistiller \xe2\x88\x92 baseline (last epoch)", "Learning curves",
-                           "wall-clock hours per trial", "diverged", "running"}) {
+                           "wall-clock minutes per trial", "diverged", "running"}) {
     EXPECT_NE(html.find(text), std::string::npos) << text;
   }
   // Written through a temporary file: nothing else is left beside the page.
