@@ -12,6 +12,7 @@
 #include <csignal>
 #include <ctime>
 #include <iostream>
+#include <set>
 #include <thread>
 
 #include "cli/commands.h"
@@ -71,6 +72,7 @@ int watch(const std::string& dir, const analysis::ReportOptions& options, const 
   sigaction(SIGTERM, &action, nullptr);
   const bool terminal = ::isatty(STDOUT_FILENO) != 0;
   analysis::LiveReader reader;
+  std::set<std::string> warned;
   for (long refresh = 1;; ++refresh) {
     const bool last = stop_requested != 0;
     std::vector<std::string> warnings;
@@ -82,7 +84,10 @@ int watch(const std::string& dir, const analysis::ReportOptions& options, const 
               << ", " << summary.trial_count << " trials, " << running << " running"
               << (last || done ? ", final" : "") << " -->\n"
               << analysis::format_report(summary, options.format) << std::flush;
-    for (const std::string& warning : warnings) log_warning(warning);
+    // A warning is printed once, not at every refresh.
+    for (const std::string& warning : warnings) {
+      if (warned.insert(warning).second) log_warning(warning);
+    }
     write_html(html, summary);
     if (last || done) return 0;
     const auto until = std::chrono::steady_clock::now() +
