@@ -442,6 +442,10 @@ std::string forest_plot(const SweepSummary& summary) {
       high = std::max(high, 100.0 * value);
     }
   }
+  // Room on both sides, so that the zero line never lies on the frame.
+  const double pad = 0.08 * std::max(high - low, 0.1);
+  low -= pad;
+  high += pad;
   Frame frame;
   frame.width = 1000;
   frame.left = 250;
