@@ -9,7 +9,9 @@ function(md_add_test)
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 600)
   endif()
+  # OpenMP threads that spin while waiting take the core of the test ctest -j runs beside them.
   gtest_discover_tests(${ARG_NAME}
     PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT} SKIP_REGULAR_EXPRESSION "\\[  SKIPPED \\]"
+               ENVIRONMENT "OMP_WAIT_POLICY=passive"
     DISCOVERY_TIMEOUT 60)
 endfunction()
