@@ -669,10 +669,22 @@ DatasetConfig read_dataset(const Section& section) {
          detail::concat("required key is missing; allowed: ", enum_names(kDatasetNames)));
   }
   dataset.name = read_enum(context, section.path_of("name"), *name, kDatasetNames);
+  // An idx set whose four files are all given as absolute paths needs no root.
   const Node* root = section.get("root");
-  if (root == nullptr)
-    fail(context, section.path_of("root"), section.node(), "required key is missing");
-  dataset.root = read_nonempty_string(context, section.path_of("root"), *root);
+  const bool idx_files_absolute =
+      dataset.name == DatasetName::Idx &&
+      std::all_of(kIdxFileKeys.begin(), kIdxFileKeys.end(), [&](std::string_view key) {
+        const Node* file = section.get(key);
+        return file != nullptr && file->kind == Kind::Scalar &&
+               std::filesystem::path(file->text).is_absolute();
+      });
+  if (root == nullptr && !idx_files_absolute) {
+    fail(context, section.path_of("root"), section.node(),
+         dataset.name == DatasetName::Idx
+             ? "required key is missing (unless all four idx files are absolute paths)"
+             : "required key is missing");
+  }
+  if (root != nullptr) dataset.root = read_nonempty_string(context, section.path_of("root"), *root);
 
   std::array<std::string*, 4> files = {&dataset.train_images, &dataset.train_labels,
                                        &dataset.test_images, &dataset.test_labels};
@@ -1027,8 +1039,8 @@ enum class NodeKeys { All, Identity };
 Node to_node(const TrialConfig& config, NodeKeys keys) {
   const DatasetConfig& dataset = config.dataset;
   MappingBuilder dataset_node;
-  dataset_node.add("name", enum_node(to_string(dataset.name)))
-      .add("root", string_node(dataset.root));
+  dataset_node.add("name", enum_node(to_string(dataset.name)));
+  if (!dataset.root.empty()) dataset_node.add("root", string_node(dataset.root));  // idx: optional
   if (dataset.name == DatasetName::Idx) {
     dataset_node.add("train_images", string_node(dataset.train_images))
         .add("train_labels", string_node(dataset.train_labels))

@@ -630,12 +630,31 @@ TEST(TrialConfig, ImagenetKeysAreReadOnlyForImagenet) {
   EXPECT_NE(trial_id(small), trial_id(parse_trial_config(to_yaml(small), "t", {"dataset.crop_size=30"})));
 }
 
+TEST(TrialConfig, IdxWithFourAbsolutePathsNeedsNoRoot) {
+  const std::string yaml =
+      "dataset: {name: idx, train_images: /d/a.gz, train_labels: /d/b.gz, test_images: /d/c.gz, "
+      "test_labels: /d/e.gz}\n";
+  const TrialConfig config = parse_trial_config(yaml, "t");
+  EXPECT_EQ(config.dataset.root, "");
+  EXPECT_EQ(config.dataset.test_labels, "/d/e.gz");
+  EXPECT_THAT(to_yaml(config), Not(HasSubstr("root")));
+  EXPECT_EQ(parse_trial_config(to_yaml(config), "again"), config);
+  // A relative file, or one of the four left at its default name, still needs the root.
+  EXPECT_THAT(error_of("dataset: {name: idx, train_images: /d/a.gz, train_labels: /d/b.gz, "
+                       "test_images: c.gz, test_labels: /d/e.gz}\n"),
+              HasSubstr("dataset.root: required key is missing (unless all four idx files are "
+                        "absolute paths)"));
+  EXPECT_THAT(error_of("dataset: {name: idx, train_images: /d/a.gz}\n"),
+              HasSubstr("dataset.root: required key is missing"));
+}
+
 TEST(TrialConfigErrors, MissingRequiredKeys) {
   EXPECT_EQ(error_of("model: {arch: resnet20}\n"),
             "trial.yaml: dataset.name: required key is missing; allowed: cifar100, idx, imagenet");
   EXPECT_THAT(error_of(""), HasSubstr("trial.yaml: dataset.name: required key is missing"));
   EXPECT_THAT(error_of("dataset:\n  name: idx\n"),
-              HasSubstr("trial.yaml: dataset.root: required key is missing (line 2, column 3)"));
+              HasSubstr("trial.yaml: dataset.root: required key is missing (unless all four idx files "
+                        "are absolute paths) (line 2, column 3)"));
   EXPECT_THAT(error_of("dataset: {name: idx, root: ''}\n"),
               HasSubstr("dataset.root: must not be empty"));
 }
