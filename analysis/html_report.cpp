@@ -167,6 +167,15 @@ void draw_axes(std::ostringstream& out, const Frame& frame, const std::string& x
       << "</text>\n";
 }
 
+// One legend entry per group: its label and colour.
+std::vector<std::pair<std::string, std::string>> group_legend(const SweepSummary& summary) {
+  std::vector<std::pair<std::string, std::string>> legend;
+  for (std::size_t g = 0; g < summary.groups.size(); ++g) {
+    legend.emplace_back(group_label(summary, summary.groups[g]), color_of(g));
+  }
+  return legend;
+}
+
 // A legend in the top-left or bottom-right corner of the plot area.
 void draw_legend(std::ostringstream& out, const Frame& frame,
                  const std::vector<std::pair<std::string, std::string>>& entries,
@@ -340,11 +349,7 @@ std::string head_chart(const SweepSummary& summary) {
           << "</title></circle>\n";
     }
   }
-  std::vector<std::pair<std::string, std::string>> legend;
-  for (std::size_t g = 0; g < summary.groups.size(); ++g) {
-    legend.emplace_back(group_label(summary, summary.groups[g]), color_of(g));
-  }
-  draw_legend(out, frame, legend, true);
+  draw_legend(out, frame, group_legend(summary), true);
   out << "</svg>\n";
   return out.str();
 }
@@ -402,11 +407,7 @@ std::string cost_chart(const SweepSummary& summary) {
         << "\" fill-opacity=\"0.85\" stroke=\"#fff\"><title>" << html_escape(point.id) << ": "
         << num(point.y, 2) << "</title></circle>\n";
   }
-  std::vector<std::pair<std::string, std::string>> legend;
-  for (std::size_t g = 0; g < summary.groups.size(); ++g) {
-    legend.emplace_back(group_label(summary, summary.groups[g]), color_of(g));
-  }
-  draw_legend(out, frame, legend, true);
+  draw_legend(out, frame, group_legend(summary), true);
   out << "</svg>\n";
   return out.str();
 }
