@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "io/config_keys.h"
 #include "text_format.h"
 
 namespace md::analysis {
@@ -21,15 +22,13 @@ namespace {
 constexpr double kMissing = std::numeric_limits<double>::quiet_NaN();
 
 // Keys never grouped by default: the seed (what a group averages over) and the keys that
-// io::trial_id ignores because they do not change a trial's result.
+// io::trial_id ignores because they do not change a trial's result (the key table's "no").
 const std::set<std::string>& default_excluded_keys() {
-  static const std::set<std::string> keys{"runtime.seed",
-                                          "runtime.device",
-                                          "runtime.threads",
-                                          "runtime.log_every",
-                                          "runtime.checkpoint_every_epochs",
-                                          "runtime.data_on_device",
-                                          "dataset.local_copy"};
+  static const std::set<std::string> keys = [] {
+    std::set<std::string> excluded{"runtime.seed"};
+    for (std::string& key : io::keys_outside_trial_id()) excluded.insert(std::move(key));
+    return excluded;
+  }();
   return keys;
 }
 

@@ -26,7 +26,7 @@ namespace md::analysis {
 struct ReportOptions {
   // Config keys (dotted paths of the trial YAML) to group by. Empty: every key whose value
   // varies across the trials, except runtime.seed and the keys that do not change a trial's
-  // result (runtime.device, runtime.threads, runtime.log_every, runtime.checkpoint_every_epochs).
+  // result (io::keys_outside_trial_id(): runtime.device, runtime.threads, ...).
   std::vector<std::string> group_by;
   // The accuracy that leads the table: acc_final | acc_ensemble | acc_head<s>.
   std::string metric = "acc_final";

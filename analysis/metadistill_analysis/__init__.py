@@ -10,6 +10,7 @@ attributes) and never writes logs.
 from .comparison import CompareError, compare, comparison_frame
 from .logs import (
     TRIAL_LOG_SCHEMA_VERSION,
+    config_schema,
     find_trial_logs,
     flatten_config,
     load_curves,
@@ -23,6 +24,7 @@ __all__ = [
     "CompareError",
     "compare",
     "comparison_frame",
+    "config_schema",
     "find_trial_logs",
     "flatten_config",
     "load_curves",

@@ -11,6 +11,7 @@ trial without /final (running, interrupted, killed) summarized from its /epoch r
 writes a file.
 """
 
+import json
 import math
 import os
 import re
@@ -23,17 +24,28 @@ import yaml
 
 TRIAL_LOG_SCHEMA_VERSION = 1
 
+# The key table of the trial config as `metadistill config --schema` prints it, copied beside
+# this module (tools/config_generated.py writes it; a ctest fails when it is stale), so that the
+# package needs no binary.
+CONFIG_SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config_schema.json")
+
+
+def config_schema():
+    """The trial-config and sweep-file keys: a list of dicts (path, type, default, in_trial_id,
+    doc, ...), as `metadistill config --schema` prints them."""
+    with open(CONFIG_SCHEMA_PATH, encoding="utf-8") as schema:
+        return json.load(schema)
+
+
 # Keys never grouped by default: the seed (what a group averages over) and the keys that the
-# trial id ignores because they do not change a trial's result (the same list as the C++ report).
+# trial id ignores because they do not change a trial's result (in_trial_id "no"; the same list
+# as the C++ report).
 DEFAULT_EXCLUDED_KEYS = frozenset(
-    {
-        "runtime.seed",
-        "runtime.device",
-        "runtime.threads",
-        "runtime.log_every",
-        "runtime.checkpoint_every_epochs",
-        "runtime.data_on_device",
-        "dataset.local_copy",
+    {"runtime.seed"}
+    | {
+        key["path"]
+        for key in config_schema()
+        if key["scope"] == "trial" and key["in_trial_id"] == "no"
     }
 )
 

@@ -16,5 +16,6 @@ int bench_command(const Arguments& arguments);
 int report_command(const Arguments& arguments);
 int sweep_command(const Arguments& arguments);
 int pack_command(const Arguments& arguments);
+int config_command(const Arguments& arguments);
 
 }  // namespace md::cli

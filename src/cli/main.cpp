@@ -25,6 +25,7 @@ const char* kUsage =
     "  bench    --arch NAME [--method M] [--batch B] [--steps N] [--device cpu|cuda]\n"
     "  report   DIR [--group-by k1,k2] [--metric NAME] [--format md|csv|json]\n"
     "  pack-imagenet SRC DST [--shards N] [--val-labels FILE] [--verify]\n"
+    "  config   --schema | --defaults | --markdown\n"
     "\n"
     "Run 'metadistill <command> --help' for the options of a command.\n";
 
@@ -43,6 +44,7 @@ int main(int argc, char** argv) {
       {"bench", md::cli::bench_command},
       {"report", md::cli::report_command},
       {"pack-imagenet", md::cli::pack_command},
+      {"config", md::cli::config_command},
   };
   const std::string name = argv[1];
   auto command = commands.find(name);

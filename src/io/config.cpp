@@ -1,13 +1,15 @@
 // Trial config: yaml-cpp parses the text once into our own small tree (Node), which keeps every
 // node's line and column or the override that set it, copies deeply without losing them (unlike
-// YAML::Clone), and is what overrides edit and the validator reads. The validator is a plain
-// walk over fixed key lists, one function per section: every user mistake becomes an InputError
-// naming source, key path and location. Output YAML (to_yaml, ConfigTree::to_text) is written
-// here, not by yaml-cpp's emitter, so the canonical text and with it every trial id depend only
-// on this file. Nothing here knows what an architecture or a data set is beyond its spelling.
+// YAML::Clone), and is what overrides edit and the validator reads. The validator and the
+// canonical writer walk the key table (config_keys.h) row by row: every user mistake becomes an
+// InputError naming source, key path and location; the few cross-key rules are small functions
+// here. Output YAML (to_yaml, ConfigTree::to_text) is written here, not by yaml-cpp's emitter, so
+// the canonical text and with it every trial id depend only on this file and the table. Nothing
+// here knows what an architecture or a data set is beyond its spelling.
 #include "io/config.h"
 
 #include "core/hash.h"
+#include "io/config_keys.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -21,6 +23,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <sstream>
 #include <utility>
 
@@ -292,9 +295,14 @@ void emit_block(const Node& node, std::size_t indent, std::string& out) {
   if (node.kind == Kind::Mapping) {
     for (std::size_t i = 0; i < node.keys.size(); ++i) {
       const Node& child = node.children[i];
-      out += pad + key_text(node.keys[i]) + ":";
+      // Appended piecewise: GCC 12 warns falsely (-Wrestrict) on " " + std::string + "\n".
+      out += pad;
+      out += key_text(node.keys[i]);
+      out += ':';
       if (is_inline(child)) {
-        out += " " + inline_text(child) + "\n";
+        out += ' ';
+        out += inline_text(child);
+        out += '\n';
       } else {
         out += "\n";
         emit_block(child, indent + 2, out);
@@ -304,7 +312,10 @@ void emit_block(const Node& node, std::size_t indent, std::string& out) {
   }
   for (const Node& child : node.children) {
     if (is_inline(child)) {
-      out += pad + "- " + inline_text(child) + "\n";
+      out += pad;
+      out += "- ";
+      out += inline_text(child);
+      out += '\n';
     } else {
       std::string nested;
       emit_block(child, indent + 2, nested);
@@ -402,39 +413,6 @@ class Section {
   std::vector<std::string_view> allowed_;
 };
 
-// A bound on a number: value > min or >= min, and value < max or <= max.
-struct Range {
-  double min = -std::numeric_limits<double>::infinity();
-  bool min_open = false;
-  double max = std::numeric_limits<double>::infinity();
-  bool max_open = false;
-
-  bool contains(double value) const {
-    const bool above = min_open ? value > min : value >= min;
-    const bool below = max_open ? value < max : value <= max;
-    return above && below;
-  }
-  std::string describe() const {
-    if (std::isinf(max)) {
-      return detail::concat(min_open ? "> " : ">= ", format_number(min));
-    }
-    return detail::concat("in ", min_open ? "(" : "[", format_number(min), ", ", format_number(max),
-                          max_open ? ")" : "]");
-  }
-  static std::string format_number(double value) {
-    std::ostringstream out;
-    out << value;
-    return out.str();
-  }
-};
-
-Range greater_than(double min) {
-  return Range{.min = min, .min_open = true};
-}
-Range at_least(double min) {
-  return Range{.min = min};
-}
-
 void check_range(const Context& context, const std::string& path, const Node& node, double value,
                  const Range& range) {
   if (!range.contains(value)) {
@@ -508,98 +486,35 @@ std::string read_nonempty_string(const Context& context, const std::string& path
   return value;
 }
 
-template <typename Enum>
-struct EnumName {
-  std::string_view name;
-  Enum value;
-};
-
-constexpr std::array<EnumName<DatasetName>, 3> kDatasetNames{{
-    {"cifar100", DatasetName::Cifar100},
-    {"idx", DatasetName::Idx},
-    {"imagenet", DatasetName::Imagenet},
-}};
-constexpr std::array<EnumName<MethodName>, 3> kMethodNames{{
-    {"baseline", MethodName::Baseline},
-    {"byot", MethodName::Byot},
-    {"metadistiller", MethodName::MetaDistiller},
-}};
-constexpr std::array<EnumName<MetaData>, 2> kMetaData{{
-    {"next_batch", MetaData::NextBatch},
-    {"holdout", MetaData::Holdout},
-}};
-constexpr std::array<EnumName<GeneratorResolution>, 2> kGeneratorResolutions{{
-    {"deepest", GeneratorResolution::Deepest},
-    {"stage", GeneratorResolution::Stage},
-}};
-constexpr std::array<EnumName<MetaDifference>, 2> kMetaDifferences{{
-    {"central", MetaDifference::Central},
-    {"forward", MetaDifference::Forward},
-}};
-constexpr std::array<EnumName<MetaUpdateOrder>, 2> kMetaUpdateOrders{{
-    {"student_first", MetaUpdateOrder::StudentFirst},
-    {"generator_first", MetaUpdateOrder::GeneratorFirst},
-}};
-constexpr std::array<EnumName<DeepestCe>, 2> kDeepestCe{{
-    {"one", DeepestCe::One},
-    {"one_minus_alpha", DeepestCe::OneMinusAlpha},
-}};
-constexpr std::array<EnumName<HintReduction>, 2> kHintReductions{{
-    {"mean", HintReduction::Mean},
-    {"sum", HintReduction::Sum},
-}};
-// The named rules of method.aux.width; AuxWidthRule::Fixed is written as its integer.
-constexpr std::array<EnumName<AuxWidthRule>, 2> kAuxWidthRules{{
-    {"input_quarter", AuxWidthRule::InputQuarter},
-    {"last_stage_quarter", AuxWidthRule::LastStageQuarter},
-}};
-constexpr std::array<EnumName<MetaOptimizer>, 2> kMetaOptimizers{{
-    {"sgd", MetaOptimizer::Sgd},
-    {"adam", MetaOptimizer::Adam},
-}};
-constexpr std::array<EnumName<ScheduleName>, 2> kScheduleNames{{
-    {"multistep", ScheduleName::Multistep},
-    {"cosine", ScheduleName::Cosine},
-}};
-constexpr std::array<EnumName<Precision>, 3> kPrecisions{{
-    {"fp32", Precision::Fp32},
-    {"tf32", Precision::Tf32},
-    {"bf16", Precision::Bf16},
-}};
-constexpr std::array<EnumName<DataOnDevice>, 3> kDataOnDevice{{
-    {"auto", DataOnDevice::Auto},
-    {"true", DataOnDevice::On},
-    {"false", DataOnDevice::Off},
-}};
-
-template <typename Enum, std::size_t Count>
-std::string_view enum_to_string(const std::array<EnumName<Enum>, Count>& table, Enum value) {
-  for (const auto& entry : table) {
-    if (entry.value == value) return entry.name;
-  }
-  MD_CHECK(false, "enum value ", static_cast<int>(value), " has no name");
-  return {};
-}
-
-template <typename Enum, std::size_t Count>
-std::string enum_names(const std::array<EnumName<Enum>, Count>& table) {
-  std::vector<std::string_view> names;
-  for (const auto& entry : table) names.push_back(entry.name);
-  return join_names(names);
-}
-
-template <typename Enum, std::size_t Count>
-Enum read_enum(const Context& context, const std::string& path, const Node& node,
-               const std::array<EnumName<Enum>, Count>& table) {
+std::string read_choice(const Context& context, const std::string& path, const Node& node,
+                        const std::vector<std::string_view>& choices) {
   if (node.kind != Kind::Scalar) {
     fail(context, path, &node,
-         detail::concat("expected one of ", enum_names(table), ", got ", describe(node)));
+         detail::concat("expected one of ", join_names(choices), ", got ", describe(node)));
   }
-  for (const auto& entry : table) {
-    if (entry.name == node.text) return entry.value;
+  for (std::string_view choice : choices) {
+    if (choice == node.text) return node.text;
   }
   fail(context, path, &node,
-       detail::concat("unknown value '", node.text, "'; allowed: ", enum_names(table)));
+       detail::concat("unknown value '", node.text, "'; allowed: ", join_names(choices)));
+}
+
+// One of `choices` or an integer >= min (method.aux.width), as its text ("16" for +16).
+std::string read_choice_or_integer(const Context& context, const std::string& path,
+                                   const Node& node, const std::vector<std::string_view>& choices,
+                                   std::int64_t min, std::int64_t max) {
+  if (is_plain_scalar(node)) {
+    for (std::string_view choice : choices) {
+      if (choice == node.text) return node.text;
+    }
+    std::int64_t integer = 0;
+    if (parse_integer(node.text, integer)) {
+      return std::to_string(read_int64(context, path, node, min, max));
+    }
+  }
+  fail(context, path, &node,
+       detail::concat("expected ", join_names(choices), " or an integer >= ", min, ", got ",
+                      describe(node)));
 }
 
 std::vector<int> read_int_list(const Context& context, const std::string& path, const Node& node,
@@ -615,325 +530,6 @@ std::vector<int> read_int_list(const Context& context, const std::string& path, 
   return values;
 }
 
-// Reads section key `key` with `read` when present; absent keys keep their defaults.
-template <typename Read>
-void optional_key(const Section& section, std::string_view key, Read read) {
-  if (const Node* node = section.get(key)) read(section.path_of(key), *node);
-}
-
-// The keys of every section, in canonical (to_yaml) order.
-const std::vector<std::string_view> kTopKeys = {"dataset", "model",   "method",
-                                                "optim",   "augment", "runtime"};
-const std::vector<std::string_view> kDatasetKeys = {
-    "name",      "root",        "train_images", "train_labels", "test_images",
-    "test_labels", "crop_size", "resize_size",  "min_scale",    "local_copy",
-    "train_count", "validation_count"};
-const std::vector<std::string_view> kModelKeys = {"arch", "num_classes", "in_channels",
-                                                  "init_from"};
-const std::vector<std::string_view> kMethodKeys = {
-    "name",       "temperature",    "alpha", "hint", "kd_temperature_squared",
-    "deepest_ce", "hint_reduction", "aux",   "meta"};
-const std::vector<std::string_view> kAuxKeys = {"width"};
-const std::vector<std::string_view> kMetaKeys = {
-    "every",     "epsilon", "data", "holdout_fraction", "optimizer", "generator_width",
-    "generator_resolution", "difference", "label_weight", "frozen", "update_order"};
-const std::vector<std::string_view> kMetaOptimizerKeys = {"name", "lr"};
-const std::vector<std::string_view> kOptimKeys = {"epochs",          "batch_size", "lr",
-                                                  "momentum",        "nesterov",   "weight_decay",
-                                                  "label_smoothing", "schedule"};
-const std::vector<std::string_view> kScheduleKeys = {"name", "milestones", "gamma",
-                                                     "warmup_epochs"};
-const std::vector<std::string_view> kAugmentKeys = {"random_crop", "flip", "cutout"};
-const std::vector<std::string_view> kRuntimeKeys = {"device",
-                                                    "data_on_device",
-                                                    "cuda_graph",
-                                                    "precision",
-                                                    "threads",
-                                                    "seed",
-                                                    "deterministic",
-                                                    "ranks_per_trial",
-                                                    "log_every",
-                                                    "checkpoint_every_epochs",
-                                                    "max_train_batches",
-                                                    "max_eval_batches"};
-
-constexpr std::array<std::string_view, 4> kIdxFileKeys = {"train_images", "train_labels",
-                                                          "test_images", "test_labels"};
-
-DatasetConfig read_dataset(const Section& section) {
-  const Context& context = section.context();
-  DatasetConfig dataset;
-  const Node* name = section.get("name");
-  if (name == nullptr) {
-    fail(context, section.path_of("name"), section.node(),
-         detail::concat("required key is missing; allowed: ", enum_names(kDatasetNames)));
-  }
-  dataset.name = read_enum(context, section.path_of("name"), *name, kDatasetNames);
-  // An idx set whose four files are all given as absolute paths needs no root.
-  const Node* root = section.get("root");
-  const bool idx_files_absolute =
-      dataset.name == DatasetName::Idx &&
-      std::all_of(kIdxFileKeys.begin(), kIdxFileKeys.end(), [&](std::string_view key) {
-        const Node* file = section.get(key);
-        return file != nullptr && file->kind == Kind::Scalar &&
-               std::filesystem::path(file->text).is_absolute();
-      });
-  if (root == nullptr && !idx_files_absolute) {
-    fail(context, section.path_of("root"), section.node(),
-         dataset.name == DatasetName::Idx
-             ? "required key is missing (unless all four idx files are absolute paths)"
-             : "required key is missing");
-  }
-  if (root != nullptr) dataset.root = read_nonempty_string(context, section.path_of("root"), *root);
-
-  std::array<std::string*, 4> files = {&dataset.train_images, &dataset.train_labels,
-                                       &dataset.test_images, &dataset.test_labels};
-  if (dataset.name == DatasetName::Idx) {
-    dataset.train_images = "train-images-idx3-ubyte.gz";
-    dataset.train_labels = "train-labels-idx1-ubyte.gz";
-    dataset.test_images = "t10k-images-idx3-ubyte.gz";
-    dataset.test_labels = "t10k-labels-idx1-ubyte.gz";
-  }
-  for (std::size_t i = 0; i < kIdxFileKeys.size(); ++i) {
-    const Node* node = section.get(kIdxFileKeys[i]);
-    if (node == nullptr) continue;
-    const std::string path = section.path_of(kIdxFileKeys[i]);
-    if (dataset.name != DatasetName::Idx) {
-      fail(context, path, node,
-           detail::concat("only allowed with dataset.name idx, not ", to_string(dataset.name)));
-    }
-    *files[i] = read_nonempty_string(context, path, *node);
-  }
-  const auto imagenet_only = [&](std::string_view key, const auto& read) {
-    const Node* node = section.get(key);
-    if (node == nullptr) return;
-    const std::string path = section.path_of(key);
-    if (dataset.name != DatasetName::Imagenet) {
-      fail(context, path, node,
-           detail::concat("only allowed with dataset.name imagenet, not ", to_string(dataset.name)));
-    }
-    read(path, *node);
-  };
-  imagenet_only("crop_size", [&](const std::string& path, const Node& node) {
-    dataset.crop_size = read_int(context, path, node, 8);
-  });
-  imagenet_only("resize_size", [&](const std::string& path, const Node& node) {
-    dataset.resize_size = read_int(context, path, node, 8);
-  });
-  imagenet_only("min_scale", [&](const std::string& path, const Node& node) {
-    dataset.min_scale = read_double(context, path, node, Range{0, true, 1, false});
-  });
-  imagenet_only("local_copy", [&](const std::string& path, const Node& node) {
-    dataset.local_copy = read_bool(context, path, node);
-  });
-  for (const auto& [key, count] : {std::pair{"train_count", &dataset.train_count},
-                                    std::pair{"validation_count", &dataset.validation_count}}) {
-    const Node* node = section.get(key);
-    if (node == nullptr) continue;
-    const std::string path = section.path_of(key);
-    if (dataset.name == DatasetName::Imagenet) {
-      fail(context, path, node, "only allowed with dataset.name cifar100 or idx, not imagenet");
-    }
-    *count = read_int(context, path, *node, 0);
-  }
-  if (dataset.train_count > 0 && dataset.validation_count >= dataset.train_count) {
-    fail(context, section.path_of("validation_count"), section.node(),
-         detail::concat("must be below dataset.train_count (", dataset.train_count, "), got ",
-                        dataset.validation_count));
-  }
-  if (dataset.name == DatasetName::Imagenet && dataset.resize_size < dataset.crop_size) {
-    fail(context, section.path_of("resize_size"), section.node(),
-         detail::concat("must be at least dataset.crop_size (", dataset.crop_size, "), got ",
-                        dataset.resize_size));
-  }
-  return dataset;
-}
-
-ModelConfig read_model(const Section& section) {
-  const Context& context = section.context();
-  ModelConfig model;
-  optional_key(section, "arch", [&](const std::string& path, const Node& node) {
-    model.arch = read_nonempty_string(context, path, node);
-  });
-  optional_key(section, "num_classes", [&](const std::string& path, const Node& node) {
-    model.num_classes = read_int(context, path, node, 0);
-  });
-  optional_key(section, "in_channels", [&](const std::string& path, const Node& node) {
-    model.in_channels = read_int(context, path, node, 0);
-  });
-  optional_key(section, "init_from", [&](const std::string& path, const Node& node) {
-    model.init_from = read_string(context, path, node);
-  });
-  return model;
-}
-
-MetaConfig read_meta(const Section& section) {
-  const Context& context = section.context();
-  MetaConfig meta;
-  optional_key(section, "every", [&](const std::string& path, const Node& node) {
-    meta.every = read_int(context, path, node, 1);
-  });
-  optional_key(section, "epsilon", [&](const std::string& path, const Node& node) {
-    meta.epsilon = read_double(context, path, node, greater_than(0));
-  });
-  optional_key(section, "data", [&](const std::string& path, const Node& node) {
-    meta.data = read_enum(context, path, node, kMetaData);
-  });
-  optional_key(section, "holdout_fraction", [&](const std::string& path, const Node& node) {
-    meta.holdout_fraction = read_double(context, path, node, Range{0, true, 1, true});
-  });
-  const Section optimizer(context, section.get("optimizer"), section.path_of("optimizer"),
-                          kMetaOptimizerKeys);
-  optional_key(optimizer, "name", [&](const std::string& path, const Node& node) {
-    meta.optimizer.name = read_enum(context, path, node, kMetaOptimizers);
-  });
-  optional_key(optimizer, "lr", [&](const std::string& path, const Node& node) {
-    meta.optimizer.lr = read_double(context, path, node, greater_than(0));
-  });
-  optional_key(section, "generator_width", [&](const std::string& path, const Node& node) {
-    meta.generator_width = read_int(context, path, node, 1);
-  });
-  optional_key(section, "generator_resolution", [&](const std::string& path, const Node& node) {
-    meta.generator_resolution = read_enum(context, path, node, kGeneratorResolutions);
-  });
-  optional_key(section, "difference", [&](const std::string& path, const Node& node) {
-    meta.difference = read_enum(context, path, node, kMetaDifferences);
-  });
-  optional_key(section, "label_weight", [&](const std::string& path, const Node& node) {
-    meta.label_weight = read_double(context, path, node, at_least(0));
-  });
-  optional_key(section, "frozen", [&](const std::string& path, const Node& node) {
-    meta.frozen = read_bool(context, path, node);
-  });
-  optional_key(section, "update_order", [&](const std::string& path, const Node& node) {
-    meta.update_order = read_enum(context, path, node, kMetaUpdateOrders);
-  });
-  return meta;
-}
-
-// method.aux.width: input_quarter | last_stage_quarter | an integer >= 1.
-AuxWidthConfig read_aux_width(const Context& context, const std::string& path, const Node& node) {
-  if (is_plain_scalar(node)) {
-    for (const auto& entry : kAuxWidthRules) {
-      if (entry.name == node.text) return AuxWidthConfig{.rule = entry.value};
-    }
-    std::int64_t integer = 0;
-    if (parse_integer(node.text, integer)) {
-      return AuxWidthConfig{.rule = AuxWidthRule::Fixed,
-                            .channels = read_int(context, path, node, 1)};
-    }
-  }
-  fail(context, path, &node,
-       detail::concat("expected ", enum_names(kAuxWidthRules), " or an integer >= 1, got ",
-                      describe(node)));
-}
-
-MethodConfig read_method(const Section& section) {
-  const Context& context = section.context();
-  MethodConfig method;
-  optional_key(section, "name", [&](const std::string& path, const Node& node) {
-    method.name = read_enum(context, path, node, kMethodNames);
-  });
-  optional_key(section, "temperature", [&](const std::string& path, const Node& node) {
-    method.temperature = read_double(context, path, node, greater_than(0));
-  });
-  optional_key(section, "alpha", [&](const std::string& path, const Node& node) {
-    method.alpha = read_double(context, path, node, Range{0, false, 1, false});
-  });
-  optional_key(section, "hint", [&](const std::string& path, const Node& node) {
-    method.hint = read_double(context, path, node, at_least(0));
-  });
-  optional_key(section, "kd_temperature_squared", [&](const std::string& path, const Node& node) {
-    method.kd_temperature_squared = read_bool(context, path, node);
-  });
-  optional_key(section, "deepest_ce", [&](const std::string& path, const Node& node) {
-    method.deepest_ce = read_enum(context, path, node, kDeepestCe);
-  });
-  optional_key(section, "hint_reduction", [&](const std::string& path, const Node& node) {
-    method.hint_reduction = read_enum(context, path, node, kHintReductions);
-  });
-  const Section aux(context, section.get("aux"), section.path_of("aux"), kAuxKeys);
-  optional_key(aux, "width", [&](const std::string& path, const Node& node) {
-    method.aux.width = read_aux_width(context, path, node);
-  });
-  method.meta =
-      read_meta(Section(context, section.get("meta"), section.path_of("meta"), kMetaKeys));
-  return method;
-}
-
-ScheduleConfig read_schedule(const Section& section) {
-  const Context& context = section.context();
-  ScheduleConfig schedule;
-  optional_key(section, "name", [&](const std::string& path, const Node& node) {
-    schedule.name = read_enum(context, path, node, kScheduleNames);
-  });
-  optional_key(section, "milestones", [&](const std::string& path, const Node& node) {
-    schedule.milestones = read_int_list(context, path, node, 1);
-    for (std::size_t i = 1; i < schedule.milestones.size(); ++i) {
-      if (schedule.milestones[i] <= schedule.milestones[i - 1]) {
-        fail(context, path, &node,
-             detail::concat("must be strictly increasing, got ", schedule.milestones[i - 1],
-                            " before ", schedule.milestones[i]));
-      }
-    }
-  });
-  optional_key(section, "gamma", [&](const std::string& path, const Node& node) {
-    schedule.gamma = read_double(context, path, node, Range{0, true, 1, false});
-  });
-  optional_key(section, "warmup_epochs", [&](const std::string& path, const Node& node) {
-    schedule.warmup_epochs = read_int(context, path, node, 0);
-  });
-  return schedule;
-}
-
-OptimConfig read_optim(const Section& section) {
-  const Context& context = section.context();
-  OptimConfig optim;
-  optional_key(section, "epochs", [&](const std::string& path, const Node& node) {
-    optim.epochs = read_int(context, path, node, 1);
-  });
-  optional_key(section, "batch_size", [&](const std::string& path, const Node& node) {
-    optim.batch_size = read_int(context, path, node, 1);
-  });
-  optional_key(section, "lr", [&](const std::string& path, const Node& node) {
-    optim.lr = read_double(context, path, node, greater_than(0));
-  });
-  optional_key(section, "momentum", [&](const std::string& path, const Node& node) {
-    optim.momentum = read_double(context, path, node, Range{0, false, 1, true});
-  });
-  optional_key(section, "nesterov", [&](const std::string& path, const Node& node) {
-    optim.nesterov = read_bool(context, path, node);
-  });
-  optional_key(section, "weight_decay", [&](const std::string& path, const Node& node) {
-    optim.weight_decay = read_double(context, path, node, at_least(0));
-  });
-  optional_key(section, "label_smoothing", [&](const std::string& path, const Node& node) {
-    optim.label_smoothing = read_double(context, path, node, Range{0, false, 1, true});
-  });
-  optim.schedule = read_schedule(
-      Section(context, section.get("schedule"), section.path_of("schedule"), kScheduleKeys));
-  if (optim.nesterov && optim.momentum == 0.0) {
-    fail(context, section.path_of("nesterov"), section.get("nesterov"),
-         detail::concat("needs ", section.path_of("momentum"), " > 0"));
-  }
-  return optim;
-}
-
-AugmentConfig read_augment(const Section& section) {
-  const Context& context = section.context();
-  AugmentConfig augment;
-  optional_key(section, "random_crop", [&](const std::string& path, const Node& node) {
-    augment.random_crop = read_int(context, path, node, 0);
-  });
-  optional_key(section, "flip", [&](const std::string& path, const Node& node) {
-    augment.flip = read_bool(context, path, node);
-  });
-  optional_key(section, "cutout", [&](const std::string& path, const Node& node) {
-    augment.cutout = read_int(context, path, node, 0);
-  });
-  return augment;
-}
-
 bool is_device_name(std::string_view device) {
   if (device == "auto" || device == "cpu" || device == "cuda") return true;
   constexpr std::string_view kCuda = "cuda:";
@@ -942,53 +538,6 @@ bool is_device_name(std::string_view device) {
   int value = 0;
   return !index.empty() && index.front() != '+' && index.front() != '-' &&
          parse_integer(index, value) && value >= 0;
-}
-
-RuntimeConfig read_runtime(const Section& section) {
-  const Context& context = section.context();
-  RuntimeConfig runtime;
-  optional_key(section, "device", [&](const std::string& path, const Node& node) {
-    runtime.device = read_string(context, path, node);
-    if (!is_device_name(runtime.device)) {
-      fail(context, path, &node,
-           detail::concat("expected auto, cpu, cuda or cuda:N, got ", describe(node)));
-    }
-  });
-  optional_key(section, "data_on_device", [&](const std::string& path, const Node& node) {
-    runtime.data_on_device = read_enum(context, path, node, kDataOnDevice);
-  });
-  optional_key(section, "cuda_graph", [&](const std::string& path, const Node& node) {
-    runtime.cuda_graph = read_bool(context, path, node);
-  });
-  optional_key(section, "precision", [&](const std::string& path, const Node& node) {
-    runtime.precision = read_enum(context, path, node, kPrecisions);
-  });
-  optional_key(section, "threads", [&](const std::string& path, const Node& node) {
-    runtime.threads = read_int(context, path, node, 0);
-  });
-  optional_key(section, "seed", [&](const std::string& path, const Node& node) {
-    runtime.seed = read_uint64(context, path, node);
-  });
-  optional_key(section, "deterministic", [&](const std::string& path, const Node& node) {
-    runtime.deterministic = read_bool(context, path, node);
-  });
-  optional_key(section, "ranks_per_trial", [&](const std::string& path, const Node& node) {
-    runtime.ranks_per_trial = read_int(context, path, node, 1);
-  });
-  optional_key(section, "log_every", [&](const std::string& path, const Node& node) {
-    runtime.log_every = read_int(context, path, node, 1);
-  });
-  optional_key(section, "checkpoint_every_epochs", [&](const std::string& path, const Node& node) {
-    runtime.checkpoint_every_epochs = read_int(context, path, node, 0);
-  });
-  constexpr std::int64_t kInt64Max = std::numeric_limits<std::int64_t>::max();
-  optional_key(section, "max_train_batches", [&](const std::string& path, const Node& node) {
-    runtime.max_train_batches = read_int64(context, path, node, 0, kInt64Max);
-  });
-  optional_key(section, "max_eval_batches", [&](const std::string& path, const Node& node) {
-    runtime.max_eval_batches = read_int64(context, path, node, 0, kInt64Max);
-  });
-  return runtime;
 }
 
 // ---- TrialConfig to Node
@@ -1017,164 +566,274 @@ Node enum_node(std::string_view name) {
   return scalar_node(std::string(name));
 }
 
-class MappingBuilder {
- public:
-  MappingBuilder() { node_.kind = Kind::Mapping; }
-  MappingBuilder& add(std::string key, Node value) {
-    node_.keys.push_back(std::move(key));
-    node_.children.push_back(std::move(value));
-    return *this;
+// ---- reading a config through the key table
+
+// A key's value from its node, checked by the key's type and range.
+KeyValue read_value(const Context& context, const ConfigKey& key, const std::string& path,
+                    const Node& node) {
+  switch (key.type) {
+    case KeyType::String: {
+      if (key.string_rule == StringRule::NonEmpty) {
+        return read_nonempty_string(context, path, node);
+      }
+      std::string value = read_string(context, path, node);
+      if (key.string_rule == StringRule::Device && !is_device_name(value)) {
+        fail(context, path, &node,
+             detail::concat("expected auto, cpu, cuda or cuda:N, got ", describe(node)));
+      }
+      return value;
+    }
+    case KeyType::Integer:
+      return read_int64(context, path, node, key.min, key.max);
+    case KeyType::Uint64:
+      return read_uint64(context, path, node);
+    case KeyType::Float:
+      return read_double(context, path, node, key.range);
+    case KeyType::Bool:
+      return read_bool(context, path, node);
+    case KeyType::Choice:
+      return read_choice(context, path, node, key.choices);
+    case KeyType::ChoiceOrInteger:
+      return read_choice_or_integer(context, path, node, key.choices, key.min, key.max);
+    case KeyType::IntegerList: {
+      std::vector<int> values = read_int_list(context, path, node, static_cast<int>(key.min));
+      for (std::size_t i = 1; i < values.size(); ++i) {
+        if (values[i] <= values[i - 1]) {
+          fail(context, path, &node,
+               detail::concat("must be strictly increasing, got ", values[i - 1], " before ",
+                              values[i]));
+        }
+      }
+      return values;
+    }
   }
-  Node build() { return std::move(node_); }
+  MD_CHECK(false, "key type ", static_cast<int>(key.type), " has no reader");
+  return {};
+}
+
+std::string_view last_segment(std::string_view path) {
+  const std::size_t dot = path.rfind('.');
+  return dot == std::string_view::npos ? path : path.substr(dot + 1);
+}
+
+std::string_view parent_of(std::string_view path) {
+  const std::size_t dot = path.rfind('.');
+  return dot == std::string_view::npos ? std::string_view() : path.substr(0, dot);
+}
+
+// The keys directly under `parent` ("" for the top level), in table order: the keys that
+// mapping allows.
+std::vector<std::string_view> child_keys(std::string_view parent) {
+  std::vector<std::string_view> children;
+  for (const ConfigKey& key : trial_config_keys()) {
+    std::string_view rest = key.path;
+    if (!parent.empty()) {
+      if (rest.size() <= parent.size() || rest.substr(0, parent.size()) != parent ||
+          rest[parent.size()] != '.') {
+        continue;
+      }
+      rest.remove_prefix(parent.size() + 1);
+    }
+    const std::string_view child = rest.substr(0, rest.find('.'));
+    if (std::find(children.begin(), children.end(), child) == children.end()) {
+      children.push_back(child);
+    }
+  }
+  return children;
+}
+
+// ---- the cross-key rules
+
+// An idx set whose four files are all given as absolute paths needs no dataset.root.
+bool idx_files_absolute(const Section& dataset, const TrialConfig& config) {
+  if (config.dataset.name != DatasetName::Idx) return false;
+  for (std::string_view key : {"train_images", "train_labels", "test_images", "test_labels"}) {
+    const Node* file = dataset.get(key);
+    if (file == nullptr || file->kind != Kind::Scalar ||
+        !std::filesystem::path(file->text).is_absolute()) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// A required key (no default) that is absent.
+void check_required(const ConfigKey& key, const Section& section, const TrialConfig& config) {
+  const std::string path = section.path_of(last_segment(key.path));
+  if (key.path == "dataset.root") {
+    if (idx_files_absolute(section, config)) return;
+    fail(section.context(), path, section.node(),
+         config.dataset.name == DatasetName::Idx
+             ? "required key is missing (unless all four idx files are absolute paths)"
+             : "required key is missing");
+  }
+  if (!key.choices.empty()) {
+    fail(section.context(), path, section.node(),
+         detail::concat("required key is missing; allowed: ", join_names(key.choices)));
+  }
+  fail(section.context(), path, section.node(), "required key is missing");
+}
+
+void check_dataset(const Section& section, const DatasetConfig& dataset) {
+  const Context& context = section.context();
+  if (dataset.train_count > 0 && dataset.validation_count >= dataset.train_count) {
+    fail(context, section.path_of("validation_count"), section.node(),
+         detail::concat("must be below dataset.train_count (", dataset.train_count, "), got ",
+                        dataset.validation_count));
+  }
+  if (dataset.name == DatasetName::Imagenet && dataset.resize_size < dataset.crop_size) {
+    fail(context, section.path_of("resize_size"), section.node(),
+         detail::concat("must be at least dataset.crop_size (", dataset.crop_size, "), got ",
+                        dataset.resize_size));
+  }
+}
+
+void check_optim(const Section& section, const OptimConfig& optim) {
+  if (optim.nesterov && optim.momentum == 0.0) {
+    fail(section.context(), section.path_of("nesterov"), section.get("nesterov"),
+         detail::concat("needs ", section.path_of("momentum"), " > 0"));
+  }
+}
+
+// Reads a trial config tree row by row of the key table. Each mapping is checked (a mapping,
+// no unknown keys) when its first row is reached, and each section's cross-key rules run when
+// its last row is read, so the first mistake in document-independent table order is reported.
+class TrialReader {
+ public:
+  TrialReader(const Context& context, const Node& root, const std::string& root_path)
+      : context_(context) {
+    sections_.emplace(std::string(), Section(context, &root, root_path, child_keys("")));
+  }
+
+  TrialConfig read() {
+    TrialConfig config;
+    std::string_view current_top;
+    for (const ConfigKey& key : trial_config_keys()) {
+      const std::string_view top = key.path.substr(0, key.path.find('.'));
+      if (top != current_top) finish(current_top, config);
+      current_top = top;
+      read_key(key, section(parent_of(key.path)), config);
+    }
+    finish(current_top, config);
+    return config;
+  }
 
  private:
-  Node node_;
+  const Section& section(std::string_view prefix) {
+    const auto found = sections_.find(std::string(prefix));
+    if (found != sections_.end()) return found->second;
+    const Section& parent = section(parent_of(prefix));
+    const std::string_view key = last_segment(prefix);
+    return sections_
+        .emplace(std::string(prefix),
+                 Section(context_, parent.get(key), parent.path_of(key), child_keys(prefix)))
+        .first->second;
+  }
+
+  void read_key(const ConfigKey& key, const Section& section, TrialConfig& config) {
+    const std::string_view name = last_segment(key.path);
+    const Node* node = section.get(name);
+    if (node == nullptr) {
+      if (!key.default_value) {
+        check_required(key, section, config);
+      } else if (key_exists(key, config)) {
+        key.binding.set(config, *key.default_value);
+      }
+      return;
+    }
+    const std::string path = section.path_of(name);
+    if (!key_exists(key, config)) {
+      fail(context_, path, node,
+           detail::concat("only allowed with ", condition_text(key.condition), ", not ",
+                          to_string(config.dataset.name)));
+    }
+    key.binding.set(config, read_value(context_, key, path, *node));
+  }
+
+  void finish(std::string_view top, const TrialConfig& config) {
+    if (top == "dataset") check_dataset(section(top), config.dataset);
+    if (top == "optim") check_optim(section(top), config.optim);
+  }
+
+  const Context& context_;
+  std::map<std::string, Section> sections_;
 };
 
-// Which keys to_node writes: every key (to_yaml), or those a trial id hashes (all but
-// runtime.data_on_device and runtime.cuda_graph; keys added after ids were pinned only away from
-// their defaults).
+// ---- TrialConfig to Node (through the key table)
+
+Node value_node(const ConfigKey& key, const KeyValue& value) {
+  switch (key.type) {
+    case KeyType::String:
+      return string_node(std::get<std::string>(value));
+    case KeyType::Integer:
+      return scalar_node(std::to_string(std::get<std::int64_t>(value)));
+    case KeyType::Uint64:
+      return scalar_node(std::to_string(std::get<std::uint64_t>(value)));
+    case KeyType::Float:
+      return number_node(std::get<double>(value));
+    case KeyType::Bool:
+      return bool_node(std::get<bool>(value));
+    case KeyType::Choice:
+    case KeyType::ChoiceOrInteger:
+      return enum_node(std::get<std::string>(value));
+    case KeyType::IntegerList: {
+      Node sequence;
+      sequence.kind = Kind::Sequence;
+      for (int item : std::get<std::vector<int>>(value)) {
+        sequence.children.push_back(scalar_node(std::to_string(item)));
+      }
+      return sequence;
+    }
+  }
+  MD_CHECK(false, "key type ", static_cast<int>(key.type), " has no writer");
+  return {};
+}
+
+// Appends `value` at a dotted path of `root`, creating the mappings on the way in order.
+void add_at(Node& root, std::string_view path, Node value) {
+  Node* node = &root;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t dot = path.find('.', start);
+    const std::string_view key =
+        path.substr(start, dot == std::string_view::npos ? dot : dot - start);
+    if (dot == std::string_view::npos) {
+      node->keys.emplace_back(key);
+      node->children.push_back(std::move(value));
+      return;
+    }
+    Node* next = node->find(key);
+    if (next == nullptr) {
+      node->keys.emplace_back(key);
+      Node mapping;
+      mapping.kind = Kind::Mapping;
+      node->children.push_back(std::move(mapping));
+      next = &node->children.back();
+    }
+    node = next;
+    start = dot + 1;
+  }
+}
+
+// Which keys to_node writes: every key that exists (to_yaml), or the text a trial id hashes,
+// by each key's IdRule.
 enum class NodeKeys { All, Identity };
 
 Node to_node(const TrialConfig& config, NodeKeys keys) {
-  const DatasetConfig& dataset = config.dataset;
-  MappingBuilder dataset_node;
-  dataset_node.add("name", enum_node(to_string(dataset.name)));
-  if (!dataset.root.empty()) dataset_node.add("root", string_node(dataset.root));  // idx: optional
-  if (dataset.name == DatasetName::Idx) {
-    dataset_node.add("train_images", string_node(dataset.train_images))
-        .add("train_labels", string_node(dataset.train_labels))
-        .add("test_images", string_node(dataset.test_images))
-        .add("test_labels", string_node(dataset.test_labels));
+  Node root;
+  root.kind = Kind::Mapping;
+  for (const ConfigKey& key : trial_config_keys()) {
+    if (!key_exists(key, config)) continue;
+    KeyValue value = key.binding.get(config);
+    if (key.omit_when_empty && std::get<std::string>(value).empty()) continue;
+    if (keys == NodeKeys::Identity) {
+      if (key.id_rule == IdRule::LeftOut) continue;
+      if (key.id_rule == IdRule::NonDefault && value == *key.default_value) continue;
+      if (key.id_rule == IdRule::Reset) value = *key.default_value;
+    }
+    add_at(root, key.path, value_node(key, value));
   }
-  if (dataset.name == DatasetName::Imagenet) {
-    dataset_node.add("crop_size", integer_node(dataset.crop_size))
-        .add("resize_size", integer_node(dataset.resize_size))
-        .add("min_scale", number_node(dataset.min_scale))
-        .add("local_copy", bool_node(dataset.local_copy));
-  }
-  // Added after trial ids were pinned: in the id only away from their defaults.
-  if (dataset.name != DatasetName::Imagenet) {
-    const DatasetConfig dataset_defaults;
-    if (keys == NodeKeys::All || dataset.train_count != dataset_defaults.train_count)
-      dataset_node.add("train_count", integer_node(dataset.train_count));
-    if (keys == NodeKeys::All || dataset.validation_count != dataset_defaults.validation_count)
-      dataset_node.add("validation_count", integer_node(dataset.validation_count));
-  }
-
-  const ModelConfig& model = config.model;
-  Node model_node = MappingBuilder()
-                        .add("arch", string_node(model.arch))
-                        .add("num_classes", integer_node(model.num_classes))
-                        .add("in_channels", integer_node(model.in_channels))
-                        .add("init_from", string_node(model.init_from))
-                        .build();
-
-  const MethodConfig& method = config.method;
-  const MetaConfig& meta = method.meta;
-  MappingBuilder meta_builder;
-  meta_builder.add("every", integer_node(meta.every))
-                       .add("epsilon", number_node(meta.epsilon))
-                       .add("data", enum_node(to_string(meta.data)))
-                       .add("holdout_fraction", number_node(meta.holdout_fraction))
-                       .add("optimizer", MappingBuilder()
-                                             .add("name", enum_node(to_string(meta.optimizer.name)))
-                                             .add("lr", number_node(meta.optimizer.lr))
-                                             .build())
-                       .add("generator_width", integer_node(meta.generator_width))
-                       .add("generator_resolution", enum_node(to_string(meta.generator_resolution)))
-                       .add("difference", enum_node(to_string(meta.difference)));
-  // Keys added after trial ids were pinned enter the id only away from their defaults, so a
-  // config that leaves them alone keeps its id.
-  const MetaConfig meta_defaults;
-  if (keys == NodeKeys::All || meta.label_weight != meta_defaults.label_weight)
-    meta_builder.add("label_weight", number_node(meta.label_weight));
-  if (keys == NodeKeys::All || meta.frozen != meta_defaults.frozen)
-    meta_builder.add("frozen", bool_node(meta.frozen));
-  if (keys == NodeKeys::All || meta.update_order != meta_defaults.update_order)
-    meta_builder.add("update_order", enum_node(to_string(meta.update_order)));
-  Node meta_node = meta_builder.build();
-  MappingBuilder method_builder;
-  method_builder.add("name", enum_node(to_string(method.name)))
-      .add("temperature", number_node(method.temperature))
-      .add("alpha", number_node(method.alpha))
-      .add("hint", number_node(method.hint));
-  // Added after trial ids were pinned (the BYOT reference settings): in the id only away from
-  // their defaults.
-  const MethodConfig method_defaults;
-  if (keys == NodeKeys::All ||
-      method.kd_temperature_squared != method_defaults.kd_temperature_squared)
-    method_builder.add("kd_temperature_squared", bool_node(method.kd_temperature_squared));
-  if (keys == NodeKeys::All || method.deepest_ce != method_defaults.deepest_ce)
-    method_builder.add("deepest_ce", enum_node(to_string(method.deepest_ce)));
-  if (keys == NodeKeys::All || method.hint_reduction != method_defaults.hint_reduction)
-    method_builder.add("hint_reduction", enum_node(to_string(method.hint_reduction)));
-  if (keys == NodeKeys::All || method.aux != method_defaults.aux) {
-    const AuxWidthConfig& width = method.aux.width;
-    method_builder.add("aux", MappingBuilder()
-                                  .add("width", width.rule == AuxWidthRule::Fixed
-                                                    ? integer_node(width.channels)
-                                                    : enum_node(to_string(width.rule)))
-                                  .build());
-  }
-  Node method_node = method_builder.add("meta", std::move(meta_node)).build();
-
-  const OptimConfig& optim = config.optim;
-  Node milestones;
-  milestones.kind = Kind::Sequence;
-  for (int milestone : optim.schedule.milestones)
-    milestones.children.push_back(integer_node(milestone));
-  Node schedule_node = MappingBuilder()
-                           .add("name", enum_node(to_string(optim.schedule.name)))
-                           .add("milestones", std::move(milestones))
-                           .add("gamma", number_node(optim.schedule.gamma))
-                           .add("warmup_epochs", integer_node(optim.schedule.warmup_epochs))
-                           .build();
-  Node optim_node = MappingBuilder()
-                        .add("epochs", integer_node(optim.epochs))
-                        .add("batch_size", integer_node(optim.batch_size))
-                        .add("lr", number_node(optim.lr))
-                        .add("momentum", number_node(optim.momentum))
-                        .add("nesterov", bool_node(optim.nesterov))
-                        .add("weight_decay", number_node(optim.weight_decay))
-                        .add("label_smoothing", number_node(optim.label_smoothing))
-                        .add("schedule", std::move(schedule_node))
-                        .build();
-
-  const AugmentConfig& augment = config.augment;
-  Node augment_node = MappingBuilder()
-                          .add("random_crop", integer_node(augment.random_crop))
-                          .add("flip", bool_node(augment.flip))
-                          .add("cutout", integer_node(augment.cutout))
-                          .build();
-
-  const RuntimeConfig& runtime = config.runtime;
-  MappingBuilder runtime_builder;
-  runtime_builder.add("device", string_node(runtime.device));
-  if (keys == NodeKeys::All) {
-    runtime_builder.add("data_on_device", enum_node(to_string(runtime.data_on_device)))
-        .add("cuda_graph", bool_node(runtime.cuda_graph));
-  }
-  Node runtime_node =
-      runtime_builder.add("precision", enum_node(to_string(runtime.precision)))
-          .add("threads", integer_node(runtime.threads))
-          .add("seed", integer_node(runtime.seed))
-          .add("deterministic", bool_node(runtime.deterministic))
-          .add("ranks_per_trial", integer_node(runtime.ranks_per_trial))
-          .add("log_every", integer_node(runtime.log_every))
-          .add("checkpoint_every_epochs", integer_node(runtime.checkpoint_every_epochs))
-          .add("max_train_batches", integer_node(runtime.max_train_batches))
-          .add("max_eval_batches", integer_node(runtime.max_eval_batches))
-          .build();
-
-  return MappingBuilder()
-      .add("dataset", dataset_node.build())
-      .add("model", std::move(model_node))
-      .add("method", std::move(method_node))
-      .add("optim", std::move(optim_node))
-      .add("augment", std::move(augment_node))
-      .add("runtime", std::move(runtime_node))
-      .build();
+  return root;
 }
 
 std::string read_file_text(const std::string& path) {
@@ -1193,49 +852,6 @@ std::string read_file_text(const std::string& path) {
 }
 
 }  // namespace
-
-// ---- enum names
-
-std::string_view to_string(DatasetName value) {
-  return enum_to_string(kDatasetNames, value);
-}
-std::string_view to_string(MethodName value) {
-  return enum_to_string(kMethodNames, value);
-}
-std::string_view to_string(MetaData value) {
-  return enum_to_string(kMetaData, value);
-}
-std::string_view to_string(GeneratorResolution value) {
-  return enum_to_string(kGeneratorResolutions, value);
-}
-std::string_view to_string(MetaDifference value) {
-  return enum_to_string(kMetaDifferences, value);
-}
-std::string_view to_string(MetaUpdateOrder value) {
-  return enum_to_string(kMetaUpdateOrders, value);
-}
-std::string_view to_string(DeepestCe value) {
-  return enum_to_string(kDeepestCe, value);
-}
-std::string_view to_string(HintReduction value) {
-  return enum_to_string(kHintReductions, value);
-}
-std::string_view to_string(AuxWidthRule value) {
-  if (value == AuxWidthRule::Fixed) return "N";
-  return enum_to_string(kAuxWidthRules, value);
-}
-std::string_view to_string(MetaOptimizer value) {
-  return enum_to_string(kMetaOptimizers, value);
-}
-std::string_view to_string(ScheduleName value) {
-  return enum_to_string(kScheduleNames, value);
-}
-std::string_view to_string(Precision value) {
-  return enum_to_string(kPrecisions, value);
-}
-std::string_view to_string(DataOnDevice value) {
-  return enum_to_string(kDataOnDevice, value);
-}
 
 bool TrialConfig::operator==(const TrialConfig& other) const {
   return dataset == other.dataset && model == other.model && method == other.method &&
@@ -1426,17 +1042,7 @@ TrialConfig resolve(const ConfigTree& tree, const std::string& source_name) {
     fail(context, impl.path, &impl.node,
          detail::concat("expected a mapping of config sections, got ", describe(impl.node)));
   }
-  const Section top(context, &impl.node, impl.path, kTopKeys);
-  const auto section = [&](std::string_view key, const std::vector<std::string_view>& keys) {
-    return Section(context, top.get(key), top.path_of(key), keys);
-  };
-  TrialConfig config;
-  config.dataset = read_dataset(section("dataset", kDatasetKeys));
-  config.model = read_model(section("model", kModelKeys));
-  config.method = read_method(section("method", kMethodKeys));
-  config.optim = read_optim(section("optim", kOptimKeys));
-  config.augment = read_augment(section("augment", kAugmentKeys));
-  config.runtime = read_runtime(section("runtime", kRuntimeKeys));
+  TrialConfig config = TrialReader(context, impl.node, impl.path).read();
   config.source = source;
   return config;
 }
@@ -1459,14 +1065,7 @@ std::string to_yaml(const TrialConfig& config) {
 }
 
 std::string trial_id(const TrialConfig& config) {
-  TrialConfig identity = config;
-  const RuntimeConfig defaults;
-  identity.runtime.device = defaults.device;
-  identity.runtime.threads = defaults.threads;
-  identity.runtime.log_every = defaults.log_every;
-  identity.runtime.checkpoint_every_epochs = defaults.checkpoint_every_epochs;
-  identity.dataset.local_copy = DatasetConfig{}.local_copy;
-  return hex16(fnv1a64(emit_document(to_node(identity, NodeKeys::Identity))));
+  return hex16(fnv1a64(emit_document(to_node(config, NodeKeys::Identity))));
 }
 
 }  // namespace md::io

@@ -1,8 +1,10 @@
 // Sweep spec parsing and expansion (see spec.h). The YAML is read as an io::ConfigTree, so every
 // node carries its line for messages; trial configs are validated by io::resolve alone, so the
-// sweep accepts exactly the keys `metadistill train --set` accepts.
+// sweep accepts exactly the keys `metadistill train --set` accepts. The sweep file's own keys
+// are those of io::sweep_spec_keys() (io/config_keys.h), which also documents them.
 #include "sweep/spec.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -12,6 +14,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "io/config_keys.h"
 
 namespace md::sweep {
 namespace {
@@ -43,6 +46,26 @@ std::int64_t read_integer(const ConfigTree& node, std::int64_t minimum) {
     node.fail("expected an integer >= " + std::to_string(minimum));
   }
   return static_cast<std::int64_t>(value);
+}
+
+// The keys of the sweep table (io/config_keys.h) directly under `parent`, "a, b, c".
+std::string key_list(std::string_view parent) {
+  std::string list;
+  for (std::string_view key : io::sweep_spec_child_keys(parent)) {
+    if (!list.empty()) list += ", ";
+    list += key;
+  }
+  return list;
+}
+
+// Every key of the mapping `node` (the sweep file's `parent` section) is in the sweep table.
+void check_keys(const ConfigTree& node, std::string_view parent) {
+  const std::vector<std::string_view> allowed = io::sweep_spec_child_keys(parent);
+  for (const std::string& key : node.keys()) {
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+      node.child(key).fail("unknown key '" + key + "' (allowed: " + key_list(parent) + ")");
+    }
+  }
 }
 
 void check_key_path(const ConfigTree& node, const std::string& key) {
@@ -89,11 +112,7 @@ std::vector<std::vector<Assignment>> read_random(const ConfigTree& random,
                                                  const std::string& source) {
   if (random.kind() != ConfigTree::Kind::Mapping)
     random.fail("expected a mapping {n, seed, space}");
-  for (const std::string& key : random.keys()) {
-    if (key != "n" && key != "seed" && key != "space") {
-      random.child(key).fail("unknown key '" + key + "' (allowed: n, seed, space)");
-    }
-  }
+  check_keys(random, "random");
   if (!random.contains("n")) random.fail("missing key 'n' (the number of samples)");
   if (!random.contains("space")) random.fail("missing key 'space'");
   const std::int64_t count = read_integer(random.child("n"), 1);
@@ -215,13 +234,9 @@ SweepSpec parse_sweep(const std::string& yaml_text, const std::string& source_na
                       const std::string& base_directory) {
   const ConfigTree document = ConfigTree::from_text(yaml_text, source_name);
   if (document.kind() != ConfigTree::Kind::Mapping) {
-    document.fail("expected a mapping with keys name, base, grid, random");
+    document.fail("expected a mapping with keys " + key_list(""));
   }
-  for (const std::string& key : document.keys()) {
-    if (key != "name" && key != "base" && key != "grid" && key != "random") {
-      document.child(key).fail("unknown key '" + key + "' (allowed: name, base, grid, random)");
-    }
-  }
+  check_keys(document, "");
   SweepSpec spec;
   spec.source = source_name;
   spec.name = fs::path(source_name).stem().string();

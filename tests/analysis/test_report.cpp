@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <hdf5.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <set>
@@ -13,6 +14,7 @@
 #include "../io/io_test_util.h"
 #include "core/error.h"
 #include "io/config.h"
+#include "io/config_keys.h"
 #include "io/trial_log.h"
 #include "json_value.h"
 #include "report.h"
@@ -683,6 +685,24 @@ TEST(TrialRecords, FlattenConfigAndFindLogs) {
   EXPECT_EQ(record.best.at("acc_final"), 0.7);
   EXPECT_EQ(record.config.at("dataset.root"), "/data");
   EXPECT_EQ(record.trial_id + ".h5", std::filesystem::path(path).filename().string());
+}
+
+// The keys the default grouping leaves out are the key table's keys outside the trial id
+// (io::keys_outside_trial_id) and runtime.seed: varying all of them forms no group.
+TEST(Report, DefaultGroupingLeavesOutTheKeysOutsideTheTrialId) {
+  std::vector<TrialRecord> trials(2);
+  for (std::size_t i = 0; i < trials.size(); ++i) {
+    trials[i].config["method.name"] = "baseline";
+    trials[i].config["runtime.seed"] = std::to_string(i);
+    for (const std::string& key : io::keys_outside_trial_id()) {
+      trials[i].config[key] = "value" + std::to_string(i);
+    }
+  }
+  EXPECT_TRUE(varying_config_keys(trials).empty());
+  trials[1].config["method.name"] = "byot";
+  EXPECT_EQ(varying_config_keys(trials), (std::vector<std::string>{"method.name"}));
+  const std::vector<std::string> outside = io::keys_outside_trial_id();
+  EXPECT_NE(std::find(outside.begin(), outside.end(), "runtime.cuda_graph"), outside.end());
 }
 
 }  // namespace
