@@ -938,6 +938,26 @@ const std::vector<SweepKey>& sweep_spec_keys() {
        "trial key path → one distribution: `{uniform: [low, high]}`, `{log_uniform: [low, "
        "high]}` (low > 0), `{choice: [v1, v2, ...]}`; sample j draws every key in the order "
        "written"},
+      {"early_stop", "mapping", "none",
+       "stop unpromising trials early by asynchronous successive halving (ASHA); "
+       "[docs/cluster.md](cluster.md#early-stopping-asha)"},
+      {"early_stop.method", "string", "required with `early_stop`", "`asha`"},
+      {"early_stop.metric", "string", "acc_final",
+       "the /epoch accuracy a rung ranks by: `acc_final`, `acc_ensemble` or `acc_head<s>`"},
+      {"early_stop.rungs", "list of int", "required with `early_stop`",
+       "the epochs at which trials are ranked, strictly increasing, each ≤ every trial's "
+       "`optim.epochs`"},
+      {"early_stop.reduction", "int ≥ 2", "3",
+       "the top floor(n / reduction) of the n units that reached a rung go on"},
+      {"early_stop.by", "string", "config when the grid sweeps `runtime.seed`, else trial",
+       "`config`: all seeds of a configuration go on or stop together on their score; `trial`: "
+       "each trial alone"},
+      {"early_stop.score", "string", "mean",
+       "`by: config`: `mean` of the seeds, or `lower_bound` of its 95% t interval"},
+      {"budget", "mapping", "none",
+       "with `early_stop`: no promotion or new trial starts once this much was spent"},
+      {"budget.gpu_hours", "number > 0", "none", "GPU-hours (wall time × ranks on GPUs)"},
+      {"budget.epochs", "number > 0", "none", "trial-epochs trained (for CPU runs)"},
   };
   return keys;
 }

@@ -175,6 +175,87 @@ std::vector<std::vector<Assignment>> read_random(const ConfigTree& random,
   return samples;
 }
 
+// early_stop: {method: asha, metric, rungs: [e1, e2, ...], reduction, by: config|trial, score}.
+// Rungs are checked against every trial's optim.epochs; `by` defaults to config when the grid
+// sweeps runtime.seed.
+EarlyStopSpec read_early_stop(const ConfigTree& node, const std::vector<SweepTrial>& trials,
+                              bool grid_has_seed) {
+  if (node.kind() != ConfigTree::Kind::Mapping) node.fail("expected a mapping {method: asha, ...}");
+  check_keys(node, "early_stop");
+  EarlyStopSpec spec;
+  spec.by = grid_has_seed ? EarlyStopUnit::Config : EarlyStopUnit::Trial;
+  if (!node.contains("method")) node.fail("missing key 'method' (allowed: asha)");
+  const ConfigTree method = node.child("method");
+  if (method.kind() != ConfigTree::Kind::Scalar || method.scalar() != "asha") {
+    method.fail("unknown early-stopping method (allowed: asha)");
+  }
+  if (node.contains("metric")) {
+    const ConfigTree metric = node.child("metric");
+    if (metric.kind() != ConfigTree::Kind::Scalar || !epoch_column_of_metric(metric.scalar())) {
+      metric.fail("unknown metric (allowed: acc_final, acc_ensemble, acc_head<s>, e.g. acc_head0)");
+    }
+    spec.metric = metric.scalar();
+  }
+  if (!node.contains("rungs")) node.fail("missing key 'rungs' (the epochs of the rungs)");
+  const ConfigTree rungs = node.child("rungs");
+  if (rungs.kind() != ConfigTree::Kind::Sequence || rungs.size() == 0) {
+    rungs.fail("expected a non-empty list of epochs");
+  }
+  for (std::size_t i = 0; i < rungs.size(); ++i) {
+    const auto epoch = read_integer(rungs.element(i), 1);
+    if (!spec.rungs.empty() && epoch <= spec.rungs.back()) {
+      rungs.fail("rungs must increase strictly");
+    }
+    spec.rungs.push_back(static_cast<int>(epoch));
+  }
+  for (const SweepTrial& trial : trials) {
+    if (spec.rungs.back() > trial.config.optim.epochs) {
+      rungs.fail("rung " + std::to_string(spec.rungs.back()) + " is beyond optim.epochs " +
+                 std::to_string(trial.config.optim.epochs) + " of trial " +
+                 std::to_string(trial.index));
+    }
+  }
+  if (node.contains("reduction")) {
+    spec.reduction = static_cast<int>(read_integer(node.child("reduction"), 2));
+  }
+  if (node.contains("by")) {
+    const ConfigTree by = node.child("by");
+    if (by.kind() == ConfigTree::Kind::Scalar && by.scalar() == "config") {
+      spec.by = EarlyStopUnit::Config;
+    } else if (by.kind() == ConfigTree::Kind::Scalar && by.scalar() == "trial") {
+      spec.by = EarlyStopUnit::Trial;
+    } else {
+      by.fail("expected config or trial");
+    }
+  }
+  if (node.contains("score")) {
+    const ConfigTree score = node.child("score");
+    if (score.kind() == ConfigTree::Kind::Scalar && score.scalar() == "mean") {
+      spec.score = EarlyStopScore::Mean;
+    } else if (score.kind() == ConfigTree::Kind::Scalar && score.scalar() == "lower_bound") {
+      spec.score = EarlyStopScore::LowerBound;
+    } else {
+      score.fail("expected mean or lower_bound");
+    }
+  }
+  return spec;
+}
+
+// budget: {gpu_hours: H, epochs: E}, each > 0.
+BudgetSpec read_budget(const ConfigTree& node) {
+  if (node.kind() != ConfigTree::Kind::Mapping || node.keys().empty()) {
+    node.fail("expected a mapping {gpu_hours: H} or {epochs: E}");
+  }
+  check_keys(node, "budget");
+  BudgetSpec budget;
+  for (const std::string& key : node.keys()) {
+    const double value = read_number(node.child(key));
+    if (!(value > 0.0)) node.child(key).fail("expected a number > 0");
+    (key == "gpu_hours" ? budget.gpu_hours : budget.epochs) = value;
+  }
+  return budget;
+}
+
 bool needs_quotes(const std::string& text) {
   if (text.empty()) return true;
   static const std::string kSpecial = " \t:#,[]{}&*!|>'\"%@`";
@@ -303,6 +384,17 @@ SweepSpec parse_sweep(const std::string& yaml_text, const std::string& source_na
       spec.trials.push_back(std::move(trial));
     }
     if (!next_grid_point(position, axes)) break;
+  }
+  if (document.contains("early_stop")) {
+    const bool grid_has_seed =
+        document.contains("grid") && document.child("grid").contains("runtime.seed");
+    spec.early_stop = read_early_stop(document.child("early_stop"), spec.trials, grid_has_seed);
+  }
+  if (document.contains("budget")) {
+    spec.budget = read_budget(document.child("budget"));
+    if (!spec.early_stop) {
+      document.child("budget").fail("a budget needs early_stop (it limits ASHA's work)");
+    }
   }
   return spec;
 }

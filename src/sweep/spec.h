@@ -9,10 +9,12 @@
 // same on every run and on every rank. Nothing here knows about MPI or runs a trial.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "io/config.h"
+#include "sweep/early_stop.h"
 
 namespace md::sweep {
 
@@ -27,11 +29,15 @@ struct SweepSpec {
   std::string name;    // `name:`, or the sweep file's stem when absent
   std::string source;  // the sweep file (or source name of the text)
   std::vector<SweepTrial> trials;
-  int ranks_per_trial = 1;  // runtime.ranks_per_trial, the same in every trial
+  int ranks_per_trial = 1;                  // runtime.ranks_per_trial, the same in every trial
+  std::optional<EarlyStopSpec> early_stop;  // `early_stop:` (ASHA); unset: every trial runs through
+  BudgetSpec budget;                        // `budget:`
 };
 
 // Reads and expands a sweep file. InputError for a missing file, a YAML error, an unknown
-// top-level key, a malformed grid or random section, or any trial config that does not resolve.
+// top-level key, a malformed grid, random, early_stop or budget section (an unknown metric,
+// rungs beyond a trial's optim.epochs, a reduction below 2, a budget of 0), or any trial config
+// that does not resolve.
 SweepSpec load_sweep(const std::string& path);
 // The same for YAML text; a `base:` file name is relative to base_directory.
 SweepSpec parse_sweep(const std::string& yaml_text, const std::string& source_name,

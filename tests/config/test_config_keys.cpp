@@ -170,9 +170,15 @@ TEST(ConfigKeys, KeysOutsideTheTrialId) {
 }
 
 TEST(ConfigKeys, SweepTableGivesTheSweepFileKeys) {
-  EXPECT_EQ(sweep_spec_child_keys(""),
-            (std::vector<std::string_view>{"name", "base", "grid", "random"}));
+  EXPECT_EQ(
+      sweep_spec_child_keys(""),
+      (std::vector<std::string_view>{"name", "base", "grid", "random", "early_stop", "budget"}));
   EXPECT_EQ(sweep_spec_child_keys("random"), (std::vector<std::string_view>{"n", "seed", "space"}));
+  EXPECT_EQ(
+      sweep_spec_child_keys("early_stop"),
+      (std::vector<std::string_view>{"method", "metric", "rungs", "reduction", "by", "score"}));
+  EXPECT_EQ(sweep_spec_child_keys("budget"),
+            (std::vector<std::string_view>{"gpu_hours", "epochs"}));
   for (const SweepKey& key : sweep_spec_keys()) EXPECT_FALSE(key.doc.empty()) << key.path;
 }
 
