@@ -330,7 +330,7 @@ ComparisonReport compare_trials(const std::vector<TrialRecord>& trials, const Co
     auto found = trial.config.find(spec.key);
     if (found == trial.config.end()) continue;
     all_values.insert(found->second);
-    if (trial.status != kStatusComplete) continue;
+    if (trial.status != io::status_name(io::TrialStatus::Complete)) continue;
     if (same_value(found->second, spec.reference)) {
       reference.trials.push_back(&trial);
       continue;

@@ -226,7 +226,9 @@ std::string learning_curves(const SweepSummary& summary) {
     for (std::size_t epoch = 0; epoch < length; ++epoch) {
       std::vector<double> values;
       for (const TrialRecord& trial : group.trials) {
-        if (trial.status == kStatusFailed || trial.status == kStatusDiverged) continue;
+        if (trial.status == io::status_name(io::TrialStatus::Failed) ||
+            trial.status == io::status_name(io::TrialStatus::Diverged))
+          continue;
         if (epoch < trial.final_curve.size()) values.push_back(100.0 * trial.final_curve[epoch]);
       }
       const Statistic statistic = statistic_of(values);
@@ -615,7 +617,8 @@ void attention_table(std::ostringstream& out, const SweepSummary& summary) {
   std::vector<std::pair<std::size_t, const TrialRecord*>> trials;
   for (std::size_t g = 0; g < summary.groups.size(); ++g) {
     for (const TrialRecord& trial : summary.groups[g].trials) {
-      if (trial.status != kStatusComplete) trials.emplace_back(g, &trial);
+      if (trial.status != io::status_name(io::TrialStatus::Complete))
+        trials.emplace_back(g, &trial);
     }
   }
   if (trials.empty()) {

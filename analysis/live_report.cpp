@@ -50,7 +50,7 @@ int running_trials(const SweepSummary& summary) {
   int running = 0;
   for (const GroupSummary& group : summary.groups) {
     for (const TrialRecord& trial : group.trials) {
-      if (trial.status == kStatusRunning) ++running;
+      if (trial.status == io::status_name(io::TrialStatus::Running)) ++running;
     }
   }
   return running;

@@ -35,12 +35,15 @@ const std::set<std::string>& default_excluded_keys() {
 // Status names in the order the report lists them; any other status follows alphabetically.
 const std::vector<std::string>& known_statuses() {
   static const std::vector<std::string> statuses{
-      kStatusComplete, kStatusRunning, kStatusInterrupted, kStatusFailed, kStatusDiverged};
+      io::status_name(io::TrialStatus::Complete), io::status_name(io::TrialStatus::Running),
+      io::status_name(io::TrialStatus::Interrupted), io::status_name(io::TrialStatus::Failed),
+      io::status_name(io::TrialStatus::Diverged)};
   return statuses;
 }
 
 bool is_in_progress(const TrialRecord& trial) {
-  return trial.status == kStatusRunning || trial.status == kStatusInterrupted;
+  return trial.status == io::status_name(io::TrialStatus::Running) ||
+         trial.status == io::status_name(io::TrialStatus::Interrupted);
 }
 
 struct KeyValuesLess {
@@ -126,7 +129,7 @@ void aggregate(GroupSummary& group, const std::vector<std::string>& metrics, int
   for (const TrialRecord& trial : group.trials) ++group.status_counts[trial.status];
   std::vector<const TrialRecord*> sources;
   for (const TrialRecord& trial : group.trials) {
-    if (trial.status == kStatusComplete) sources.push_back(&trial);
+    if (trial.status == io::status_name(io::TrialStatus::Complete)) sources.push_back(&trial);
   }
   group.values_from = ValuesFrom::Complete;
   if (sources.empty()) {

@@ -210,8 +210,10 @@ TrialRecord load_trial_record(const std::string& path) {
   // The writer stores /final before it sets status complete: without /final a trial is not done.
   record.has_final = !contents.final_values.empty();
   record.status = string_attribute(contents.attributes, "status");
-  if (record.status.empty() || (record.status == kStatusComplete && !record.has_final)) {
-    record.status = record.has_final ? kStatusComplete : kStatusRunning;
+  if (record.status.empty() ||
+      (record.status == io::status_name(io::TrialStatus::Complete) && !record.has_final)) {
+    record.status = record.has_final ? io::status_name(io::TrialStatus::Complete)
+                                     : io::status_name(io::TrialStatus::Running);
   }
   record.error = string_attribute(contents.attributes, "error");
   if (auto table = contents.tables.find("epoch"); table != contents.tables.end()) {

@@ -9,14 +9,9 @@
 #include <string>
 #include <vector>
 
-namespace md::analysis {
+#include "io/log_schema.h"  // the status names: io::status_name(io::TrialStatus)
 
-// Status names of the trial log's root attribute `status`.
-inline constexpr const char* kStatusComplete = "complete";
-inline constexpr const char* kStatusRunning = "running";
-inline constexpr const char* kStatusFailed = "failed";
-inline constexpr const char* kStatusDiverged = "diverged";
-inline constexpr const char* kStatusInterrupted = "interrupted";
+namespace md::analysis {
 
 struct TrialRecord {
   std::string file;      // path of the log

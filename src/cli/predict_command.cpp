@@ -1,6 +1,8 @@
 // metadistill predict: logits of a checkpoint's student, either for an array file (dataset `x`,
 // float32 NCHW, used as is) or for the test set of a trial config (normalized as in training,
-// with the accuracy of every head printed). Output: `logits` (final head), `logits_aux<s>`.
+// with the accuracy of every head printed, computed as training computes it: train/evaluation.h).
+// Output: `logits` (final head), `logits_aux<s>`. The checkpoint's student is built by
+// train::load_checkpoint_student (train/weights.h).
 #include <boost/program_options.hpp>
 #include <cstdio>
 #include <iostream>
@@ -13,6 +15,7 @@
 #include "io/checkpoint.h"
 #include "io/config.h"
 #include "io/h5.h"
+#include "train/evaluation.h"
 #include "train/trainer.h"
 #include "train/trial_data.h"
 #include "train/weights.h"
@@ -23,62 +26,7 @@ namespace po = boost::program_options;
 
 namespace {
 
-// The student a checkpoint holds: arch and num_classes from its attributes, the input channels
-// from its first convolution, auxiliary heads when it has /aux.
-struct LoadedStudent {
-  std::unique_ptr<models::Student> student;
-  nn::ModelBuffers buffers;
-};
-
-LoadedStudent load_checkpoint_student(const std::string& path, Device device) {
-  const io::CheckpointData data = io::read_checkpoint(path);
-  models::ModelSpec spec;
-  spec.arch = io::attribute_string(data.attributes, "arch", path);
-  spec.num_classes = static_cast<int>(io::attribute_int(data.attributes, "num_classes", path));
-  if (data.attributes.count("in_channels")) {
-    spec.in_channels = static_cast<int>(io::attribute_int(data.attributes, "in_channels", path));
-  }
-  auto model = data.groups.find("model");
-  MD_INPUT_CHECK(model != data.groups.end() && !model->second.empty(), path, ": no /model group");
-  const bool has_aux = data.groups.count("aux") != 0;
-  LoadedStudent loaded;
-  loaded.student = std::make_unique<models::Student>(spec, has_aux ? models::AuxHeads::Byot : models::AuxHeads::None);
-  // A checkpoint without in_channels (written by PyTorch) tells it by its first weight.
-  const nn::TensorSlot& first = loaded.student->layout().parameters.slot(0);
-  if (const Tensor* stored = io::find_tensor(model->second, first.name);
-      stored != nullptr && stored->ndim() == 4 && stored->shape()[1] != first.shape[1] &&
-      !data.attributes.count("in_channels")) {
-    spec.in_channels = static_cast<int>(stored->shape()[1]);
-    loaded.student = std::make_unique<models::Student>(spec, has_aux ? models::AuxHeads::Byot : models::AuxHeads::None);
-  }
-  // A student trained with another method.aux.width: every head's bottleneck as stored, when the
-  // heads share one width (last_stage_quarter or N); otherwise loading names the mismatch.
-  if (has_aux) {
-    const io::NamedTensors& aux = data.groups.at("aux");
-    int stored_width = 0;
-    bool uniform = true, differs = false;
-    for (int s = 0; s < loaded.student->num_aux_heads(); ++s) {
-      const std::string name = "aux." + std::to_string(s) + ".conv1.weight";
-      const Tensor* stored = io::find_tensor(aux, name);
-      const int slot = loaded.student->layout().parameters.find(name);
-      if (stored == nullptr || stored->ndim() != 4 || slot < 0) continue;
-      const int width = static_cast<int>(stored->shape()[0]);
-      if (stored_width != 0 && width != stored_width) uniform = false;
-      stored_width = width;
-      differs = differs || width != loaded.student->layout().parameters.slot(slot).shape[0];
-    }
-    if (differs && uniform) {
-      spec.aux_width = {.rule = models::AuxWidthRule::Fixed, .channels = stored_width};
-      loaded.student = std::make_unique<models::Student>(spec, models::AuxHeads::Byot);
-    }
-  }
-  loaded.buffers = nn::ModelBuffers::allocate(loaded.student->layout(), DType::Float32, device);
-  train::load_student(data, path, *loaded.student, loaded.buffers,
-                      has_aux ? train::WeightGroups::BackboneAndAux : train::WeightGroups::BackboneOnly);
-  return loaded;
-}
-
-std::vector<Tensor> run_heads(const LoadedStudent& loaded, const Tensor& images) {
+std::vector<Tensor> run_heads(const train::LoadedStudent& loaded, const Tensor& images) {
   autograd::NoGrad no_grad;
   nn::ForwardContext context{&loaded.student->layout(), loaded.buffers.parameters, Tensor(),
                              loaded.buffers.buffers, nn::Mode::Eval, RunningStatsUpdate::Skip};
@@ -125,7 +73,7 @@ int predict_command(const Arguments& arguments) {
   MD_INPUT_CHECK(input.empty() != config_path.empty(), "predict: give exactly one of --input and --config");
   MD_INPUT_CHECK(batch_size > 0, "predict: --batch must be positive");
   const Device device = train::resolve_device(device_text);
-  LoadedStudent loaded = load_checkpoint_student(checkpoint, device);
+  train::LoadedStudent loaded = train::load_checkpoint_student(checkpoint, device);
   const int heads = loaded.student->num_heads();
 
   if (!input.empty()) {
@@ -160,7 +108,7 @@ int predict_command(const Arguments& arguments) {
   loader.start_epoch(0);
   std::vector<Tensor> all;
   Tensor labels = Tensor::empty({test_count}, DType::Int32);
-  std::vector<std::int64_t> correct(static_cast<std::size_t>(heads) + 1, 0);
+  train::AccuracyCounts counts(heads);
   std::int64_t row = 0;
   data::Batch batch;
   while (loader.next(batch)) {
@@ -169,25 +117,7 @@ int predict_command(const Arguments& arguments) {
       for (const Tensor& head : part) all.push_back(Tensor::empty({test_count, head.dim(1)}));
     }
     const std::int64_t n = batch.labels.numel();
-    const std::int64_t classes = part.back().dim(1);
-    for (std::int64_t i = 0; i < n; ++i) {
-      const std::int32_t label = batch.labels.data<std::int32_t>()[i];
-      std::vector<double> ensemble(static_cast<std::size_t>(classes), 0.0);
-      for (int h = 0; h < heads; ++h) {
-        const float* logits = part[static_cast<std::size_t>(h)].data<float>() + i * classes;
-        std::int64_t best = 0;
-        for (std::int64_t k = 0; k < classes; ++k) {
-          ensemble[static_cast<std::size_t>(k)] += logits[k];
-          if (logits[k] > logits[best]) best = k;
-        }
-        correct[static_cast<std::size_t>(h)] += best == label;
-      }
-      std::int64_t best = 0;
-      for (std::int64_t k = 1; k < classes; ++k) {
-        if (ensemble[static_cast<std::size_t>(k)] > ensemble[static_cast<std::size_t>(best)]) best = k;
-      }
-      correct.back() += best == label;
-    }
+    train::count_hits(counts, part, batch.labels);
     for (int h = 0; h < heads; ++h) put_rows(all[static_cast<std::size_t>(h)], part[static_cast<std::size_t>(h)], row);
     labels.narrow_rows(row, row + n).copy_from(batch.labels);
     row += n;
@@ -201,10 +131,11 @@ int predict_command(const Arguments& arguments) {
   io::NamedTensors named = name_heads(all);
   named.emplace_back("labels", labels);
   io::write_arrays(out, named);
-  for (int h = 0; h < heads; ++h) {
-    std::printf("test_acc_head%d %.4f\n", h, static_cast<double>(correct[static_cast<std::size_t>(h)]) / static_cast<double>(row));
+  // The metrics and tie rule of the trial log's /epoch rows (train/evaluation.h).
+  for (const auto& [metric, value] :
+       train::accuracy_metrics(counts, all.empty() ? 0 : all.back().dim(1))) {
+    std::printf("%s %.4f\n", metric.c_str(), value);
   }
-  std::printf("test_acc_ensemble %.4f\n", static_cast<double>(correct.back()) / static_cast<double>(row));
   return 0;
 }
 

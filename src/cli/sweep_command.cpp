@@ -12,6 +12,7 @@
 #include "core/interrupt.h"
 #include "core/logging.h"
 #include "io/config.h"
+#include "io/log_schema.h"
 #include "sweep/scheduler.h"
 #include "sweep/spec.h"
 #include "sweep/status.h"
@@ -24,7 +25,7 @@ namespace po = boost::program_options;
 void print_trials(const sweep::SweepSpec& spec, const std::string& out_dir) {
   for (const sweep::SweepTrial& trial : spec.trials) {
     std::cout << trial.index << '\t' << trial.id << '\t'
-              << sweep::state_name(sweep::read_trial_state(out_dir, trial.id)) << '\t';
+              << io::status_name(sweep::read_trial_state(out_dir, trial.id)) << '\t';
     for (std::size_t i = 0; i < trial.overrides.size(); ++i) {
       std::cout << (i > 0 ? " " : "") << trial.overrides[i];
     }

@@ -6,6 +6,7 @@
 #include "cli/progress_option.h"
 #include "core/logging.h"
 #include "io/config.h"
+#include "io/log_schema.h"
 #include "train/trainer.h"
 
 namespace md::cli {
@@ -40,10 +41,10 @@ int train_command(const Arguments& arguments) {
   context.label.push_back(']');
   log_info("trial ", io::trial_id(config), ": ", config.model.arch, " on ", context.device.str());
   train::TrialResult result = train::run_trial(config, context);
-  std::cout << "trial " << result.trial_id << " " << train::status_name(result.status) << " log "
+  std::cout << "trial " << result.trial_id << " " << io::status_name(result.status) << " log "
             << result.log_path << "\n";
   for (const auto& [key, value] : result.final_values) std::cout << "  " << key << " " << value << "\n";
-  return result.status == train::TrialStatus::Complete ? 0 : 1;
+  return result.status == io::TrialStatus::Complete ? 0 : 1;
 }
 
 }  // namespace md::cli

@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "io/h5_handle.h"
+#include "io/log_schema.h"
 
 namespace md::io {
 
@@ -229,6 +230,11 @@ CheckpointData read_checkpoint(const std::string& path) {
   h5::File handle = h5::open_file(file, h5::FileMode::ReadOnly);
   CheckpointData data;
   data.attributes = h5::read_attributes(handle.id(), file, "/");
+  // A file written by PyTorch + h5py has no version; ours have had one from the start.
+  if (data.attributes.count(kSchemaVersionAttribute) != 0) {
+    check_schema_version(FileKind::Checkpoint, path,
+                         attribute_int(data.attributes, kSchemaVersionAttribute, path));
+  }
   for (const h5::Child& child : h5::list_children(handle.id(), file, "/")) {
     std::string group_path = "/" + child.name;
     if (child.kind != h5::ChildKind::GroupLink) {

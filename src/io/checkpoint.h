@@ -52,7 +52,10 @@ inline constexpr const char* kCheckpointStateGroup = "state";
 void write_checkpoint(const std::string& path, const CheckpointData& data);
 
 // Throws md::InputError naming the file, and the dataset or attribute, when the file is missing,
-// not HDF5, truncated, or holds something the read rule above does not accept.
+// not HDF5, truncated, holds something the read rule above does not accept, or has a root
+// attribute schema_version newer than kCheckpointSchemaVersion (io/log_schema.h; a file without
+// one, e.g. written by PyTorch, loads). write_checkpoint stores the attributes as given: the
+// trainer puts kCheckpointSchemaVersion there.
 CheckpointData read_checkpoint(const std::string& path);
 
 // The tensor named `name` in `tensors`, or nullptr.

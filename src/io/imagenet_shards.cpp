@@ -271,9 +271,7 @@ ImagenetManifest read_imagenet_manifest(const std::string& root) {
   ImagenetManifest manifest;
   manifest.format_version = scalar_as<std::int64_t>(
       required_key(document, "format_version", source, ""), source, "format_version");
-  MD_INPUT_CHECK(manifest.format_version == kImagenetManifestFormatVersion, source,
-                 ": format_version ", manifest.format_version, " is not supported (expected ",
-                 kImagenetManifestFormatVersion, ")");
+  check_schema_version(FileKind::ImagenetManifest, source, manifest.format_version);
   YAML::Node classes = required_key(document, "classes", source, "");
   MD_INPUT_CHECK(classes.IsSequence() && classes.size() > 0, source,
                  ": 'classes' must be a non-empty list");
@@ -416,9 +414,8 @@ h5::Dataset open_dataset(hid_t root, const char* name, const h5::FileContext& fi
 }
 
 ImagenetShardHeader parse_header(const AttributeMap& attributes, const std::string& source) {
-  const std::int64_t version = attribute_int(attributes, "schema_version", source);
-  MD_INPUT_CHECK(version == kImagenetShardSchemaVersion, source, ": schema_version ", version,
-                 " is not supported (expected ", kImagenetShardSchemaVersion, ")");
+  check_schema_version(FileKind::ImagenetShard, source,
+                       attribute_int(attributes, kSchemaVersionAttribute, source));
   ImagenetShardHeader header;
   const std::string& split = attribute_string(attributes, "split", source);
   MD_INPUT_CHECK(split == "train" || split == "val", source, ": attribute 'split' is '", split,
@@ -489,7 +486,7 @@ void write_imagenet_shard_file(const std::string& path, const ImagenetShardHeade
     h5::Datatype name_type = names_type(name_size, file);
     write_dataset_1d(root, kNamesDataset, name_type.id(), name_type.id(), name_buffer.data(),
                      contents.names.size(), file);
-    h5::write_attribute(root, "schema_version", kImagenetShardSchemaVersion, file, "/");
+    h5::write_attribute(root, kSchemaVersionAttribute, kImagenetShardSchemaVersion, file, "/");
     h5::write_attribute(root, "split", std::string(imagenet_split_name(header.split)), file, "/");
     h5::write_attribute(root, "shard_index", header.shard_index, file, "/");
     h5::write_attribute(root, "shard_count", header.shard_count, file, "/");

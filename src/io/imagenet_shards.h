@@ -32,12 +32,12 @@
 #include <string>
 #include <vector>
 
+#include "io/log_schema.h"  // kImagenetShardSchemaVersion, kImagenetManifestFormatVersion
+
 namespace md::io {
 
 enum class ImagenetSplit { Train, Val };
 
-inline constexpr std::int64_t kImagenetShardSchemaVersion = 1;
-inline constexpr std::int64_t kImagenetManifestFormatVersion = 1;
 inline constexpr const char* kImagenetManifestName = "manifest.yaml";
 
 // "train" / "val".

@@ -20,7 +20,6 @@ namespace {
 constexpr hsize_t kChunkRows = 1024;  // 8 KiB chunks: one chunk covers a typical run's epochs
 constexpr double kMissing = std::numeric_limits<double>::quiet_NaN();
 const char* const kFinalGroup = "final";
-const char* const kSchemaAttribute = "schema_version";
 
 struct TableState {
   h5::Group group;  // invalid until the table exists in the file
@@ -88,18 +87,18 @@ std::int64_t metric_length(const h5::Dataset& dataset, const h5::FileContext& fi
 }
 
 void check_schema(const AttributeMap& attributes, const h5::FileContext& file) {
-  auto found = attributes.find(kSchemaAttribute);
+  auto found = attributes.find(kSchemaVersionAttribute);
   if (found == attributes.end()) {
     h5::throw_file_error(file, "/",
                          "not a metadistill trial log (no root attribute schema_version)");
   }
   const auto* version = std::get_if<std::int64_t>(&found->second);
-  if (version == nullptr || *version < 1 || *version > kTrialLogSchemaVersion) {
-    h5::throw_file_error(
-        file, "/",
-        detail::concat("trial log schema_version ", attr_to_string(found->second),
-                       " is not supported (this build reads 1 to ", kTrialLogSchemaVersion, ")"));
+  if (version == nullptr) {
+    h5::throw_file_error(file, "/",
+                         detail::concat("trial log schema_version ", attr_to_string(found->second),
+                                        " is not an integer"));
   }
+  check_schema_version(FileKind::TrialLog, file.path, *version);
 }
 
 std::int64_t complete_rows(const std::map<std::string, std::int64_t>& lengths,
@@ -233,7 +232,8 @@ TrialLog TrialLog::open(const std::string& path, OpenMode mode,
     check_schema(h5::read_attributes(impl->handle.id(), input, "/"), input);
     impl->load_tables(input);
   }
-  h5::write_attribute(impl->handle.id(), kSchemaAttribute, kTrialLogSchemaVersion, impl->file, "/");
+  h5::write_attribute(impl->handle.id(), kSchemaVersionAttribute, kTrialLogSchemaVersion,
+                      impl->file, "/");
   for (const auto& [name, value] : root_attributes) {
     h5::write_attribute(impl->handle.id(), name, value, impl->file, "/");
   }

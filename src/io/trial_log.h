@@ -25,11 +25,9 @@
 #include <vector>
 
 #include "io/h5.h"
+#include "io/log_schema.h"
 
 namespace md::io {
-
-// Written to the root attribute schema_version by every writer; readers refuse newer versions.
-inline constexpr std::int64_t kTrialLogSchemaVersion = 1;
 
 enum class OpenMode {
   Create,  // create the file, replacing any file at the path
@@ -41,7 +39,9 @@ using Row = std::map<std::string, double>;
 
 class TrialLog {
  public:
-  // Opens the log and writes `root_attributes` (plus schema_version) to the root group.
+  // Opens the log and writes `root_attributes` (plus schema_version, kTrialLogSchemaVersion of
+  // io/log_schema.h) to the root group. A new log's attributes come from
+  // trial_log_root_attributes (io/log_schema.h).
   static TrialLog open(const std::string& path, OpenMode mode,
                        const AttributeMap& root_attributes = {});
 

@@ -13,17 +13,13 @@
 #include <iostream>
 #include <vector>
 
-#include "core/host.h"
 #include "core/interrupt.h"
 #include "core/logging.h"
+#include "io/log_schema.h"
 #include "io/trial_log.h"
 #include "sweep/group_collective.h"
 #include "sweep/mpi_check.h"
 #include "sweep/status.h"
-
-#ifndef MD_GIT_SHA
-#define MD_GIT_SHA "unknown"
-#endif
 
 namespace md::sweep {
 namespace {
@@ -39,9 +35,7 @@ void record_failure(const SweepSpec& spec, const SweepTrial& trial, const std::s
   try {
     if (fs::exists(path)) {
       io::TrialLog log = io::TrialLog::open(path, io::OpenMode::Resume);
-      log.set_attribute("status", std::string("failed"));
-      log.set_attribute("error", error);
-      log.set_attribute("end_time", now_iso8601());
+      io::record_status(log, io::TrialStatus::Failed, error);
       log.close();
       return;
     }
@@ -49,19 +43,14 @@ void record_failure(const SweepSpec& spec, const SweepTrial& trial, const std::s
     log_warning("replacing the unreadable log ", path, ": ", unreadable.what());
   }
   fs::create_directories(out_dir);
-  const std::string now = now_iso8601();
-  io::TrialLog log = io::TrialLog::open(path, io::OpenMode::Create,
-                                        {{"trial_id", trial.id},
-                                         {"sweep", spec.name},
-                                         {"config", io::to_yaml(trial.config)},
-                                         {"git_sha", std::string(MD_GIT_SHA)},
-                                         {"host", hostname()},
-                                         {"device_name", device.str()},
-                                         {"ranks", static_cast<std::int64_t>(ranks)},
-                                         {"start_time", now},
-                                         {"end_time", now},
-                                         {"status", std::string("failed")},
-                                         {"error", error}});
+  const io::TrialLogHeader header{.trial_id = trial.id,
+                                  .sweep = spec.name,
+                                  .config = io::to_yaml(trial.config),
+                                  .device_name = device.str(),
+                                  .ranks = ranks};
+  io::TrialLog log =
+      io::TrialLog::open(path, io::OpenMode::Create,
+                         io::trial_log_root_attributes(header, io::TrialStatus::Failed, error));
   log.close();
 }
 
@@ -227,7 +216,7 @@ SweepSummary run_sweep(const SweepSpec& spec, const SweepOptions& options) {
     for (int index : candidates) {
       const auto& trial = spec.trials[static_cast<std::size_t>(index)];
       if (options.resume == ResumePolicy::Continue &&
-          read_trial_state(options.out_dir, trial.id) == TrialState::Complete) {
+          read_trial_state(options.out_dir, trial.id) == io::TrialStatus::Complete) {
         ++counts.values[kSkipped];
       } else {
         queue.push_back(index);
@@ -314,13 +303,13 @@ SweepSummary run_sweep(const SweepSpec& spec, const SweepOptions& options) {
         context.collective = collective.get();
         const train::TrialResult result = train::run_trial(trial.config, context);
         const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
-        if (result.status == train::TrialStatus::Complete) {
+        if (result.status == io::TrialStatus::Complete) {
           ++counts.values[kComplete];
         } else {
           ++counts.values[kDiverged];
         }
         if (leader) {
-          log_info("trial ", trial.index, " (", trial.id, ") ", train::status_name(result.status),
+          log_info("trial ", trial.index, " (", trial.id, ") ", io::status_name(result.status),
                    " in ", seconds, " s");
         }
       } catch (const Interrupted& interrupted) {

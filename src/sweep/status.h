@@ -5,16 +5,14 @@
 
 #include <string>
 
+#include "io/log_schema.h"
+
 namespace md::sweep {
 
-enum class TrialState { Pending, Running, Complete, Failed, Diverged, Interrupted };
-
-// pending, running, complete, failed, diverged, interrupted
-const char* state_name(TrialState state);
-
-// The state of trial `trial_id` in `out_dir`: Pending when there is no log; a log that cannot
-// be read (or has an unknown status) counts as Pending, with a warning naming the file.
-TrialState read_trial_state(const std::string& out_dir, const std::string& trial_id);
+// The state of trial `trial_id` in `out_dir` (the statuses and their names: io/log_schema.h):
+// Pending when there is no log; a log that cannot be read (or has an unknown status) counts as
+// Pending, with a warning naming the file.
+io::TrialStatus read_trial_state(const std::string& out_dir, const std::string& trial_id);
 
 std::string log_path(const std::string& out_dir, const std::string& trial_id);
 std::string checkpoint_path(const std::string& out_dir, const std::string& trial_id);

@@ -12,7 +12,6 @@
 
 #include "autograd/functions.h"
 #include "backend/backend.h"
-#include "core/host.h"
 #include "core/interrupt.h"
 #include "core/logging.h"
 #include "data/loader.h"
@@ -20,13 +19,14 @@
 #include "io/trial_log.h"
 #include "models/label_generator.h"
 #include "models/student.h"
-#include "train/losses.h"
 #include "train/device_batches.h"
+#include "train/evaluation.h"
 #include "train/learner.h"
-#include "train/weights.h"
+#include "train/losses.h"
 #include "train/schedule.h"
 #include "train/target_stats.h"
 #include "train/trial_data.h"
+#include "train/weights.h"
 
 namespace md::train {
 namespace {
@@ -34,8 +34,6 @@ namespace {
 using autograd::Variable;
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
-
-constexpr std::int64_t kSchemaVersion = 1;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -167,16 +165,6 @@ class TrialRunner {
 };
 
 }  // namespace
-
-const char* status_name(TrialStatus status) {
-  switch (status) {
-    case TrialStatus::Complete: return "complete";
-    case TrialStatus::Failed: return "failed";
-    case TrialStatus::Diverged: return "diverged";
-    case TrialStatus::Interrupted: return "interrupted";
-  }
-  return "unknown";
-}
 
 Device resolve_device(const std::string& device_text, int local_rank) {
   if (device_text == "auto") {
@@ -335,22 +323,16 @@ void TrialRunner::open_log(bool resuming) {
     log_->truncate_rows("epoch", epoch_);
     log_->truncate_rows("train", learner_->steps() / std::max(1, config_.runtime.log_every));
   } else {
-    std::map<std::string, io::AttrValue> attributes{
-        {"schema_version", kSchemaVersion},
-        {"trial_id", id_},
-        {"sweep", context_.sweep_name},
-        {"config", io::to_yaml(config_)},
-        {"git_sha", std::string(MD_GIT_SHA)},
-        {"host", hostname()},
-        {"device_name", context_.device.str()},
-        {"ranks", static_cast<std::int64_t>(collective_->size())},
-        {"start_time", now_iso8601()},
-        {"error", std::string()},
-    };
-    log_.emplace(io::TrialLog::open(log_path_, io::OpenMode::Create, attributes));
+    const io::TrialLogHeader header{.trial_id = id_,
+                                    .sweep = context_.sweep_name,
+                                    .config = io::to_yaml(config_),
+                                    .device_name = context_.device.str(),
+                                    .ranks = collective_->size()};
+    log_.emplace(
+        io::TrialLog::open(log_path_, io::OpenMode::Create,
+                           io::trial_log_root_attributes(header, io::TrialStatus::Running)));
   }
-  log_->set_attribute("status", std::string("running"));
-  log_->flush();
+  io::record_status(*log_, io::TrialStatus::Running);
 }
 
 void TrialRunner::load_initial_weights(const std::string& path) {
@@ -374,7 +356,7 @@ void TrialRunner::save_checkpoint() {
       put_packed(data, "gen_optim", "momentum", learner_->generator().layout().parameters, learner_->generator_sgd()->momentum_buffer());
     }
   }
-  data.attributes["schema_version"] = kSchemaVersion;
+  data.attributes[io::kSchemaVersionAttribute] = io::kCheckpointSchemaVersion;
   data.attributes["arch"] = config_.model.arch;
   data.attributes["num_classes"] = static_cast<std::int64_t>(model_spec_.num_classes);
   data.attributes["in_channels"] = static_cast<std::int64_t>(model_spec_.in_channels);
@@ -552,15 +534,12 @@ void TrialRunner::report_progress(double images_per_second, bool final_line) {
   std::fflush(stderr);
 }
 
-// Top-1 and (with more than 5 classes) top-5 accuracy of every head and of the ensemble (the
-// mean of the heads' logits; its argmax is that of the sum). A label counts as top-k when fewer
-// than k classes score strictly higher.
+// Top-1 and (with more than 5 classes) top-5 accuracy of every head and of the ensemble, by the
+// tie rule of train/evaluation.h, and the final head's test loss.
 std::map<std::string, double> TrialRunner::evaluate() {
   autograd::NoGrad no_grad;
-  const int heads = student().num_heads();
-  const auto outputs = static_cast<std::size_t>(heads) + 1;  // the heads, then the ensemble
-  std::vector<double> top1(outputs, 0.0), top5(outputs, 0.0);
-  double count = 0.0, loss_sum = 0.0;
+  AccuracyCounts counts(student().num_heads());
+  double loss_sum = 0.0;
   test_loader_->start_epoch(0);
   data::Batch batch;
   std::int64_t batches = 0;
@@ -573,48 +552,16 @@ std::map<std::string, double> TrialRunner::evaluate() {
     models::StudentOutput output = learner_->evaluate(batch.images.to(context_.device));
     Variable final_loss = autograd::cross_entropy(output.logits.back(), labels.to(context_.device));
     loss_sum += final_loss.value().item() * static_cast<double>(n);
-    const std::int32_t* label = labels.data<std::int32_t>();
-    std::vector<std::vector<float>> logits;
-    for (const Variable& head : output.logits) logits.push_back(head.value().to_vector<float>());
-    const std::int64_t classes = output.logits.back().value().dim(1);
-    std::vector<double> scores(static_cast<std::size_t>(classes));
-    std::vector<double> ensemble(static_cast<std::size_t>(classes));
-    auto count_hits = [&](const std::vector<double>& row, std::int32_t target, std::size_t output_index) {
-      std::int64_t higher = 0;
-      for (std::int64_t k = 0; k < classes; ++k) higher += row[static_cast<std::size_t>(k)] > row[static_cast<std::size_t>(target)];
-      top1[output_index] += higher == 0;
-      top5[output_index] += higher < 5;
-    };
-    for (std::int64_t i = 0; i < n; ++i) {
-      std::fill(ensemble.begin(), ensemble.end(), 0.0);
-      for (int h = 0; h < heads; ++h) {
-        const float* row = logits[static_cast<std::size_t>(h)].data() + i * classes;
-        for (std::int64_t k = 0; k < classes; ++k) {
-          scores[static_cast<std::size_t>(k)] = row[k];
-          ensemble[static_cast<std::size_t>(k)] += row[k];
-        }
-        count_hits(scores, label[i], static_cast<std::size_t>(h));
-      }
-      count_hits(ensemble, label[i], outputs - 1);
-    }
-    count += static_cast<double>(n);
+    std::vector<Tensor> logits;
+    for (const Variable& head : output.logits) logits.push_back(head.value());
+    count_hits(counts, logits, labels);
   }
-  count = collective_->sum(count);
+  counts.count = collective_->sum(counts.count);
   loss_sum = collective_->sum(loss_sum);
-  const bool with_top5 = model_spec_.num_classes > 5;
-  std::map<std::string, double> metrics;
-  for (std::size_t o = 0; o < outputs; ++o) {
-    const std::string name = o + 1 == outputs ? "ensemble" : "head" + std::to_string(o);
-    const double accuracy = collective_->sum(top1[o]) / count;
-    const double accuracy_top5 = collective_->sum(top5[o]) / count;
-    metrics["test_acc_" + name] = accuracy;
-    if (with_top5) metrics["test_top5_" + name] = accuracy_top5;
-    if (o + 1 == static_cast<std::size_t>(heads)) {
-      metrics["test_acc_final"] = accuracy;
-      if (with_top5) metrics["test_top5_final"] = accuracy_top5;
-    }
-  }
-  metrics["test_loss"] = loss_sum / count;
+  for (double& hits : counts.top1) hits = collective_->sum(hits);
+  for (double& hits : counts.top5) hits = collective_->sum(hits);
+  std::map<std::string, double> metrics = accuracy_metrics(counts, model_spec_.num_classes);
+  metrics["test_loss"] = loss_sum / counts.count;
   return metrics;
 }
 
@@ -705,31 +652,18 @@ TrialResult TrialRunner::run() {
         }
       }
       if (diverged_) {
-        result.status = TrialStatus::Diverged;
+        result.status = io::TrialStatus::Diverged;
         result.error = "loss is not finite at step " + std::to_string(learner_->steps());
-        if (writer_) {
-          log_->set_attribute("status", std::string("diverged"));
-          log_->set_attribute("error", result.error);
-          log_->set_attribute("end_time", now_iso8601());
-          log_->flush();
-        }
+        if (writer_) io::record_status(*log_, io::TrialStatus::Diverged, result.error);
         log_warning("trial ", id_, " diverged: ", result.error);
         return result;
       }
     }
   } catch (const Interrupted& interrupted) {
-    if (writer_) {
-      log_->set_attribute("status", std::string("interrupted"));
-      log_->set_attribute("error", std::string(interrupted.what()));
-      log_->flush();
-    }
+    if (writer_) io::record_status(*log_, io::TrialStatus::Interrupted, interrupted.what());
     throw;
   } catch (const std::exception& error) {
-    if (writer_) {
-      log_->set_attribute("status", std::string("failed"));
-      log_->set_attribute("error", std::string(error.what()));
-      log_->flush();
-    }
+    if (writer_) io::record_status(*log_, io::TrialStatus::Failed, error.what());
     throw;
   }
   // Final summary from the epoch history (restored from the log when resumed).
@@ -752,12 +686,10 @@ TrialResult TrialRunner::run() {
     final_values["steps"] = static_cast<double>(learner_->steps());
     final_values["skipped_samples"] = skipped_samples;  // unrenderable (corrupt) images, all ranks, this run
     log_->set_final(final_values);
-    log_->set_attribute("status", std::string("complete"));
-    log_->set_attribute("end_time", now_iso8601());
-    log_->flush();
+    io::record_status(*log_, io::TrialStatus::Complete);
     result.final_values = final_values;
   }
-  result.status = TrialStatus::Complete;
+  result.status = io::TrialStatus::Complete;
   return result;
 }
 

@@ -9,6 +9,7 @@
 
 #include "core/device.h"
 #include "io/config.h"
+#include "io/log_schema.h"
 #include "train/collective.h"
 
 namespace md::train {
@@ -24,11 +25,8 @@ struct TrialContext {
   std::string label;            // prefix of progress lines, e.g. "[3/12 ab12cd]"
 };
 
-enum class TrialStatus { Complete, Failed, Diverged, Interrupted };
-const char* status_name(TrialStatus status);
-
 struct TrialResult {
-  TrialStatus status = TrialStatus::Failed;
+  io::TrialStatus status = io::TrialStatus::Failed;  // Complete or Diverged (io/log_schema.h)
   std::string trial_id;
   std::string log_path;
   std::string error;
@@ -37,7 +35,7 @@ struct TrialResult {
 
 // Runs (or resumes) the trial. Throws md::InputError for bad data or checkpoints and
 // md::Interrupted after writing a checkpoint when SIGTERM/SIGUSR1 arrived; a diverged (NaN)
-// trial returns TrialStatus::Diverged with its log marked.
+// trial returns io::TrialStatus::Diverged with its log marked.
 TrialResult run_trial(const io::TrialConfig& config, const TrialContext& context);
 
 // Resolves runtime.device ("auto" → the first GPU if any, else the CPU).

@@ -132,4 +132,54 @@ void load_packed(const io::CheckpointData& data, const std::string& path, const 
   target.copy_from(host);
 }
 
+LoadedStudent load_checkpoint_student(const std::string& path, Device device) {
+  const io::CheckpointData data = io::read_checkpoint(path);
+  models::ModelSpec spec;
+  spec.arch = io::attribute_string(data.attributes, "arch", path);
+  spec.num_classes = static_cast<int>(io::attribute_int(data.attributes, "num_classes", path));
+  if (data.attributes.count("in_channels")) {
+    spec.in_channels = static_cast<int>(io::attribute_int(data.attributes, "in_channels", path));
+  }
+  auto model = data.groups.find("model");
+  MD_INPUT_CHECK(model != data.groups.end() && !model->second.empty(), path, ": no /model group");
+  const bool has_aux = data.groups.count("aux") != 0;
+  LoadedStudent loaded;
+  loaded.student = std::make_unique<models::Student>(
+      spec, has_aux ? models::AuxHeads::Byot : models::AuxHeads::None);
+  // A checkpoint without in_channels (written by PyTorch) tells it by its first weight.
+  const nn::TensorSlot& first = loaded.student->layout().parameters.slot(0);
+  if (const Tensor* stored = io::find_tensor(model->second, first.name);
+      stored != nullptr && stored->ndim() == 4 && stored->shape()[1] != first.shape[1] &&
+      !data.attributes.count("in_channels")) {
+    spec.in_channels = static_cast<int>(stored->shape()[1]);
+    loaded.student = std::make_unique<models::Student>(
+        spec, has_aux ? models::AuxHeads::Byot : models::AuxHeads::None);
+  }
+  // A student trained with another method.aux.width: every head's bottleneck as stored, when the
+  // heads share one width (last_stage_quarter or N); otherwise loading names the mismatch.
+  if (has_aux) {
+    const io::NamedTensors& aux = data.groups.at("aux");
+    int stored_width = 0;
+    bool uniform = true, differs = false;
+    for (int s = 0; s < loaded.student->num_aux_heads(); ++s) {
+      const std::string name = "aux." + std::to_string(s) + ".conv1.weight";
+      const Tensor* stored = io::find_tensor(aux, name);
+      const int slot = loaded.student->layout().parameters.find(name);
+      if (stored == nullptr || stored->ndim() != 4 || slot < 0) continue;
+      const int width = static_cast<int>(stored->shape()[0]);
+      if (stored_width != 0 && width != stored_width) uniform = false;
+      stored_width = width;
+      differs = differs || width != loaded.student->layout().parameters.slot(slot).shape[0];
+    }
+    if (differs && uniform) {
+      spec.aux_width = {.rule = models::AuxWidthRule::Fixed, .channels = stored_width};
+      loaded.student = std::make_unique<models::Student>(spec, models::AuxHeads::Byot);
+    }
+  }
+  loaded.buffers = nn::ModelBuffers::allocate(loaded.student->layout(), DType::Float32, device);
+  load_student(data, path, *loaded.student, loaded.buffers,
+               has_aux ? WeightGroups::BackboneAndAux : WeightGroups::BackboneOnly);
+  return loaded;
+}
+
 }  // namespace md::train

@@ -4,8 +4,10 @@
 // shape mismatch is an md::InputError naming the file and the tensor.
 #pragma once
 
+#include <memory>
 #include <string>
 
+#include "core/device.h"
 #include "io/checkpoint.h"
 #include "models/student.h"
 #include "nn/layout.h"
@@ -34,5 +36,17 @@ void put_packed(io::CheckpointData& data, const std::string& group, const std::s
 // The inverse of put_packed into `target` (a buffer of `layout`); its padding is set to zero.
 void load_packed(const io::CheckpointData& data, const std::string& path, const std::string& group,
                  const std::string& name, const nn::FlatLayout& layout, Tensor& target);
+
+// The student a checkpoint holds, for inference (`metadistill predict`): arch and num_classes
+// from its attributes, the input channels from in_channels or else its first convolution (a
+// PyTorch-written file), auxiliary heads when it has /aux (their bottleneck width as stored, when
+// the heads share one), and the weights of /model (and /aux) in float32 on `device`.
+// md::InputError naming the file when it is unreadable, of a newer schema, has no /model, or a
+// tensor is missing or mis-shaped.
+struct LoadedStudent {
+  std::unique_ptr<models::Student> student;
+  nn::ModelBuffers buffers;
+};
+LoadedStudent load_checkpoint_student(const std::string& path, Device device);
 
 }  // namespace md::train

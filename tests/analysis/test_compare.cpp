@@ -129,7 +129,7 @@ TEST(Compare, SpecParsing) {
 TrialRecord trial(const std::string& method, int seed, double last, double best) {
   TrialRecord record;
   record.trial_id = method + "-" + std::to_string(seed);
-  record.status = kStatusComplete;
+  record.status = io::status_name(io::TrialStatus::Complete);
   record.has_final = true;
   record.config = {{"method.name", method},
                    {"runtime.seed", std::to_string(seed)},

@@ -1,18 +1,22 @@
-// Weights move from PyTorch into metadistill: a checkpoint written by PyTorch + h5py as docs/formats.md
-// shows (tests/e2e/make_torch_checkpoint.py: resnet20 with random weights and BN statistics,
-// one input channel, 10 classes) is read by `metadistill predict --input`, whose logits must
-// equal PyTorch's eval-mode logits for the same x within 1e-4 relative. `predict --config`
+// Weights move from PyTorch into metadistill: a checkpoint written by PyTorch + h5py as
+// docs/formats.md shows (tests/e2e/make_torch_checkpoint.py: resnet20 with random weights and BN
+// statistics, one input channel, 10 classes) is read by `metadistill predict --input`, whose logits
+// must equal PyTorch's eval-mode logits for the same x within 1e-4 relative. `predict --config`
 // normalizes the test set as training did, also when MetaDistiller held part of the training
-// set out (the statistics are those of the part it trained on).
+// set out (the statistics are those of the part it trained on), and prints the accuracies the
+// trial's log recorded for the same checkpoint and test set.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <map>
+#include <sstream>
 
 #include "data/idx.h"
 #include "data/image_set.h"
 #include "e2e_support.h"
+#include "io/trial_log.h"
 
 namespace md::e2e {
 namespace {
@@ -76,9 +80,32 @@ TEST(PredictTest, ConfigNormalizesAsTrainingDidWithAHoldout) {
   const ProcessResult trained = run_metadistill({"train", "--config", config, "--out", dir.file("out")});
   ASSERT_EQ(trained.exit_status, 0) << trained.err;
   const std::string checkpoint = only_file(dir.path() / "out", ".ckpt.h5");
-  const ProcessResult predicted = run_metadistill(
-      {"predict", "--checkpoint", checkpoint, "--config", config, "--out", dir.file("config.h5"), "--device", "cpu"});
+  const ProcessResult predicted =
+      run_metadistill({"predict", "--checkpoint", checkpoint, "--config", config, "--out",
+                       dir.file("config.h5"), "--batch", "8", "--device", "cpu"});
   ASSERT_EQ(predicted.exit_status, 0) << predicted.err;
+
+  // predict prints the accuracies the log recorded for the same checkpoint and test set: every
+  // head's, the final head's and the ensemble's, by one evaluation routine (train/evaluation.h).
+  const std::string log_path = only_file(dir.path() / "out", ".h5");
+  const io::TrialLogContents log = io::read_trial_log(log_path);
+  std::map<std::string, double> logged;
+  for (const auto& [metric, values] : log.tables.at("epoch")) {
+    if (metric.rfind("test_acc_", 0) == 0 || metric.rfind("test_top5_", 0) == 0) {
+      logged[metric] = values.back();
+    }
+  }
+  std::map<std::string, double> printed;
+  std::istringstream lines(predicted.out);
+  std::string metric;
+  double value = 0.0;
+  while (lines >> metric >> value) printed[metric] = value;
+  EXPECT_GE(logged.count("test_acc_head1"), 1u) << "a MetaDistiller student has several heads";
+  ASSERT_EQ(printed.size(), logged.size()) << predicted.out;
+  for (const auto& [name, accuracy] : logged) {
+    ASSERT_EQ(printed.count(name), 1u) << name << " missing from: " << predicted.out;
+    EXPECT_NEAR(printed.at(name), accuracy, 5e-5) << name;  // printed with 4 decimals
+  }
 
   // The same images normalized here, through --input: with the statistics of the trained-on
   // part they give the same logits; with those of the whole set (the statistics predict used

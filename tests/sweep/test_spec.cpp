@@ -204,17 +204,17 @@ TEST(SweepSpec, FlowTextQuotesWhatWouldNotReadBack) {
 TEST(SweepStatus, StatesComeFromTheLogs) {
   TempDir dir;
   const std::string out = dir.path().string();
-  EXPECT_EQ(read_trial_state(out, "0000000000000001"), TrialState::Pending);
+  EXPECT_EQ(read_trial_state(out, "0000000000000001"), io::TrialStatus::Pending);
   for (const char* status : {"complete", "failed", "running"}) {
     io::TrialLog log = io::TrialLog::open(log_path(out, status), io::OpenMode::Create,
                                           {{"status", std::string(status)}});
     log.close();
   }
-  EXPECT_EQ(read_trial_state(out, "complete"), TrialState::Complete);
-  EXPECT_EQ(read_trial_state(out, "failed"), TrialState::Failed);
-  EXPECT_EQ(read_trial_state(out, "running"), TrialState::Running);
+  EXPECT_EQ(read_trial_state(out, "complete"), io::TrialStatus::Complete);
+  EXPECT_EQ(read_trial_state(out, "failed"), io::TrialStatus::Failed);
+  EXPECT_EQ(read_trial_state(out, "running"), io::TrialStatus::Running);
   dir.file("garbage.h5", "not an HDF5 file");
-  EXPECT_EQ(read_trial_state(out, "garbage"), TrialState::Pending);
+  EXPECT_EQ(read_trial_state(out, "garbage"), io::TrialStatus::Pending);
 }
 
 TEST(SweepJobs, ShippedSweepsExpandToBuildableModels) {
