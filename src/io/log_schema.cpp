@@ -58,7 +58,7 @@ void check_schema_version(FileKind kind, const std::string& path, std::int64_t v
 std::optional<TrialStatus> parse_status(std::string_view name) {
   for (TrialStatus status :
        {TrialStatus::Pending, TrialStatus::Running, TrialStatus::Complete, TrialStatus::Failed,
-        TrialStatus::Diverged, TrialStatus::Interrupted}) {
+        TrialStatus::Diverged, TrialStatus::Interrupted, TrialStatus::Stopped}) {
     if (name == status_name(status)) return status;
   }
   return std::nullopt;
@@ -91,7 +91,7 @@ void record_status(TrialLog& log, TrialStatus status, const std::string& error) 
     log.set_attribute(kErrorAttribute, error);
   }
   if (status == TrialStatus::Complete || status == TrialStatus::Failed ||
-      status == TrialStatus::Diverged) {
+      status == TrialStatus::Diverged || status == TrialStatus::Stopped) {
     log.set_attribute(kEndTimeAttribute, now_iso8601());
   }
   log.flush();

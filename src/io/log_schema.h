@@ -42,9 +42,10 @@ const char* file_kind_name(FileKind kind);
 void check_schema_version(FileKind kind, const std::string& path, std::int64_t version);
 
 // Where a trial stands. A log's `status` holds every state but Pending (a trial without a log).
-enum class TrialStatus { Pending, Running, Complete, Failed, Diverged, Interrupted };
+// Stopped: halted at an ASHA rung with a checkpoint (docs/cluster.md#early-stopping-asha).
+enum class TrialStatus { Pending, Running, Complete, Failed, Diverged, Interrupted, Stopped };
 
-// pending, running, complete, failed, diverged, interrupted.
+// pending, running, complete, failed, diverged, interrupted, stopped.
 constexpr const char* status_name(TrialStatus status) {
   switch (status) {
     case TrialStatus::Pending:
@@ -59,6 +60,8 @@ constexpr const char* status_name(TrialStatus status) {
       return "diverged";
     case TrialStatus::Interrupted:
       return "interrupted";
+    case TrialStatus::Stopped:
+      return "stopped";
   }
   return "pending";
 }
@@ -87,7 +90,8 @@ AttributeMap trial_log_root_attributes(const TrialLogHeader& header, TrialStatus
                                        const std::string& error = "");
 
 // Marks an open log: status; error for Failed, Diverged and Interrupted; end_time (now) for
-// Complete, Failed and Diverged (an interrupted trial resumes). Flushes.
+// Complete, Failed, Diverged and Stopped (an interrupted trial resumes; a stopped one resumes
+// when ASHA promotes it; the epoch it reached is its /epoch row count). Flushes.
 void record_status(TrialLog& log, TrialStatus status, const std::string& error = "");
 
 }  // namespace md::io

@@ -616,8 +616,11 @@ TrialResult TrialRunner::run() {
   build();
   const bool resumed = load_checkpoint();
   open_log(resumed);
+  const int end_epoch = context_.stop_epoch > 0
+                            ? std::min(context_.stop_epoch, config_.optim.epochs)
+                            : config_.optim.epochs;
   try {
-    while (epoch_ < config_.optim.epochs) {
+    while (epoch_ < end_epoch) {
       const auto epoch_start = Clock::now();
       train_epoch();
       if (!diverged_) {
@@ -658,6 +661,14 @@ TrialResult TrialRunner::run() {
         log_warning("trial ", id_, " diverged: ", result.error);
         return result;
       }
+    }
+    if (end_epoch < config_.optim.epochs) {
+      // An ASHA rung: a checkpoint at the epoch boundary, which a promotion resumes from.
+      save_checkpoint();
+      result.status = io::TrialStatus::Stopped;
+      if (writer_) io::record_status(*log_, io::TrialStatus::Stopped);
+      log_info("trial ", id_, " stopped at epoch ", epoch_, " (an ASHA rung)");
+      return result;
     }
   } catch (const Interrupted& interrupted) {
     if (writer_) io::record_status(*log_, io::TrialStatus::Interrupted, interrupted.what());

@@ -17,12 +17,16 @@ namespace md::train {
 enum class Progress { Auto, Terminal, Lines, Off };
 
 struct TrialContext {
-  std::string out_dir;          // log and checkpoint go to <out_dir>/<trial-id>.{h5,ckpt.h5}
-  std::string sweep_name;       // recorded in the log
-  Device device;                // resolved (no "auto")
+  std::string out_dir;               // log and checkpoint go to <out_dir>/<trial-id>.{h5,ckpt.h5}
+  std::string sweep_name;            // recorded in the log
+  Device device;                     // resolved (no "auto")
   Collective* collective = nullptr;  // nullptr: a single rank
   Progress progress = Progress::Auto;
-  std::string label;            // prefix of progress lines, e.g. "[3/12 ab12cd]"
+  std::string label;  // prefix of progress lines, e.g. "[3/12 ab12cd]"
+  // > 0: stop after this epoch (an ASHA rung) with a checkpoint and status Stopped; the same
+  // call with a later stop_epoch (or 0: optim.epochs) continues bit-identically, the schedule
+  // being the full one throughout.
+  int stop_epoch = 0;
 };
 
 struct TrialResult {
@@ -35,7 +39,8 @@ struct TrialResult {
 
 // Runs (or resumes) the trial. Throws md::InputError for bad data or checkpoints and
 // md::Interrupted after writing a checkpoint when SIGTERM/SIGUSR1 arrived; a diverged (NaN)
-// trial returns io::TrialStatus::Diverged with its log marked.
+// trial returns io::TrialStatus::Diverged with its log marked, one that reached
+// context.stop_epoch io::TrialStatus::Stopped.
 TrialResult run_trial(const io::TrialConfig& config, const TrialContext& context);
 
 // Resolves runtime.device ("auto" → the first GPU if any, else the CPU).

@@ -94,12 +94,12 @@ TEST(LogSchema, EveryKindReadsVersionsOneToCurrent) {
 }
 
 TEST(LogSchema, StatusNamesRoundTrip) {
-  const std::set<std::string> documented{"pending", "running",  "complete",
-                                         "failed",  "diverged", "interrupted"};
+  const std::set<std::string> documented{"pending",  "running",     "complete", "failed",
+                                         "diverged", "interrupted", "stopped"};
   std::set<std::string> names;
   for (TrialStatus status :
        {TrialStatus::Pending, TrialStatus::Running, TrialStatus::Complete, TrialStatus::Failed,
-        TrialStatus::Diverged, TrialStatus::Interrupted}) {
+        TrialStatus::Diverged, TrialStatus::Interrupted, TrialStatus::Stopped}) {
     names.insert(status_name(status));
     ASSERT_TRUE(parse_status(status_name(status)).has_value()) << status_name(status);
     EXPECT_EQ(*parse_status(status_name(status)), status) << status_name(status);
