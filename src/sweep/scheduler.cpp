@@ -11,12 +11,14 @@
 #include <ctime>
 #include <filesystem>
 #include <iostream>
+#include <sstream>
 #include <vector>
 
 #include "core/interrupt.h"
 #include "core/logging.h"
 #include "io/log_schema.h"
 #include "io/trial_log.h"
+#include "sweep/asha_queue.h"
 #include "sweep/group_collective.h"
 #include "sweep/mpi_check.h"
 #include "sweep/status.h"
@@ -25,7 +27,6 @@ namespace md::sweep {
 namespace {
 
 namespace fs = std::filesystem;
-
 
 // A trial that threw: its log says failed, with the error. The trainer marks a log it opened;
 // a trial that failed before opening one (a missing data file, a bad checkpoint) gets one here.
@@ -56,9 +57,10 @@ void record_failure(const SweepSpec& spec, const SweepTrial& trial, const std::s
 
 // The counts one group leader contributes to the summary.
 struct Counts {
-  long values[6] = {0, 0, 0, 0, 0, 0};  // complete, failed, diverged, interrupted, skipped, run
+  // complete, failed, diverged, interrupted, skipped, run, stopped at a rung
+  long values[7] = {0, 0, 0, 0, 0, 0, 0};
 };
-enum CountSlot { kComplete, kFailed, kDiverged, kInterrupted, kSkipped, kStarted };
+enum CountSlot { kComplete, kFailed, kDiverged, kInterrupted, kSkipped, kStarted, kStopped };
 
 // The shared queue position: a counter on rank 0 that every group leader increments atomically.
 class QueueCounter {
@@ -127,6 +129,37 @@ int comm_size(MPI_Comm comm) {
   int size = 0;
   MD_MPI_CHECK(MPI_Comm_size(comm, &size));
   return size;
+}
+
+// "[I/N id8]", the prefix of a trial's progress lines. A stream: GCC 12 warns falsely
+// (-Wrestrict) on "[" + std::string + ..., also when appended piecewise inside a lambda.
+std::string progress_label(int index, int count, const std::string& id) {
+  std::ostringstream label;
+  label << '[' << index << '/' << count << ' ' << id.substr(0, 8) << ']';
+  return label.str();
+}
+
+// ASHA's figures at the end of a sweep: units per rung, trial-epochs and GPU-hours spent against
+// those of the full sweep.
+void print_asha_totals(std::ostream& out, const EarlyStopSpec& early_stop,
+                       const std::vector<int>& levels, const AshaTotals& totals) {
+  out << "  ASHA (" << early_stop.metric << ", reduction " << early_stop.reduction
+      << "): units reaching each rung";
+  for (std::size_t level = 0; level < levels.size(); ++level) {
+    out << (level == 0 ? " " : ", ") << "epoch "
+        << (levels[level] > 0 ? std::to_string(levels[level]) : std::string("end")) << ": "
+        << totals.units_reaching[level] << "/" << totals.units;
+  }
+  const double fraction =
+      totals.full_trial_epochs > 0
+          ? static_cast<double>(totals.trial_epochs) / static_cast<double>(totals.full_trial_epochs)
+          : 0.0;
+  out << "\n  trial-epochs      " << totals.trial_epochs << " of " << totals.full_trial_epochs
+      << " for the full sweep (" << 100.0 * fraction << "%)\n";
+  if (totals.gpu_hours > 0.0) {
+    out << "  GPU-hours         " << totals.gpu_hours << " (the full sweep: about "
+        << (fraction > 0 ? totals.gpu_hours / fraction : 0.0) << ")\n";
+  }
 }
 
 }  // namespace
@@ -203,10 +236,41 @@ SweepSummary run_sweep(const SweepSpec& spec, const SweepOptions& options) {
   MD_MPI_CHECK(MPI_Comm_set_errhandler(group.get(), MPI_ERRORS_RETURN));
   const bool leader = comm_rank(group.get()) == 0;
 
+  // ASHA: every group leader reads and records decisions in the output directory; the queue
+  // holds the units whose recorded work a killed run left unfinished (no other worker runs them:
+  // this sweep owns the directory), taken before any new decision.
+  std::unique_ptr<AshaQueue> asha;
+  if (spec.early_stop) {
+    if (options.trial_index) {
+      throw InputError(spec.source +
+                       ": --trial-index runs one fixed trial; an early_stop sweep "
+                       "decides its work as it goes: run it on MPI ranks");
+    }
+    if (world_rank == 0 && options.resume == ResumePolicy::Restart) {
+      std::error_code ignored;
+      fs::remove_all(AshaRecords(options.out_dir).directory(), ignored);
+      for (const SweepTrial& trial : spec.trials) {
+        fs::remove(log_path(options.out_dir, trial.id), ignored);
+        fs::remove(checkpoint_path(options.out_dir, trial.id), ignored);
+      }
+    }
+    MD_MPI_CHECK(MPI_Barrier(world));
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    asha = std::make_unique<AshaQueue>(spec, options.out_dir,
+                                       std::string(host) + " pid " + std::to_string(::getpid()) +
+                                           " rank " + std::to_string(world_rank));
+  }
+
   // The queue: decided by rank 0 from the logs, the same on every rank.
   Counts counts;
   std::vector<int> queue;
-  if (world_rank == 0) {
+  if (world_rank == 0 && asha) {
+    queue = asha->unfinished_units();
+    if (!queue.empty()) {
+      log_info("ASHA: finishing the work of ", queue.size(), " unit(s) left by an earlier run");
+    }
+  } else if (world_rank == 0) {
     std::vector<int> candidates;
     if (options.trial_index) {
       candidates.push_back(*options.trial_index);
@@ -240,21 +304,8 @@ SweepSummary run_sweep(const SweepSpec& spec, const SweepOptions& options) {
   Clock::time_point loop_end = loop_start;
   {
     QueueCounter counter(world);
-    while (true) {
-      std::int64_t next = -1;
-      const Clock::time_point queue_start = Clock::now();
-      if (leader && !stopped && !interrupt_requested()) {
-        const std::int64_t position = counter.fetch_and_increment();
-        if (position < queue_length) next = queue[static_cast<std::size_t>(position)];
-      }
-      MD_MPI_CHECK(MPI_Bcast(&next, 1, MPI_INT64_T, 0, group.get()));
-      seconds_in_queue += std::chrono::duration<double>(Clock::now() - queue_start).count();
-      if (next < 0) {
-        loop_end = Clock::now();  // before the window's collective free waits for the others
-        break;
-      }
-
-      const SweepTrial& trial = spec.trials[static_cast<std::size_t>(next)];
+    // One trial, on every rank of the group; stop_epoch > 0 halts it there (an ASHA rung).
+    const auto run_here = [&](const SweepTrial& trial, int stop_epoch) {
       // A device the trial cannot have (runtime.device: cuda without a GPU) fails the trial.
       Device device = Device::cpu();
       std::string device_error;
@@ -265,7 +316,7 @@ SweepSummary run_sweep(const SweepSpec& spec, const SweepOptions& options) {
       }
       if (leader) {
         ++counts.values[kStarted];
-        if (options.resume == ResumePolicy::Restart) {
+        if (options.resume == ResumePolicy::Restart && !asha) {  // ASHA: removed at the start
           std::error_code ignored;  // a file that is not there is fine; one that stays fails below
           fs::remove(log_path(options.out_dir, trial.id), ignored);
           fs::remove(checkpoint_path(options.out_dir, trial.id), ignored);
@@ -283,14 +334,8 @@ SweepSummary run_sweep(const SweepSpec& spec, const SweepOptions& options) {
       context.sweep_name = spec.name;
       context.device = device;
       context.progress = progress;
-      // Appended piecewise: GCC 12 warns falsely (-Wrestrict) on "[" + std::string + ...
-      context.label = "[";
-      context.label += std::to_string(trial.index);
-      context.label += "/";
-      context.label += std::to_string(trial_count);
-      context.label += " ";
-      context.label += trial.id.substr(0, 8);
-      context.label += "]";
+      context.label = progress_label(trial.index, trial_count, trial.id);
+      context.stop_epoch = stop_epoch;
       const Clock::time_point started = Clock::now();
       try {
         const std::string rank_error =
@@ -305,6 +350,8 @@ SweepSummary run_sweep(const SweepSpec& spec, const SweepOptions& options) {
         const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
         if (result.status == io::TrialStatus::Complete) {
           ++counts.values[kComplete];
+        } else if (result.status == io::TrialStatus::Stopped) {
+          ++counts.values[kStopped];
         } else {
           ++counts.values[kDiverged];
         }
@@ -325,6 +372,42 @@ SweepSummary run_sweep(const SweepSpec& spec, const SweepOptions& options) {
       }
       seconds_in_trials += std::chrono::duration<double>(Clock::now() - started).count();
       ++trials_here;
+    };
+
+    while (true) {
+      // The next work, the same on every rank of the group: [stop epoch, trial index, ...];
+      // empty when there is none.
+      std::vector<std::int64_t> work;
+      const Clock::time_point queue_start = Clock::now();
+      if (leader && !stopped && !interrupt_requested()) {
+        const std::int64_t position = counter.fetch_and_increment();
+        if (!asha) {
+          if (position < queue_length) work = {0, queue[static_cast<std::size_t>(position)]};
+        } else {
+          const std::optional<AshaWork> next =
+              position < queue_length ? asha->work_for(queue[static_cast<std::size_t>(position)])
+                                      : asha->next([] { return interrupt_requested(); });
+          if (next) {
+            work.push_back(next->stop_epoch);
+            work.insert(work.end(), next->trials.begin(), next->trials.end());
+          }
+        }
+      }
+      std::int64_t work_size = static_cast<std::int64_t>(work.size());
+      MD_MPI_CHECK(MPI_Bcast(&work_size, 1, MPI_INT64_T, 0, group.get()));
+      work.resize(static_cast<std::size_t>(work_size));
+      if (work_size > 0) {
+        MD_MPI_CHECK(
+            MPI_Bcast(work.data(), static_cast<int>(work_size), MPI_INT64_T, 0, group.get()));
+      }
+      seconds_in_queue += std::chrono::duration<double>(Clock::now() - queue_start).count();
+      if (work.empty()) {
+        loop_end = Clock::now();  // before the window's collective free waits for the others
+        break;
+      }
+      for (std::size_t i = 1; i < work.size() && !stopped; ++i) {
+        run_here(spec.trials[static_cast<std::size_t>(work[i])], static_cast<int>(work[0]));
+      }
     }
   }
 
@@ -343,7 +426,7 @@ SweepSummary run_sweep(const SweepSpec& spec, const SweepOptions& options) {
     for (int slot = kComplete; slot <= kInterrupted; ++slot) counts.values[slot] = 0;
   }
   Counts total;
-  MD_MPI_CHECK(MPI_Allreduce(counts.values, total.values, 6, MPI_LONG, MPI_SUM, world));
+  MD_MPI_CHECK(MPI_Allreduce(counts.values, total.values, 7, MPI_LONG, MPI_SUM, world));
   SweepSummary summary;
   summary.complete = total.values[kComplete];
   summary.failed = total.values[kFailed];
@@ -351,6 +434,17 @@ SweepSummary run_sweep(const SweepSpec& spec, const SweepOptions& options) {
   summary.interrupted = total.values[kInterrupted];
   summary.skipped_complete = total.values[kSkipped];
   summary.not_started = queue_length - total.values[kStarted];
+  if (asha) {
+    // Trials whose unit is neither finished nor stopped for good (after an interrupt, or left
+    // unstarted by a spent budget), and those stopped for good, from the directory.
+    const AshaTotals totals = asha->totals();
+    summary.stopped = totals.stopped_trials;
+    summary.not_started =
+        interrupt_requested() || total.values[kInterrupted] > 0
+            ? static_cast<long>(spec.trials.size()) - totals.stopped_trials - totals.complete_trials
+            : 0;
+    summary.asha = totals;
+  }
   if (world_rank == 0) {
     std::cout << "sweep " << spec.name << ": " << trial_count << " trials, "
               << world_size / group_size << " group(s) of " << group_size << " rank(s)\n"
@@ -359,9 +453,11 @@ SweepSummary run_sweep(const SweepSpec& spec, const SweepOptions& options) {
               << "  diverged          " << summary.diverged << "\n"
               << "  interrupted       " << summary.interrupted << "\n"
               << "  skipped-complete  " << summary.skipped_complete << "\n";
+    if (asha) std::cout << "  stopped           " << summary.stopped << "\n";
     if (summary.not_started > 0) {
       std::cout << "  not-started       " << summary.not_started << "\n";
     }
+    if (asha) print_asha_totals(std::cout, *spec.early_stop, asha->levels(), summary.asha);
     std::cout.flush();
   }
   return summary;

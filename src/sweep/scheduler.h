@@ -4,13 +4,16 @@
 // it with train::run_trial on a train::Collective over the group (MPI_Allreduce on the CPU,
 // NCCL on GPUs). The node-local rank picks the GPU. A trial that fails or diverges is marked in
 // its log and the group takes the next one; an interrupt (SIGTERM/SIGUSR1) makes the running
-// trial checkpoint and the group take no more trials. No MPI type appears here: the CLI sees
-// only MpiSession and run_sweep.
+// trial checkpoint and the group take no more trials. With `early_stop:` (ASHA) a free group's
+// leader takes its work from sweep/asha_queue.h instead: a unit's trials, to a rung, decided and
+// recorded in the output directory first. No MPI type appears here: the CLI sees only
+// MpiSession and run_sweep.
 #pragma once
 
 #include <optional>
 #include <string>
 
+#include "sweep/asha_queue.h"
 #include "sweep/spec.h"
 #include "train/trainer.h"
 
@@ -57,6 +60,8 @@ struct SweepSummary {
   long interrupted = 0;
   long skipped_complete = 0;  // complete before this run, not rerun
   long not_started = 0;       // left in the queue after an interrupt
+  long stopped = 0;           // early_stop: trials stopped for good at a rung
+  AshaTotals asha;            // early_stop: rung counts, trial-epochs, GPU-hours
   // 3 when interrupted (the same command resumes), else 1 when any trial failed or diverged,
   // else 0.
   int exit_status() const;

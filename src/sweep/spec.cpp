@@ -208,12 +208,20 @@ EarlyStopSpec read_early_stop(const ConfigTree& node, const std::vector<SweepTri
     }
     spec.rungs.push_back(static_cast<int>(epoch));
   }
+  std::size_t ending_at_last_rung = 0;
   for (const SweepTrial& trial : trials) {
     if (spec.rungs.back() > trial.config.optim.epochs) {
       rungs.fail("rung " + std::to_string(spec.rungs.back()) + " is beyond optim.epochs " +
                  std::to_string(trial.config.optim.epochs) + " of trial " +
                  std::to_string(trial.index));
     }
+    if (spec.rungs.back() == trial.config.optim.epochs) ++ending_at_last_rung;
+  }
+  // The last rung is the end of every trial or of none (the rungs are the same for all units).
+  if (ending_at_last_rung != 0 && ending_at_last_rung != trials.size()) {
+    rungs.fail("the last rung " + std::to_string(spec.rungs.back()) +
+               " equals optim.epochs of some trials only: make it below every trial's "
+               "optim.epochs, or equal to all");
   }
   if (node.contains("reduction")) {
     spec.reduction = static_cast<int>(read_integer(node.child("reduction"), 2));
