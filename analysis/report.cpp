@@ -312,6 +312,13 @@ std::string format_markdown(const SweepSummary& summary) {
       out << "\n\\* No complete trial yet: the running and interrupted trials at their last "
              "epoch.\n";
     }
+    if (summary.early_stop) {
+      std::vector<std::vector<std::string>> cells;
+      for (const GroupSummary& group : summary.groups) {
+        cells.push_back(key_cells(summary, group.key_values));
+      }
+      out << early_stop_markdown(*summary.early_stop, key_headers(summary), cells);
+    }
 
     if (summary.heads > 1) {
       for (const bool best : {false, true}) {
@@ -555,6 +562,7 @@ std::string format_json(const SweepSummary& summary) {
   if (summary.comparison) {
     out << ",\n  \"comparison\": " << comparison_json(*summary.comparison, 2);
   }
+  if (summary.early_stop) out << ",\n  \"early_stop\": " << early_stop_json(*summary.early_stop);
   out << "\n}\n";
   return out.str();
 }
@@ -659,6 +667,12 @@ SweepSummary summarize_sweep(const std::string& dir, const ReportOptions& option
   }
   SweepSummary summary = summarize_trials(std::move(trials), options);
   summary.directory = dir;
+  std::vector<std::vector<const TrialRecord*>> groups;
+  for (const GroupSummary& group : summary.groups) {
+    groups.emplace_back();
+    for (const TrialRecord& trial : group.trials) groups.back().push_back(&trial);
+  }
+  summary.early_stop = summarize_early_stop(dir, groups);
   summary.skipped = std::move(skipped);
   if (summary.trial_count == 0 && warnings != nullptr) {
     warnings->push_back(dir + ": no trial logs found (*.h5, searched recursively)");

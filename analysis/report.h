@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "compare.h"
+#include "early_stop_report.h"
 #include "trial_record.h"
 
 namespace md::analysis {
@@ -90,6 +91,8 @@ struct SweepSummary {
   std::vector<GroupSummary> groups;  // sorted by key values (numbers numerically)
   std::vector<SkippedFile> skipped;
   std::optional<ComparisonReport> comparison;  // with ReportOptions::compare
+  // A sweep run with early_stop (stopped trials or DIR/.asha records): rungs, stops, hours.
+  std::optional<EarlyStopSummary> early_stop;
 };
 
 // The config keys whose values differ across `trials` (a key missing from some trials counts

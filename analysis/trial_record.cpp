@@ -216,6 +216,12 @@ TrialRecord load_trial_record(const std::string& path) {
                                      : io::status_name(io::TrialStatus::Running);
   }
   record.error = string_attribute(contents.attributes, "error");
+  record.device_name = string_attribute(contents.attributes, "device_name");
+  if (auto ranks = contents.attributes.find("ranks"); ranks != contents.attributes.end()) {
+    if (const auto* count = std::get_if<std::int64_t>(&ranks->second)) {
+      record.ranks = static_cast<double>(*count);
+    }
+  }
   if (auto table = contents.tables.find("epoch"); table != contents.tables.end()) {
     if (auto column = table->second.find("test_acc_final"); column != table->second.end()) {
       record.final_curve = column->second;

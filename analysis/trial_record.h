@@ -26,11 +26,13 @@ struct TrialRecord {
   // /epoch row so far. A metric the log lacks is absent.
   std::map<std::string, double> last;
   std::map<std::string, double> best;
-  double epochs = 0.0;     // /final epochs, or the number of /epoch rows
-  double wall_s = 0.0;     // /final total_wall_s, or the sum of /epoch wall_s
-  double gpu_hours = 0.0;  // /final gpu_hours; 0 without /final
-  int heads = 0;           // number of acc_head<s> metrics
-  std::string error;       // root attribute error (failed, diverged, interrupted); "" when absent
+  double epochs = 0.0;      // /final epochs, or the number of /epoch rows
+  double wall_s = 0.0;      // /final total_wall_s, or the sum of /epoch wall_s
+  double gpu_hours = 0.0;   // /final gpu_hours; 0 without /final
+  int heads = 0;            // number of acc_head<s> metrics
+  std::string error;        // root attribute error (failed, diverged, interrupted); "" when absent
+  std::string device_name;  // root attribute device_name ("cpu", "cuda:0"); "" when absent
+  double ranks = 1.0;       // root attribute ranks
   // Test accuracy of the final head per /epoch row (NaN where a row lacks it): the learning
   // curve of the HTML report. Complete rows only (io::read_trial_log).
   std::vector<double> final_curve;

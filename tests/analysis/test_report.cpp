@@ -583,6 +583,34 @@ TEST(Report, FailedAndDivergedTrialsAreCountedNotAveraged) {
   EXPECT_EQ(csv.at(2, "diverged"), "1");
 }
 
+TEST(Report, StoppedTrialsGetTheEarlyStoppingSection) {
+  TempDir dir;
+  write_two_methods(dir);
+  EXPECT_FALSE(
+      contains(report(dir.file(""), {}, ReportOptions::Format::Markdown), "Early stopping"));
+  for (std::uint64_t seed = 0; seed < 3; ++seed) {
+    TrialSpec stopped;  // byot, stopped by ASHA after 1 of its 2 epochs (10 s)
+    stopped.method = "byot";
+    stopped.seed = seed;
+    stopped.status = "stopped";
+    stopped.epoch_final = {0.30};
+    write_trial(dir, stopped);
+  }
+  const std::string markdown = report(dir.file(""), {}, ReportOptions::Format::Markdown);
+  EXPECT_TRUE(contains(markdown, "| byot | 3 | 3 stopped |")) << markdown;
+  EXPECT_TRUE(contains(markdown, "## Early stopping (ASHA)")) << markdown;
+  EXPECT_TRUE(contains(markdown, "| ≥ epoch 1 | ≥ epoch 2 | complete | stopped | rank-hours |"))
+      << markdown;
+  // 3 x 10 s spent, 3 x 20 s for the full 2 epochs.
+  EXPECT_TRUE(contains(markdown, "| byot | 3 | 0 | 0 | 3 (epoch 1 ×3) | 0.0083 | 0.0167 | 50% |"))
+      << markdown;
+  EXPECT_TRUE(contains(markdown, "| baseline | 3 | 3 | 3 | 0 | 0.0917 | 0.0917 | 0% |"))
+      << markdown;
+  JsonValue json = JsonParser::parse(report(dir.file(""), {}, ReportOptions::Format::Json));
+  EXPECT_EQ(json["early_stop"]["rungs"].items.size(), 2u);
+  EXPECT_EQ(json["early_stop"]["total"]["stopped"].number, 3.0);
+}
+
 TEST(Report, ExplicitGroupByKeys) {
   TempDir dir;
   write_two_methods(dir);
