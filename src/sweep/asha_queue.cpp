@@ -179,6 +179,16 @@ AshaTotals AshaQueue::totals() const {
   return totals;
 }
 
+int AshaQueue::units_left() const {
+  int left = 0;
+  const std::vector<UnitState> states = read_state();
+  for (const UnitState& state : states) {
+    const bool at_end = state.score.back().has_value();
+    if (!state.stopped_at && !at_end) ++left;
+  }
+  return left;
+}
+
 bool AshaQueue::budget_spent() const {
   if (!spec_.budget.any()) return false;
   const AshaTotals spent = totals();
@@ -231,10 +241,31 @@ std::string AshaQueue::record_body(int unit, int level) const {
   return body.str();
 }
 
+std::optional<AshaWork> AshaQueue::reclaim(const std::vector<UnitState>& states) const {
+  for (std::size_t unit = 0; unit < states.size(); ++unit) {
+    const UnitState& state = states[unit];
+    if (!state.started || state.stopped_at || state.idle()) continue;
+    const int level = state.target_level();
+    const std::string owner = records_.current_owner(keys_[unit], level);
+    if (owner == owner_) return work_for(static_cast<int>(unit));
+    const std::optional<double> silence = records_.silence_seconds(owner, keys_[unit], level);
+    if (silence && *silence > *stale_seconds_ &&
+        records_.take_over(keys_[unit], level, owner, owner_)) {
+      log_warning("ASHA: taking over unit ", unit, " (", keys_[unit], ") from ", owner,
+                  ", silent for ", *silence, " s");
+      return work_for(static_cast<int>(unit));
+    }
+  }
+  return std::nullopt;
+}
+
 std::optional<AshaWork> AshaQueue::next(const std::function<bool()>& stop_requested,
                                         double poll_seconds) {
   while (!stop_requested()) {
     const std::vector<UnitState> states = read_state();
+    if (stale_seconds_) {
+      if (std::optional<AshaWork> work = reclaim(states)) return work;
+    }
     const AshaPlan plan = plan_asha(states, early_stop_.reduction);
     const bool spent = budget_spent();
     const AshaAction action = next_asha_action(states, plan, !spent);

@@ -55,6 +55,13 @@ class AshaQueue {
   // The work of a unit's latest record (its current target level).
   AshaWork work_for(int unit) const;
 
+  // Worker mode (Slurm array tasks, `sweep --worker NAME`): next() first resumes the unfinished
+  // work this worker owns (a requeued task), then takes over, once, unfinished work whose owner
+  // has been silent for `stale_seconds` (a task that died and was not requeued).
+  void set_worker_mode(double stale_seconds) { stale_seconds_ = stale_seconds; }
+  const std::string& owner() const { return owner_; }
+  void heartbeat() const { records_.heartbeat(owner_); }
+
   // The next piece of work, its decision recorded first; stops are recorded on the way. Waits
   // (polling every `poll_seconds`) only while other workers run and nothing can be decided;
   // nullopt when nothing is left, the budget is spent and nothing runs, or `stop_requested()`.
@@ -64,10 +71,14 @@ class AshaQueue {
   // The unit states from the logs and records (the input of plan_asha).
   std::vector<UnitState> read_state() const;
   AshaTotals totals() const;
+  // Units neither stopped nor trained to the end.
+  int units_left() const;
   bool budget_spent() const;
 
  private:
   std::string record_body(int unit, int level) const;
+  // Worker mode: unfinished work of this worker, or of a silent one taken over.
+  std::optional<AshaWork> reclaim(const std::vector<UnitState>& states) const;
 
   const SweepSpec& spec_;
   EarlyStopSpec early_stop_;
@@ -78,6 +89,7 @@ class AshaQueue {
   std::vector<std::vector<int>> units_;  // trial indices per unit
   std::vector<std::string> keys_;        // the first trial's id per unit
   std::string column_;                   // the /epoch column of the metric
+  std::optional<double> stale_seconds_;  // worker mode
 };
 
 }  // namespace md::sweep

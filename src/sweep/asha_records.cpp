@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -32,6 +33,33 @@ std::optional<AshaDecision> parse_decision(const std::string& text) {
   if (first == "decision: promote") return AshaDecision::Promote;
   if (first == "decision: stop") return AshaDecision::Stop;
   return std::nullopt;
+}
+
+// The value of a record's "owner: " line; "" when there is none.
+std::string owner_line(const std::string& text) {
+  const std::string key = "\nowner: ";
+  const std::size_t start = text.find(key);
+  if (start == std::string::npos) return {};
+  const std::size_t begin = start + key.size();
+  return text.substr(begin, text.find('\n', begin) - begin);
+}
+
+// A worker name as a file name: every character but [A-Za-z0-9._-] becomes '_'.
+std::string file_name_of(const std::string& worker) {
+  std::string name = worker;
+  for (char& c : name) {
+    const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                       c == '.' || c == '_' || c == '-';
+    if (!plain) c = '_';
+  }
+  return name;
+}
+
+std::optional<double> age_seconds(const fs::path& path) {
+  std::error_code error;
+  const auto written = fs::last_write_time(path, error);
+  if (error) return std::nullopt;
+  return std::chrono::duration<double>(fs::file_time_type::clock::now() - written).count();
 }
 
 }  // namespace
@@ -118,6 +146,48 @@ std::string AshaRecords::read_start(const std::string& unit) const {
 
 std::string AshaRecords::read_decision(int level, const std::string& unit) const {
   return read_text(decision_path(level, unit));
+}
+
+std::string AshaRecords::claim_path(int level, const std::string& unit) const {
+  return level == 0 ? start_path(unit) : decision_path(level - 1, unit);
+}
+
+std::string AshaRecords::current_owner(const std::string& unit, int level) const {
+  std::string owner = owner_line(read_text(claim_path(level, unit)));
+  // Follow the takeovers; each names the worker it took over from, so the chain ends.
+  for (int hops = 0; hops < 10000 && !owner.empty(); ++hops) {
+    const fs::path takeover = fs::path(directory_) / "takeover" /
+                              (unit + ".level" + std::to_string(level) + "." + file_name_of(owner));
+    const std::string text = read_text(takeover.string());
+    if (text.empty()) break;
+    owner = owner_line(text);
+  }
+  return owner;
+}
+
+bool AshaRecords::take_over(const std::string& unit, int level, const std::string& old_owner,
+                            const std::string& new_owner) const {
+  const fs::path takeover =
+      fs::path(directory_) / "takeover" /
+      (unit + ".level" + std::to_string(level) + "." + file_name_of(old_owner));
+  return publish(takeover.string(), "takeover from: " + old_owner + "\nowner: " + new_owner + "\n");
+}
+
+void AshaRecords::heartbeat(const std::string& worker) const {
+  const fs::path directory = fs::path(directory_) / "workers";
+  std::error_code error;
+  fs::create_directories(directory, error);
+  const fs::path path = directory / file_name_of(worker);
+  if (!fs::exists(path, error)) {
+    std::ofstream(path) << worker << "\n";
+  }
+  fs::last_write_time(path, fs::file_time_type::clock::now(), error);
+}
+
+std::optional<double> AshaRecords::silence_seconds(const std::string& worker,
+                                                   const std::string& unit, int level) const {
+  if (auto age = age_seconds(fs::path(directory_) / "workers" / file_name_of(worker))) return age;
+  return age_seconds(claim_path(level, unit));
 }
 
 }  // namespace md::sweep

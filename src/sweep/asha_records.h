@@ -6,6 +6,11 @@
 //   DIR/.asha/level<k>/<unit>     the decision at level k: "promote" (train on to level k+1) or
 //                                 "stop" (it ends at level k)
 //
+//   DIR/.asha/workers/<worker>    touched every few seconds by a live worker (--worker mode)
+//   DIR/.asha/takeover/<unit>.level<k>.<old worker>
+//                                 a worker took over the unit's work to level k from a worker
+//                                 whose heartbeat went stale (one winner, by link(2) as well)
+//
 // <unit> is the id of the unit's first trial. A record is written to a temporary file in
 // DIR/.asha/tmp/ and published with link(2) under its final name: link fails with EEXIST when
 // the name exists, so of two writers the first wins and the loser reads the winner's record.
@@ -44,6 +49,20 @@ class AshaRecords {
   std::string read_start(const std::string& unit) const;
   std::string read_decision(int level, const std::string& unit) const;
 
+  // The worker that owns the unit's work to `level` (the `owner:` line of its start record for
+  // level 0, of its promotion from level-1 otherwise), after any takeovers; "" when unknown.
+  std::string current_owner(const std::string& unit, int level) const;
+  // Records that `new_owner` takes the unit's work to `level` over from `old_owner`; false when
+  // another worker did first.
+  bool take_over(const std::string& unit, int level, const std::string& old_owner,
+                 const std::string& new_owner) const;
+  // Marks `worker` alive now.
+  void heartbeat(const std::string& worker) const;
+  // Seconds since `worker` last marked itself alive, or since the record of the unit's work to
+  // `level` was written when the worker never did (an MPI run); nullopt when neither exists.
+  std::optional<double> silence_seconds(const std::string& worker, const std::string& unit,
+                                        int level) const;
+
   const std::string& directory() const { return directory_; }
 
  private:
@@ -51,6 +70,8 @@ class AshaRecords {
   bool publish(const std::string& path, const std::string& body) const;
   std::string start_path(const std::string& unit) const;
   std::string decision_path(int level, const std::string& unit) const;
+  // The record that claimed the unit's work to `level`.
+  std::string claim_path(int level, const std::string& unit) const;
 
   std::string directory_;  // DIR/.asha
 };

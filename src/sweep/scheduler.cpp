@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <iostream>
 #include <sstream>
+#include <stop_token>
+#include <thread>
 #include <vector>
 
 #include "core/interrupt.h"
@@ -240,6 +242,16 @@ SweepSummary run_sweep(const SweepSpec& spec, const SweepOptions& options) {
   // holds the units whose recorded work a killed run left unfinished (no other worker runs them:
   // this sweep owns the directory), taken before any new decision.
   std::unique_ptr<AshaQueue> asha;
+  if (options.worker && !spec.early_stop) {
+    throw InputError(spec.source +
+                     ": --worker runs an early_stop sweep's work as it is decided; "
+                     "this sweep has no early_stop (use --trial-index)");
+  }
+  if (options.worker && (world_size != group_size || options.resume == ResumePolicy::Restart)) {
+    throw InputError(spec.source + ": --worker is one worker of " + std::to_string(group_size) +
+                     " rank(s) (runtime.ranks_per_trial), without "
+                     "--no-resume");
+  }
   if (spec.early_stop) {
     if (options.trial_index) {
       throw InputError(spec.source +
@@ -258,19 +270,39 @@ SweepSummary run_sweep(const SweepSpec& spec, const SweepOptions& options) {
     char host[256] = {};
     ::gethostname(host, sizeof host - 1);
     asha = std::make_unique<AshaQueue>(spec, options.out_dir,
-                                       std::string(host) + " pid " + std::to_string(::getpid()) +
-                                           " rank " + std::to_string(world_rank));
+                                       options.worker ? *options.worker
+                                                      : std::string(host) + " pid " +
+                                                            std::to_string(::getpid()) + " rank " +
+                                                            std::to_string(world_rank));
+    if (options.worker) asha->set_worker_mode(options.stale_seconds);
+  }
+  // A worker marks itself alive while it runs, so that others take its work over only when it
+  // is gone.
+  std::jthread heartbeat;
+  if (options.worker) {
+    heartbeat = std::jthread([&asha](std::stop_token stop) {
+      while (!stop.stop_requested()) {
+        try {
+          asha->heartbeat();
+        } catch (const std::exception& error) {
+          log_warning("ASHA heartbeat: ", error.what());
+        }
+        for (int tick = 0; tick < 50 && !stop.stop_requested(); ++tick) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        }
+      }
+    });
   }
 
   // The queue: decided by rank 0 from the logs, the same on every rank.
   Counts counts;
   std::vector<int> queue;
-  if (world_rank == 0 && asha) {
+  if (world_rank == 0 && asha && !options.worker) {
     queue = asha->unfinished_units();
     if (!queue.empty()) {
       log_info("ASHA: finishing the work of ", queue.size(), " unit(s) left by an earlier run");
     }
-  } else if (world_rank == 0) {
+  } else if (world_rank == 0 && !asha) {
     std::vector<int> candidates;
     if (options.trial_index) {
       candidates.push_back(*options.trial_index);

@@ -50,6 +50,11 @@ struct SweepOptions {
   std::optional<int> trial_index;  // run this trial alone (a Slurm array task)
   ResumePolicy resume = ResumePolicy::Continue;
   std::optional<train::Progress> progress;  // unset: Lines with more than one rank, else Auto
+  // early_stop sweeps as Slurm array tasks: this process is one ASHA worker named so (stable
+  // across requeues); it resumes its own unfinished work and takes over that of workers silent
+  // for stale_seconds (sweep/asha_queue.h).
+  std::optional<std::string> worker;
+  double stale_seconds = 600.0;
 };
 
 // Counts over the whole sweep (the same on every rank after run_sweep).

@@ -13,7 +13,10 @@
 #    ends with the result of run 1;
 # 3. the same sweep in MPI mode on 2 ranks (srun --mpi=pmix when the cluster has it, else
 #    mpirun inside the allocation; MD_SLURM_TEST_MPI overrides), interrupted the same way and
-#    requeued as a whole job, again with run 1's results, and with trials on both ranks.
+#    requeued as a whole job, again with run 1's results, and with trials on both ranks;
+# 4. (real metadistill only) an early_stop (ASHA) sweep as 2 array workers, one interrupted and
+#    requeued: the same decisions and statuses as a plain local run. MD_SLURM_TEST_ONLY=asha
+#    runs this part alone.
 # METADISTILL is the real executable; without it the test uses tests/slurm/fake_metadistill,
 # which honours the same contract and trains nothing (a quick check of the scripts alone).
 # Sweep files and output directories live under a path with a space and a `$(...)`, to catch
@@ -212,6 +215,7 @@ wait_for_jobs() {
 }
 
 # --- array mode: 4 trials in arrays of at most MaxArraySize-1 = 2 tasks -------------------
+if [[ ${MD_SLURM_TEST_ONLY:-} != asha ]]; then
 array_out="$work/array out \$(x)"
 array_jobs=$("$repo/slurm/submit" "$sweep" --out "$array_out" --binary "$binary" --gpus 0 \
   --throttle 2 --signal-seconds 30)
@@ -226,6 +230,7 @@ grep -q "array.sbatch: trial .* exited with status 0" "$array_out/.slurm/logs/"*
   fail "array task logs lack the exit line"
 resubmit=$("$repo/slurm/submit" "$sweep" --out "$array_out" --binary "$binary" --gpus 0 2>&1)
 grep -q "nothing to submit" <<<"$resubmit" || fail "a complete sweep was submitted again: $resubmit"
+fi
 
 # trial_id OUT_DIR INDEX: the id of trial INDEX.
 trial_id() {
@@ -296,6 +301,7 @@ check_same_results() {
 }
 
 # --- array requeue: USR1 to one array task; it checkpoints, exits 3, is requeued, completes
+if [[ ${MD_SLURM_TEST_ONLY:-} != asha ]]; then
 requeue_out="$work/requeue out \$(x)"
 requeue_jobs=$("$repo/slurm/submit" "$sweep" --out "$requeue_out" --binary "$binary" --gpus 0 \
   --throttle 1 --signal-seconds 30)
@@ -337,6 +343,49 @@ else
   ranks_seen=$(sed -n 's/.* info: rank \([0-9]*\) runs trial .*/\1/p' "$mpi_out/.slurm/logs/"*.out | sort -u | tr '\n' ' ')
 fi
 [[ $ranks_seen == "0 1 " ]] || fail "both ranks should have run trials, saw ranks: '$ranks_seen'"
+fi
+
+# --- ASHA as array workers (real metadistill only): the 12 x 2 sweep of
+# tests/sweep/run_asha_mpi.sh through slurm/submit as 2 worker tasks, one of them sent USR1 and
+# requeued (it resumes its own work); the decisions and statuses equal a plain local run's.
+if [[ $mode == real ]]; then
+  asha_sweep="$work/asha sweep \$(x).yaml"
+  cat >"$asha_sweep" <<'EOF'
+name: asha_slurm
+base:
+  dataset: {name: idx, root: /usr/share/datasets/fashion-mnist, train_count: 2048}
+  model: {arch: wrn_10_1, num_classes: 10}
+  optim: {epochs: 6, batch_size: 32, schedule: {name: cosine}}
+  augment: {random_crop: 0}
+  runtime: {device: cpu, threads: 1, max_train_batches: 12, max_eval_batches: 8, log_every: 12}
+grid:
+  optim.lr: [0.003, 0.0003, 0.02, 0.0001, 0.001, 0.01, 0.00003, 0.002, 0.0002, 0.005, 0.0005, 0.00005]
+  runtime.seed: [0, 1]
+early_stop: {method: asha, metric: acc_final, rungs: [1, 2], reduction: 3}
+EOF
+  asha_reference="$work/asha reference"
+  OMP_WAIT_POLICY=passive "$binary" sweep "$asha_sweep" --out "$asha_reference" --progress off \
+    >"$tmp/asha-reference.out" 2>&1 || fail "the local ASHA run failed: $(tail "$tmp/asha-reference.out")"
+  asha_out="$work/asha out \$(x)"
+  asha_job=$("$repo/slurm/submit" "$asha_sweep" --out "$asha_out" --binary "$binary" --gpus 0 \
+    --workers 2 --signal-seconds 30)
+  say "ASHA array workers: job $asha_job"
+  asha_first=$("$binary" sweep "$asha_sweep" --out "$asha_out" --list | awk -F"\t" '$1 == 0 { print $2 }')
+  interrupt "${asha_job}_0" "$asha_out" "$asha_first"
+  wait_for_jobs 400 || true
+  say "ASHA array workers: queue empty"
+  list_asha() { "$binary" sweep "$asha_sweep" --out "$1" --list | cut -f1,3; }
+  decisions() { /usr/bin/python3 "$repo/tests/sweep/asha_check.py" decisions "$1"; }
+  [[ "$(list_asha "$asha_out")" == "$(list_asha "$asha_reference")" ]] ||
+    fail "ASHA statuses differ from the local run:"$'\n'"$(diff <(list_asha "$asha_reference") <(list_asha "$asha_out"))"
+  [[ -n "$(decisions "$asha_reference")" && "$(decisions "$asha_out")" == "$(decisions "$asha_reference")" ]] ||
+    fail "ASHA decisions differ from the local run:"$'\n'"$(diff <(decisions "$asha_reference") <(decisions "$asha_out"))"
+  check_requeued "$(find "$asha_out/.slurm/logs" -name "*-${asha_job}_0.out" -print -quit)" \
+    "checkpointed after a signal; requeueing task ${asha_job}_0"
+  resubmit=$("$repo/slurm/submit" "$asha_sweep" --out "$asha_out" --binary "$binary" --gpus 0 2>&1)
+  grep -q "nothing to submit" <<<"$resubmit" || fail "a finished ASHA sweep was submitted again: $resubmit"
+  say "ASHA array workers: same $(decisions "$asha_out" | wc -l) decisions as the local run"
+fi
 
 [[ -z $(find "$tmp" -name pwned) ]] || fail "a path was expanded by a shell (found a file named pwned)"
 if ((failures)); then

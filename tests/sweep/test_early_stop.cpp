@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "sweep/early_stop.h"
+#include "sweep/projection.h"
 #include "sweep/spec.h"
 
 namespace md::sweep {
@@ -223,6 +224,20 @@ TEST(EarlyStopRule, SpentBudgetStopsWhatWaitsAtARung) {
   EXPECT_EQ(action.unit, 0);
   units[0].stopped_at = 0;
   EXPECT_EQ(next_asha_action(units, plan_asha(units, 2), false).kind, AshaActionKind::Done);
+}
+
+TEST(EarlyStopProjection, WorstCaseAndSynchronousTrialEpochs) {
+  // 12 configurations x 2 seeds, rungs at epochs 1 and 2 of 6, reduction 3.
+  const SweepSpec spec = parse_sweep(
+      "base:\n  dataset: {name: idx, root: /usr/share/datasets/fashion-mnist}\n"
+      "  optim: {epochs: 6}\ngrid:\n  optim.lr: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]\n"
+      "  runtime.seed: [0, 1]\nearly_stop: {method: asha, rungs: [1, 2], reduction: 3}\n",
+      "test.yaml", ".");
+  EXPECT_EQ(full_trial_epochs(spec), 144);
+  // Synchronous: 12 units x 1 epoch, 4 x 1, 1 x 4, two seeds each.
+  EXPECT_EQ(asha_trial_epochs(spec, false), 2 * (12 + 4 + 4));
+  // Ascending quality: rung 0 promotes 10 of 12 (every prefix's new best), rung 1 then 8.
+  EXPECT_EQ(asha_trial_epochs(spec, true), 2 * (12 + 10 + 8 * 4));
 }
 
 }  // namespace
