@@ -11,7 +11,8 @@
 #      and a trial was running, then the same command: the same decisions, statuses and best
 #      weights as run 2, and no trial that was complete or stopped for good trained again (its
 #      log is byte-identical).
-# Before them, bad early_stop and budget sections: exit status 2 naming the key.
+# Before them, bad early_stop and budget sections: exit status 2 naming the key, and a budget of
+# trial-epochs that stops starting new work once spent.
 # The figures go to stdout (ctest --output-on-failure, or -V, shows them).
 # Usage: run_asha_mpi.sh METADISTILL_BINARY WORK_DIR
 set -euo pipefail
@@ -64,6 +65,30 @@ bad_input early_stop.rungs "early_stop: {method: asha, rungs: [1, 7]}"
 bad_input early_stop.reduction "early_stop: {method: asha, rungs: [1, 2], reduction: 1}"
 bad_input budget.gpu_hours "$(printf 'early_stop: {method: asha, rungs: [1]}\nbudget: {gpu_hours: 0}')"
 bad_input budget.epochs "$(printf 'early_stop: {method: asha, rungs: [1]}\nbudget: {epochs: 0}')"
+
+# A budget of 5 trial-epochs on one rank (4 configurations, rung at epoch 1 of 3, reduction 2):
+# units 0 and 1 reach the rung, the better one is promoted (2 more epochs), unit 2 starts with
+# the last epoch of the budget; then nothing new starts, what waits at the rung is stopped and
+# unit 3 stays pending.
+cat > budget.yaml <<YAML
+name: asha_budget
+base:
+  dataset: {name: idx, root: $data, train_count: 512}
+  model: {arch: wrn_10_1, num_classes: 10}
+  optim: {epochs: 3, batch_size: 32, schedule: {name: cosine}}
+  augment: {random_crop: 0}
+  runtime: {device: cpu, threads: 1, max_train_batches: 2, max_eval_batches: 1, log_every: 2}
+grid:
+  optim.lr: [0.02, 0.001, 0.01, 0.003]
+early_stop: {method: asha, rungs: [1], reduction: 2}
+budget: {epochs: 5}
+YAML
+"$binary" sweep budget.yaml --out budget --progress off > budget.out 2> budget.err ||
+  { cat budget.err; fail "budget sweep exit $?"; }
+[[ "$(check epochs budget)" == 5 ]] || fail "the budget sweep trained $(check epochs budget) trial-epochs, not 5"
+[[ "$("$binary" sweep budget.yaml --out budget --list | cut -f3 | sort | uniq -c | awk '{print $2"="$1}' | tr '\n' ' ')" == "complete=1 pending=1 stopped=2 " ]] ||
+  fail "budget statuses: $("$binary" sweep budget.yaml --out budget --list | cut -f3 | tr '\n' ' ')"
+grep -q "reason: budget spent" budget/.asha/level0/* || fail "no stop record gives the budget as its reason"
 
 start=$SECONDS
 mpi sweep full.yaml --out full > full.out 2> full.err || { cat full.err; fail "full sweep exit $?"; }
