@@ -24,6 +24,7 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <utility>
 
@@ -357,9 +358,42 @@ bool parse_integer(std::string_view text, Integer& out) {
 
 // ---- the validator
 
-// What every message of one validation starts with: the source name.
+// The problems of one validation that have been found so far: a config with several mistakes
+// reports all of them at once (each "<source>: <path>: <message><location>" on its own line),
+// in key-table order, then fails.
+class ProblemList {
+ public:
+  void add(const InputError& error) { messages_.emplace_back(error.what()); }
+  // Runs `check`; an InputError it throws is recorded, and false returned.
+  template <typename Check>
+  bool record(Check&& check) {
+    try {
+      check();
+      return true;
+    } catch (const InputError& error) {
+      add(error);
+      return false;
+    }
+  }
+  void throw_if_any() const {
+    if (messages_.empty()) return;
+    std::string text;
+    for (const std::string& message : messages_) {
+      if (!text.empty()) text += "\n";
+      text += message;
+    }
+    throw InputError(text);
+  }
+
+ private:
+  std::vector<std::string> messages_;
+};
+
+// What every message of one validation starts with (the source name), and where the problems
+// found so far go.
 struct Context {
   const std::string& source;
+  ProblemList* problems = nullptr;
 };
 
 [[noreturn]] void fail(const Context& context, const std::string& path, const Node* node,
@@ -388,14 +422,19 @@ class Section {
     if (node_->kind != Kind::Mapping) {
       fail(context_, path_, node_, detail::concat("expected a mapping, got ", describe(*node_)));
     }
+    // Every unknown key is a problem of its own: with a problem list they are all recorded
+    // and the known keys stay readable; without one the first throws.
     for (std::size_t i = 0; i < node_->keys.size(); ++i) {
       const std::string& key = node_->keys[i];
-      if (std::find(allowed_.begin(), allowed_.end(), key) == allowed_.end()) {
-        const std::string level = path_.empty() ? std::string("allowed top-level keys")
-                                                : detail::concat("allowed keys of ", path_);
+      if (std::find(allowed_.begin(), allowed_.end(), key) != allowed_.end()) continue;
+      const std::string level = path_.empty() ? std::string("allowed top-level keys")
+                                              : detail::concat("allowed keys of ", path_);
+      const auto unknown = [&] {
         fail(context_, join_path(path_, key), &node_->children[i],
              detail::concat("unknown key '", key, "'; ", level, ": ", join_names(allowed_)));
-      }
+      };
+      if (context_.problems == nullptr) unknown();
+      context_.problems->record(unknown);
     }
   }
 
@@ -705,6 +744,8 @@ class TrialReader {
     sections_.emplace(std::string(), Section(context, &root, root_path, child_keys("")));
   }
 
+  // Every problem is recorded and reading goes on, so that all of them are reported together;
+  // a bad dataset.name ends it at once, since which keys exist depends on it.
   TrialConfig read() {
     TrialConfig config;
     std::string_view current_top;
@@ -712,9 +753,12 @@ class TrialReader {
       const std::string_view top = key.path.substr(0, key.path.find('.'));
       if (top != current_top) finish(current_top, config);
       current_top = top;
-      read_key(key, section(parent_of(key.path)), config);
+      const bool read = context_.problems->record(
+          [&] { read_key(key, section(parent_of(key.path)), config); });
+      if (!read && key.path == "dataset.name") break;
     }
-    finish(current_top, config);
+    if (!current_top.empty()) finish(current_top, config);
+    context_.problems->throw_if_any();
     return config;
   }
 
@@ -724,10 +768,14 @@ class TrialReader {
     if (found != sections_.end()) return found->second;
     const Section& parent = section(parent_of(prefix));
     const std::string_view key = last_segment(prefix);
-    return sections_
-        .emplace(std::string(prefix),
-                 Section(context_, parent.get(key), parent.path_of(key), child_keys(prefix)))
-        .first->second;
+    // A section that is not a mapping is one problem; its keys then read as absent.
+    std::optional<Section> made;
+    if (!context_.problems->record([&] {
+          made.emplace(context_, parent.get(key), parent.path_of(key), child_keys(prefix));
+        })) {
+      made.emplace(context_, nullptr, parent.path_of(key), child_keys(prefix));
+    }
+    return sections_.emplace(std::string(prefix), std::move(*made)).first->second;
   }
 
   void read_key(const ConfigKey& key, const Section& section, TrialConfig& config) {
@@ -751,8 +799,12 @@ class TrialReader {
   }
 
   void finish(std::string_view top, const TrialConfig& config) {
-    if (top == "dataset") check_dataset(section(top), config.dataset);
-    if (top == "optim") check_optim(section(top), config.optim);
+    if (top == "dataset") {
+      context_.problems->record([&] { check_dataset(section(top), config.dataset); });
+    }
+    if (top == "optim") {
+      context_.problems->record([&] { check_optim(section(top), config.optim); });
+    }
   }
 
   const Context& context_;
@@ -1037,7 +1089,8 @@ std::string ConfigTree::to_text() const {
 TrialConfig resolve(const ConfigTree& tree, const std::string& source_name) {
   const ConfigTree::Impl& impl = *tree.impl_;
   const std::string& source = source_name.empty() ? impl.source : source_name;
-  const Context context{source};
+  ProblemList problems;
+  const Context context{source, &problems};
   if (impl.node.kind != Kind::Mapping && impl.node.kind != Kind::Null) {
     fail(context, impl.path, &impl.node,
          detail::concat("expected a mapping of config sections, got ", describe(impl.node)));

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -657,6 +658,47 @@ TEST(TrialConfigErrors, MissingRequiredKeys) {
                         "are absolute paths) (line 2, column 3)"));
   EXPECT_THAT(error_of("dataset: {name: idx, root: ''}\n"),
               HasSubstr("dataset.root: must not be empty"));
+}
+
+TEST(TrialConfigErrors, SeveralProblemsAreReportedTogetherInKeyOrder) {
+  const std::string text =
+      "dataset: {name: idx, root: /data, crop_size: 3}\n"
+      "model: {arch: resnet20, bogus: 1, other: 2}\n"
+      "method: {alpha: 2.0, temperature: -1}\n"
+      "optim: {epochs: zero, nesterov: true, momentum: 0}\n"
+      "runtime: 5\n";
+  const std::string error = error_of(text);
+  const std::vector<std::string> expected = {
+      "trial.yaml: dataset.crop_size: only allowed with dataset.name imagenet, not idx (line 1",
+      "trial.yaml: model.bogus: unknown key 'bogus'; allowed keys of model: arch, num_classes, "
+      "in_channels, init_from (line 2, column 32)",
+      "trial.yaml: model.other: unknown key 'other'",
+      "trial.yaml: method.temperature: must be > 0, got -1 (line 3",
+      "trial.yaml: method.alpha: must be in [0, 1], got 2.0 (line 3",
+      "trial.yaml: optim.epochs: expected an integer, got 'zero' (line 4",
+      "trial.yaml: optim.nesterov: needs optim.momentum > 0",
+      "trial.yaml: runtime: expected a mapping, got '5' (line 5"};
+  std::vector<std::string> lines;
+  std::istringstream in(error);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), expected.size()) << error;
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_THAT(lines[i], StartsWith(expected[i])) << "problem " << i;
+  }
+}
+
+TEST(TrialConfigErrors, OneProblemIsOneLine) {
+  const std::string error = error_of(std::string(kMinimal) + "optim: {lr: -1}\n");
+  EXPECT_EQ(error.find('\n'), std::string::npos) << error;
+  EXPECT_THAT(error, StartsWith("trial.yaml: optim.lr: must be > 0"));
+}
+
+TEST(TrialConfigErrors, ABadDatasetNameEndsTheListSinceWhichKeysExistDependsOnIt) {
+  const std::string error =
+      error_of("dataset: {name: mnist, root: /d, train_images: x}\nmodel: {bogus: 1}\n");
+  EXPECT_THAT(error, HasSubstr("dataset.name"));
+  EXPECT_THAT(error, Not(HasSubstr("train_images")));
+  EXPECT_THAT(error, Not(HasSubstr("bogus")));
 }
 
 TEST(TrialConfigErrors, YamlSyntaxErrorsGiveLineAndColumn) {
