@@ -129,7 +129,7 @@ for _ in $(seq 1 1200); do
   stops="$( (grep -l '^decision: stop' killed/.asha/level*/* 2>/dev/null || true) | wc -l)"
   running="$("$binary" sweep asha.yaml --out killed --list 2>/dev/null | grep -c $'\trunning\t' || true)"
   [[ $stops -ge 1 && $running -ge 1 ]] && break
-  sleep 0.1
+  sleep 0.3  # each poll reads every log: not too often, the ranks need the CPU
 done
 [[ $stops -ge 1 && $running -ge 1 ]] || fail "never a stop recorded and a trial running"
 ranks="$(pgrep -P "$launcher" || true)"
