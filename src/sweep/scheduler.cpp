@@ -489,6 +489,11 @@ SweepSummary run_sweep(const SweepSpec& spec, const SweepOptions& options) {
     if (summary.not_started > 0) {
       std::cout << "  not-started       " << summary.not_started << "\n";
     }
+    const long left = static_cast<long>(spec.trials.size()) - summary.asha.complete_trials -
+                      summary.asha.stopped_trials;
+    if (asha && summary.not_started == 0 && left > 0 && asha->budget_spent()) {
+      std::cout << "  not-started       " << left << " (the budget is spent)\n";
+    }
     if (asha) print_asha_totals(std::cout, *spec.early_stop, asha->levels(), summary.asha);
     std::cout.flush();
   }

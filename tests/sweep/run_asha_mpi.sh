@@ -89,6 +89,7 @@ YAML
 [[ "$("$binary" sweep budget.yaml --out budget --list | cut -f3 | sort | uniq -c | awk '{print $2"="$1}' | tr '\n' ' ')" == "complete=1 pending=1 stopped=2 " ]] ||
   fail "budget statuses: $("$binary" sweep budget.yaml --out budget --list | cut -f3 | tr '\n' ' ')"
 grep -q "reason: budget spent" budget/.asha/level0/* || fail "no stop record gives the budget as its reason"
+grep -q "not-started       1 (the budget is spent)" budget.out || fail "budget summary: $(cat budget.out)"
 
 start=$SECONDS
 mpi sweep full.yaml --out full > full.out 2> full.err || { cat full.err; fail "full sweep exit $?"; }
