@@ -20,13 +20,6 @@ namespace {
 
 using stats::kNaN;
 
-bool same_value(const std::string& a, const std::string& b) {
-  if (a == b) return true;
-  double x = 0.0;
-  double y = 0.0;
-  return parse_number(a, x) && parse_number(b, y) && x == y;
-}
-
 bool natural_less_values(const std::vector<std::string>& a, const std::vector<std::string>& b) {
   for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
     if (a[i] != b[i]) return natural_less(a[i], b[i]);
@@ -293,6 +286,13 @@ std::string conclusion_line(const ComparisonReport& report, const ComparisonRow&
 
 }  // namespace
 
+bool same_config_value(const std::string& a, const std::string& b) {
+  if (a == b) return true;
+  double x = 0.0;
+  double y = 0.0;
+  return parse_number(a, x) && parse_number(b, y) && x == y;
+}
+
 CompareSpec parse_compare_spec(const std::string& text) {
   const std::size_t equals = text.find('=');
   MD_INPUT_CHECK(equals != std::string::npos && equals > 0 && equals + 1 < text.size() &&
@@ -331,7 +331,7 @@ ComparisonReport compare_trials(const std::vector<TrialRecord>& trials, const Co
     if (found == trial.config.end()) continue;
     all_values.insert(found->second);
     if (trial.status != io::status_name(io::TrialStatus::Complete)) continue;
-    if (same_value(found->second, spec.reference)) {
+    if (same_config_value(found->second, spec.reference)) {
       reference.trials.push_back(&trial);
       continue;
     }

@@ -41,6 +41,10 @@ struct CompareSpec {
 // "KEY=REFERENCE" with both parts non-empty; md::InputError otherwise.
 CompareSpec parse_compare_spec(const std::string& text);
 
+// Whether two config values are the same: equal as text, or as numbers ("0.1" and "0.10").
+// The rule by which --compare's arms and --where select trials.
+bool same_config_value(const std::string& a, const std::string& b);
+
 struct CompareSettings {
   int resamples = 10000;
   std::uint64_t seed = 20200826;  // bootstrap seed of the first row; row i uses seed + i

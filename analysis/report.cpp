@@ -104,8 +104,9 @@ std::vector<std::string> metric_order(const std::string& lead, int heads) {
   return metrics;
 }
 
-void check_group_keys(const std::vector<std::string>& keys,
-                      const std::vector<TrialRecord>& trials) {
+// `what` names the option in the message: "group-by key", "--where key".
+void check_config_keys(const std::vector<std::string>& keys, const std::vector<TrialRecord>& trials,
+                       const std::string& what) {
   if (trials.empty()) return;
   std::set<std::string> available;
   for (const TrialRecord& trial : trials) {
@@ -115,8 +116,8 @@ void check_group_keys(const std::vector<std::string>& keys,
     if (available.count(key) != 0) continue;
     std::string list;
     for (const std::string& name : available) list += (list.empty() ? "" : ", ") + name;
-    throw InputError(detail::concat("group-by key '", key, "' is in no trial's config (keys: ",
-                                    list.empty() ? "none" : list, ")"));
+    throw InputError(detail::concat(
+        what, " '", key, "' is in no trial's config (keys: ", list.empty() ? "none" : list, ")"));
   }
 }
 
@@ -258,6 +259,13 @@ std::vector<std::string> trial_key_cells(const SweepSummary& summary, const Tria
 std::string format_markdown(const SweepSummary& summary) {
   std::ostringstream out;
   out << "# Sweep report: " << summary.directory << "\n\n";
+  if (!summary.where.empty()) {
+    out << "Only the trials with";
+    for (std::size_t i = 0; i < summary.where.size(); ++i) {
+      out << (i == 0 ? " `" : ", `") << summary.where[i] << "`";
+    }
+    out << " (`--where`).\n\n";
+  }
   if (summary.trial_count == 0) {
     out << "No trial logs found under `" << summary.directory << "`";
     if (!summary.skipped.empty()) {
@@ -614,8 +622,28 @@ std::vector<std::string> varying_config_keys(const std::vector<TrialRecord>& tri
   return keys;
 }
 
+std::vector<TrialRecord> select_trials(std::vector<TrialRecord> trials,
+                                       const std::vector<std::string>& where) {
+  for (const std::string& text : where) {
+    const std::size_t equals = text.find('=');
+    MD_INPUT_CHECK(equals != std::string::npos && equals > 0 && equals + 1 < text.size(),
+                   "--where expects KEY=VALUE (for example method.name=metadistiller), got '", text,
+                   "'");
+    const std::string key = text.substr(0, equals);
+    const std::string value = text.substr(equals + 1);
+    check_config_keys({key}, trials, "--where key");
+    std::erase_if(trials, [&](const TrialRecord& trial) {
+      const auto found = trial.config.find(key);
+      return found == trial.config.end() || !same_config_value(found->second, value);
+    });
+  }
+  return trials;
+}
+
 SweepSummary summarize_trials(std::vector<TrialRecord> trials, const ReportOptions& options) {
+  trials = select_trials(std::move(trials), options.where);
   SweepSummary summary;
+  summary.where = options.where;
   summary.metric = options.metric;
   summary.trial_count = static_cast<int>(trials.size());
   for (const TrialRecord& trial : trials) summary.heads = std::max(summary.heads, trial.heads);
@@ -628,7 +656,7 @@ SweepSummary summarize_trials(std::vector<TrialRecord> trials, const ReportOptio
   if (options.group_by.empty()) {
     summary.group_by = varying_config_keys(trials);
   } else {
-    check_group_keys(options.group_by, trials);
+    check_config_keys(options.group_by, trials, "group-by key");
     summary.group_by = options.group_by;
   }
   std::map<std::vector<std::string>, GroupSummary, KeyValuesLess> groups;

@@ -25,6 +25,10 @@
 namespace md::analysis {
 
 struct ReportOptions {
+  // "KEY=VALUE" each (`--where`, repeatable): only the trials whose config has KEY equal to
+  // VALUE (as text, or numerically: 0.1 = 0.10) are reported, grouped and compared; several
+  // must all hold. Empty: every trial.
+  std::vector<std::string> where;
   // Config keys (dotted paths of the trial YAML) to group by. Empty: every key whose value
   // varies across the trials, except runtime.seed and the keys that do not change a trial's
   // result (io::keys_outside_trial_id(): runtime.device, runtime.threads, ...).
@@ -83,6 +87,7 @@ struct SkippedFile {
 
 struct SweepSummary {
   std::string directory;
+  std::vector<std::string> where;     // ReportOptions::where: the trials it selected
   std::vector<std::string> group_by;  // resolved: the options' keys, or the varying keys
   std::string metric;                 // the leading metric
   std::vector<std::string> metrics;   // every metric, the leading one first
@@ -99,8 +104,14 @@ struct SweepSummary {
 // as differing), minus runtime.seed and the keys that do not change results; sorted.
 std::vector<std::string> varying_config_keys(const std::vector<TrialRecord>& trials);
 
-// Groups and aggregates trials. md::InputError for a malformed metric name, a head no trial has,
-// or a group-by key that no trial's config has (the message lists the keys there are).
+// Keeps the trials that match every --where "KEY=VALUE" of `where`. md::InputError for a
+// malformed spec or a KEY that no trial's config has (the message lists the keys there are).
+std::vector<TrialRecord> select_trials(std::vector<TrialRecord> trials,
+                                       const std::vector<std::string>& where);
+
+// Selects (ReportOptions::where), groups and aggregates trials. md::InputError for a malformed
+// metric name, a head no trial has, or a group-by key that no trial's config has (the message
+// lists the keys there are).
 SweepSummary summarize_trials(std::vector<TrialRecord> trials, const ReportOptions& options);
 
 // Reads every trial log under `dir` (find_trial_logs), skipping unreadable ones, and summarizes.

@@ -112,6 +112,9 @@ int report_command(const Arguments& arguments) {
       "runtime.seed)")("metric", po::value(&options.metric),
                        "leading accuracy: acc_final (default), acc_ensemble or acc_head<s>")(
       "format", po::value(&format), "md (default), csv or json")(
+      "where", po::value(&options.where)->composing(),
+      "KEY=VALUE: report only the trials whose config has KEY equal to VALUE (repeatable; all "
+      "must hold), e.g. method.name=metadistiller")(
       "compare", po::value(&options.compare),
       "KEY=REFERENCE: compare every other value of KEY with REFERENCE, paired on the other "
       "varying keys (e.g. method.name=baseline); see docs/report.md")(
@@ -133,8 +136,9 @@ int report_command(const Arguments& arguments) {
   po::store(po::command_line_parser(arguments).options(all).positional(positional).run(), values);
   if (values.count("help")) {
     std::cout << "usage: metadistill report DIR [--group-by k1,k2] [--metric NAME] "
-                 "[--format md|csv|json] [--compare KEY=REFERENCE]\n"
-                 "       [--html FILE.html] [--watch[=SECONDS] [--until-done [--expect N]]]\n\n"
+                 "[--format md|csv|json] [--where KEY=VALUE ...]\n"
+                 "       [--compare KEY=REFERENCE] [--html FILE.html]\n"
+                 "       [--watch[=SECONDS] [--until-done [--expect N]]]\n\n"
               << options_description << "\n";
     return 0;
   }

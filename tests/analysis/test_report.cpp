@@ -405,6 +405,34 @@ TEST(Report, LeadingMetricOption) {
                      {"unknown metric 'accuracy'"});
 }
 
+TEST(Report, WhereKeepsOnlyTheMatchingTrials) {
+  TempDir dir;
+  write_two_methods(dir);  // baseline and metadistiller, seeds 0-2
+  ReportOptions options;
+  options.where = {"method.name=metadistiller"};
+  const std::string markdown = report(dir.file(""), options, ReportOptions::Format::Markdown);
+  EXPECT_TRUE(contains(markdown, "Only the trials with `method.name=metadistiller`")) << markdown;
+  EXPECT_TRUE(contains(markdown, "3 trials in 1 group")) << markdown;
+  EXPECT_FALSE(contains(markdown, "| baseline |")) << markdown;
+  // Several conditions must all hold; numbers match numerically (1 = 1.0).
+  options.where = {"method.name=metadistiller", "runtime.seed=1.0"};
+  EXPECT_TRUE(contains(report(dir.file(""), options, ReportOptions::Format::Markdown),
+                       "1 trial in 1 group"));
+  // The selection comes before grouping and comparing: with one method left there is nothing
+  // to compare it with.
+  options.where = {"runtime.seed=0"};
+  options.compare = "method.name=baseline";
+  const std::string compared = report(dir.file(""), options, ReportOptions::Format::Markdown);
+  EXPECT_TRUE(contains(compared, "2 trials in 2 groups")) << compared;
+  options.compare.clear();
+  options.where = {"method.nam=baseline"};
+  expect_input_error([&] { report(dir.file(""), options, ReportOptions::Format::Csv); },
+                     {"--where key 'method.nam' is in no trial's config", "method.name"});
+  options.where = {"method.name"};
+  expect_input_error([&] { report(dir.file(""), options, ReportOptions::Format::Csv); },
+                     {"--where expects KEY=VALUE", "'method.name'"});
+}
+
 TEST(Report, TopFiveMetricsLeadWhenAskedAndTheHeadTablesStayTopOne) {
   TempDir dir;
   for (std::uint64_t seed = 0; seed < 2; ++seed) {
@@ -419,8 +447,9 @@ TEST(Report, TopFiveMetricsLeadWhenAskedAndTheHeadTablesStayTopOne) {
   ReportOptions options;
   options.metric = "top5_final";
   const std::string markdown = report(dir.file(""), options, ReportOptions::Format::Markdown);
-  EXPECT_TRUE(contains(markdown, "| n | status | top5_final last | top5_final best | "
-                                 "top5_ensemble last | top5_ensemble best |"))
+  EXPECT_TRUE(contains(markdown,
+                       "| n | status | top5_final last | top5_final best | "
+                       "top5_ensemble last | top5_ensemble best |"))
       << markdown;
   EXPECT_TRUE(contains(markdown, "| 2 | 2 complete | 85.00 ± 7.07 | 85.00 ± 7.07 | 86.00 ± 7.07"))
       << markdown;
