@@ -4,7 +4,7 @@
 # and benchmark-twin scripts; the tests themselves do not need it)
 set -euo pipefail
 packages=(
-  build-essential cmake pkg-config git
+  build-essential cmake pkg-config git clang-format
   libopenblas-dev libopenmpi-dev openmpi-bin
   libhdf5-dev hdf5-tools zlib1g-dev
   libboost-program-options-dev libboost-dev libyaml-cpp-dev libjpeg62-turbo-dev

@@ -56,7 +56,8 @@ void Tape::record(std::vector<Variable> outputs, std::function<void()> backward)
 void Tape::backward(const Variable& root, double seed) {
   MD_CHECK(root.defined() && root.value().numel() == 1, "backward from a non-scalar ",
            root.defined() ? root.value().describe() : std::string("undefined variable"));
-  backward(root, Tensor::full(root.value().shape(), seed, root.value().dtype(), root.value().device()));
+  backward(root,
+           Tensor::full(root.value().shape(), seed, root.value().dtype(), root.value().device()));
 }
 
 void Tape::backward(const Variable& root, const Tensor& seed_grad) {
@@ -88,16 +89,30 @@ void Tape::backward(const std::vector<std::pair<Variable, Tensor>>& roots) {
   }
 }
 
-Tape& current_tape() { return active_tape != nullptr ? *active_tape : default_tape; }
+Tape& current_tape() {
+  return active_tape != nullptr ? *active_tape : default_tape;
+}
 
-void backward(const Variable& root, double seed) { current_tape().backward(root, seed); }
+void backward(const Variable& root, double seed) {
+  current_tape().backward(root, seed);
+}
 
-TapeScope::TapeScope(Tape& tape) : previous_(active_tape) { active_tape = &tape; }
-TapeScope::~TapeScope() { active_tape = previous_; }
+TapeScope::TapeScope(Tape& tape) : previous_(active_tape) {
+  active_tape = &tape;
+}
+TapeScope::~TapeScope() {
+  active_tape = previous_;
+}
 
-bool grad_enabled() { return grad_mode; }
-NoGrad::NoGrad() : previous_(grad_mode) { grad_mode = false; }
-NoGrad::~NoGrad() { grad_mode = previous_; }
+bool grad_enabled() {
+  return grad_mode;
+}
+NoGrad::NoGrad() : previous_(grad_mode) {
+  grad_mode = false;
+}
+NoGrad::~NoGrad() {
+  grad_mode = previous_;
+}
 
 bool any_requires_grad(std::initializer_list<const Variable*> inputs) {
   if (!grad_mode) return false;
@@ -107,7 +122,9 @@ bool any_requires_grad(std::initializer_list<const Variable*> inputs) {
   return false;
 }
 
-Variable make_result(Tensor value, bool needs_grad) { return Variable(std::move(value), needs_grad); }
+Variable make_result(Tensor value, bool needs_grad) {
+  return Variable(std::move(value), needs_grad);
+}
 
 GradSlot slot_of(const Variable& input) {
   if (!input.defined() || !input.requires_grad()) return {};

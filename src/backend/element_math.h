@@ -16,10 +16,14 @@
 namespace md::math {
 
 template <typename T>
-MD_HOST_DEVICE T relu(T x) { return x > T(0) ? x : T(0); }
+MD_HOST_DEVICE T relu(T x) {
+  return x > T(0) ? x : T(0);
+}
 // Gradient of ReLU from its output: passes where y > 0 (PyTorch: the gradient at 0 is 0).
 template <typename T>
-MD_HOST_DEVICE T relu_grad(T y, T grad_y) { return y > T(0) ? grad_y : T(0); }
+MD_HOST_DEVICE T relu_grad(T y, T grad_y) {
+  return y > T(0) ? grad_y : T(0);
+}
 
 template <typename T>
 MD_HOST_DEVICE T sigmoid(T x) {
@@ -28,7 +32,9 @@ MD_HOST_DEVICE T sigmoid(T x) {
   return x >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
 }
 template <typename T>
-MD_HOST_DEVICE T sigmoid_grad(T y, T grad_y) { return grad_y * y * (T(1) - y); }
+MD_HOST_DEVICE T sigmoid_grad(T y, T grad_y) {
+  return grad_y * y * (T(1) - y);
+}
 
 // ---- bfloat16: the upper 16 bits of a float32, rounded to nearest even (NaN stays a quiet NaN).
 // The bf16 compute precision (backend::MathPrecision::Bf16) rounds convolution and linear
@@ -91,11 +97,17 @@ struct AdamCoefficients {
 };
 template <typename T>
 inline AdamCoefficients<T> adam_coefficients(double learning_rate, double beta1, double beta2,
-                                             double epsilon, double weight_decay, std::int64_t step) {
+                                             double epsilon, double weight_decay,
+                                             std::int64_t step) {
   const double t = static_cast<double>(step);
-  return {static_cast<T>(learning_rate), static_cast<T>(beta1), static_cast<T>(beta2),
-          static_cast<T>(1.0 - beta1), static_cast<T>(1.0 - beta2), static_cast<T>(epsilon),
-          static_cast<T>(weight_decay), static_cast<T>(1.0 - std::pow(beta1, t)),
+  return {static_cast<T>(learning_rate),
+          static_cast<T>(beta1),
+          static_cast<T>(beta2),
+          static_cast<T>(1.0 - beta1),
+          static_cast<T>(1.0 - beta2),
+          static_cast<T>(epsilon),
+          static_cast<T>(weight_decay),
+          static_cast<T>(1.0 - std::pow(beta1, t)),
           static_cast<T>(std::sqrt(1.0 - std::pow(beta2, t)))};
 }
 template <typename T>
@@ -115,7 +127,8 @@ struct BilinearTap {
   std::int64_t index1;
   double weight1;
 };
-MD_HOST_DEVICE BilinearTap bilinear_tap(std::int64_t dst, std::int64_t in_size, std::int64_t out_size) {
+MD_HOST_DEVICE BilinearTap bilinear_tap(std::int64_t dst, std::int64_t in_size,
+                                        std::int64_t out_size) {
   double scale = static_cast<double>(in_size) / static_cast<double>(out_size);
   double src = (static_cast<double>(dst) + 0.5) * scale - 0.5;
   if (src < 0) src = 0;
@@ -126,7 +139,8 @@ MD_HOST_DEVICE BilinearTap bilinear_tap(std::int64_t dst, std::int64_t in_size, 
 }
 
 // Nearest source index (PyTorch mode='nearest': floor(dst * in / out)).
-MD_HOST_DEVICE std::int64_t nearest_source(std::int64_t dst, std::int64_t in_size, std::int64_t out_size) {
+MD_HOST_DEVICE std::int64_t nearest_source(std::int64_t dst, std::int64_t in_size,
+                                           std::int64_t out_size) {
   double scale = static_cast<double>(in_size) / static_cast<double>(out_size);
   std::int64_t src = static_cast<std::int64_t>(floor(static_cast<double>(dst) * scale));
   return src < in_size - 1 ? src : in_size - 1;

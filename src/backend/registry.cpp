@@ -28,9 +28,15 @@ void set_compute_options(const ComputeOptions& options) {
 #ifdef MD_HAVE_CUDA
   cuda::Options cuda_options = cuda::options();
   switch (options.precision) {
-    case MathPrecision::Fp32: cuda_options.math = cuda::MathMode::Fp32; break;
-    case MathPrecision::Tf32: cuda_options.math = cuda::MathMode::Tf32; break;
-    case MathPrecision::Bf16: cuda_options.math = cuda::MathMode::Bf16; break;
+    case MathPrecision::Fp32:
+      cuda_options.math = cuda::MathMode::Fp32;
+      break;
+    case MathPrecision::Tf32:
+      cuda_options.math = cuda::MathMode::Tf32;
+      break;
+    case MathPrecision::Bf16:
+      cuda_options.math = cuda::MathMode::Bf16;
+      break;
   }
   cuda_options.determinism = options.determinism == AlgorithmDeterminism::Deterministic
                                  ? cuda::Determinism::Deterministic
@@ -56,9 +62,12 @@ PrecisionScope::~PrecisionScope() {
 
 const char* math_precision_name(MathPrecision precision) {
   switch (precision) {
-    case MathPrecision::Fp32: return "fp32";
-    case MathPrecision::Tf32: return "tf32";
-    case MathPrecision::Bf16: return "bf16";
+    case MathPrecision::Fp32:
+      return "fp32";
+    case MathPrecision::Tf32:
+      return "tf32";
+    case MathPrecision::Bf16:
+      return "bf16";
   }
   return "?";
 }
@@ -95,7 +104,8 @@ Backend& get(Device device) {
     );
   }
 #ifdef MD_HAVE_CUDA
-  if (cuda_backends.size() < static_cast<std::size_t>(count)) cuda_backends.resize(static_cast<std::size_t>(count));
+  if (cuda_backends.size() < static_cast<std::size_t>(count))
+    cuda_backends.resize(static_cast<std::size_t>(count));
   auto& slot = cuda_backends[static_cast<std::size_t>(device.index)];
   if (!slot) slot = cuda::make_backend(device.index);
   return *slot;

@@ -85,8 +85,11 @@ int bench_command(const Arguments& arguments) {
   add("channels", po::value(&channels), "input channels (default 3)");
   add("classes", po::value(&classes), "number of classes (default 100)");
   add("precision", po::value(&precision_text),
-      "fp32 | tf32 | bf16 (tf32: CUDA only; bf16: bfloat16 convolution and linear operands, emulated on the CPU)");
-  add("cuda-graph", "record the forward, loss and backward once and replay it (runtime.cuda_graph; baseline and byot)");
+      "fp32 | tf32 | bf16 (tf32: CUDA only; bf16: bfloat16 convolution and linear operands, "
+      "emulated on the CPU)");
+  add("cuda-graph",
+      "record the forward, loss and backward once and replay it (runtime.cuda_graph; baseline and "
+      "byot)");
   add("json", "print one JSON object line");
   po::variables_map values;
   po::store(po::command_line_parser(arguments).options(options).run(), values);
@@ -176,15 +179,16 @@ int bench_command(const Arguments& arguments) {
         "\"peak_kind\": %s, \"omp_wait_policy\": %s}\n",
         json_string(arch).c_str(), json_string(method).c_str(),
         json_string(spec.device.str()).c_str(), batch, steps, json_string(precision_text).c_str(),
-        cuda_graph ? "true" : "false", backend::cpu_threads(), images_per_second, 1000.0 * seconds / steps,
-        static_cast<long long>(peak_bytes), json_string(peak_kind).c_str(),
-        json_string(omp_wait_policy_at_start()).c_str());
+        cuda_graph ? "true" : "false", backend::cpu_threads(), images_per_second,
+        1000.0 * seconds / steps, static_cast<long long>(peak_bytes),
+        json_string(peak_kind).c_str(), json_string(omp_wait_policy_at_start()).c_str());
   } else {
     std::printf(
         "bench arch=%s method=%s device=%s batch=%d steps=%d precision=%s%s images_per_s=%.1f "
         "ms_per_step=%.2f threads=%d peak_mib=%.1f (%s) omp_wait_policy=%s\n",
         arch.c_str(), method.c_str(), spec.device.str().c_str(), batch, steps,
-        precision_text.c_str(), cuda_graph ? " cuda_graph" : "", images_per_second, 1000.0 * seconds / steps, backend::cpu_threads(),
+        precision_text.c_str(), cuda_graph ? " cuda_graph" : "", images_per_second,
+        1000.0 * seconds / steps, backend::cpu_threads(),
         static_cast<double>(peak_bytes) / (1024.0 * 1024.0), peak_kind.c_str(),
         omp_wait_policy_at_start().empty() ? "unset" : omp_wait_policy_at_start().c_str());
   }

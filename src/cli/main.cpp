@@ -38,12 +38,9 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   const std::map<std::string, std::function<int(const md::cli::Arguments&)>> commands{
-      {"train", md::cli::train_command},
-      {"sweep", md::cli::sweep_command},
-      {"predict", md::cli::predict_command},
-      {"bench", md::cli::bench_command},
-      {"report", md::cli::report_command},
-      {"pack-imagenet", md::cli::pack_command},
+      {"train", md::cli::train_command},     {"sweep", md::cli::sweep_command},
+      {"predict", md::cli::predict_command}, {"bench", md::cli::bench_command},
+      {"report", md::cli::report_command},   {"pack-imagenet", md::cli::pack_command},
       {"config", md::cli::config_command},
   };
   const std::string name = argv[1];

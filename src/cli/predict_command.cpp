@@ -28,8 +28,12 @@ namespace {
 
 std::vector<Tensor> run_heads(const train::LoadedStudent& loaded, const Tensor& images) {
   autograd::NoGrad no_grad;
-  nn::ForwardContext context{&loaded.student->layout(), loaded.buffers.parameters, Tensor(),
-                             loaded.buffers.buffers, nn::Mode::Eval, RunningStatsUpdate::Skip};
+  nn::ForwardContext context{&loaded.student->layout(),
+                             loaded.buffers.parameters,
+                             Tensor(),
+                             loaded.buffers.buffers,
+                             nn::Mode::Eval,
+                             RunningStatsUpdate::Skip};
   models::StudentOutput output = loaded.student->forward(context, autograd::Variable(images));
   std::vector<Tensor> logits;
   for (const auto& head : output.logits) logits.push_back(head.value().to(Device::cpu()));
@@ -44,7 +48,8 @@ void put_rows(Tensor& all, const Tensor& part, std::int64_t row) {
 io::NamedTensors name_heads(std::vector<Tensor> heads) {
   io::NamedTensors named;
   named.emplace_back("logits", heads.back());
-  for (std::size_t s = 0; s + 1 < heads.size(); ++s) named.emplace_back("logits_aux" + std::to_string(s), heads[s]);
+  for (std::size_t s = 0; s + 1 < heads.size(); ++s)
+    named.emplace_back("logits_aux" + std::to_string(s), heads[s]);
   return named;
 }
 
@@ -60,8 +65,8 @@ int predict_command(const Arguments& arguments) {
       "input", po::value(&input), "HDF5 file with dataset x: float32 (N, C, H, W)")(
       "config", po::value(&config_path), "trial config: evaluate on its test set")(
       "set", po::value(&overrides)->composing(), "config overrides, as for train")(
-      "out", po::value(&out)->required(), "output HDF5 file")(
-      "device", po::value(&device_text), "auto | cpu | cuda | cuda:N")(
+      "out", po::value(&out)->required(), "output HDF5 file")("device", po::value(&device_text),
+                                                              "auto | cpu | cuda | cuda:N")(
       "batch", po::value(&batch_size), "images per forward pass (default 256)");
   po::variables_map values;
   po::store(po::command_line_parser(arguments).options(options).run(), values);
@@ -70,7 +75,8 @@ int predict_command(const Arguments& arguments) {
     return 0;
   }
   po::notify(values);
-  MD_INPUT_CHECK(input.empty() != config_path.empty(), "predict: give exactly one of --input and --config");
+  MD_INPUT_CHECK(input.empty() != config_path.empty(),
+                 "predict: give exactly one of --input and --config");
   MD_INPUT_CHECK(batch_size > 0, "predict: --batch must be positive");
   const Device device = train::resolve_device(device_text);
   train::LoadedStudent loaded = train::load_checkpoint_student(checkpoint, device);
@@ -78,8 +84,8 @@ int predict_command(const Arguments& arguments) {
 
   if (!input.empty()) {
     Tensor x = io::read_array(input, "x");
-    MD_INPUT_CHECK(x.dtype() == DType::Float32 && x.ndim() == 4, input, ": dataset x must be float32 (N, C, H, W), got ",
-                   x.describe());
+    MD_INPUT_CHECK(x.dtype() == DType::Float32 && x.ndim() == 4, input,
+                   ": dataset x must be float32 (N, C, H, W), got ", x.describe());
     const std::int64_t count = x.dim(0);
     std::vector<Tensor> all;
     for (std::int64_t begin = 0; begin < count; begin += batch_size) {
@@ -88,10 +94,12 @@ int predict_command(const Arguments& arguments) {
       if (all.empty()) {
         for (const Tensor& head : part) all.push_back(Tensor::empty({count, head.dim(1)}));
       }
-      for (int h = 0; h < heads; ++h) put_rows(all[static_cast<std::size_t>(h)], part[static_cast<std::size_t>(h)], begin);
+      for (int h = 0; h < heads; ++h)
+        put_rows(all[static_cast<std::size_t>(h)], part[static_cast<std::size_t>(h)], begin);
     }
     io::write_arrays(out, name_heads(all));
-    std::printf("predict: %lld images, %d heads -> %s\n", static_cast<long long>(count), heads, out.c_str());
+    std::printf("predict: %lld images, %d heads -> %s\n", static_cast<long long>(count), heads,
+                out.c_str());
     return 0;
   }
 
@@ -118,7 +126,8 @@ int predict_command(const Arguments& arguments) {
     }
     const std::int64_t n = batch.labels.numel();
     train::count_hits(counts, part, batch.labels);
-    for (int h = 0; h < heads; ++h) put_rows(all[static_cast<std::size_t>(h)], part[static_cast<std::size_t>(h)], row);
+    for (int h = 0; h < heads; ++h)
+      put_rows(all[static_cast<std::size_t>(h)], part[static_cast<std::size_t>(h)], row);
     labels.narrow_rows(row, row + n).copy_from(batch.labels);
     row += n;
   }

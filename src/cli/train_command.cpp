@@ -17,9 +17,10 @@ int train_command(const Arguments& arguments) {
   std::string config_path, out_dir, progress = "auto";
   std::vector<std::string> overrides;
   po::options_description options("metadistill train");
-  options.add_options()("help,h", "show this help")(
-      "config", po::value(&config_path)->required(), "trial config (YAML)")(
-      "set", po::value(&overrides)->composing(), "override a key: --set optim.lr=0.05 (repeatable)")(
+  options.add_options()("help,h", "show this help")("config", po::value(&config_path)->required(),
+                                                    "trial config (YAML)")(
+      "set", po::value(&overrides)->composing(),
+      "override a key: --set optim.lr=0.05 (repeatable)")(
       "out", po::value(&out_dir)->required(), "output directory for the log and checkpoint")(
       "progress", po::value(&progress), "auto | terminal | lines | off");
   po::variables_map values;
@@ -43,7 +44,8 @@ int train_command(const Arguments& arguments) {
   train::TrialResult result = train::run_trial(config, context);
   std::cout << "trial " << result.trial_id << " " << io::status_name(result.status) << " log "
             << result.log_path << "\n";
-  for (const auto& [key, value] : result.final_values) std::cout << "  " << key << " " << value << "\n";
+  for (const auto& [key, value] : result.final_values)
+    std::cout << "  " << key << " " << value << "\n";
   return result.status == io::TrialStatus::Complete ? 0 : 1;
 }
 

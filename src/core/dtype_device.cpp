@@ -8,22 +8,32 @@ namespace md {
 
 std::size_t dtype_size(DType dtype) {
   switch (dtype) {
-    case DType::Float32: return 4;
-    case DType::Float64: return 8;
-    case DType::BFloat16: return 2;
-    case DType::Int32: return 4;
-    case DType::UInt8: return 1;
+    case DType::Float32:
+      return 4;
+    case DType::Float64:
+      return 8;
+    case DType::BFloat16:
+      return 2;
+    case DType::Int32:
+      return 4;
+    case DType::UInt8:
+      return 1;
   }
   MD_CHECK(false, "unknown dtype");
 }
 
 const char* dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::Float32: return "float32";
-    case DType::Float64: return "float64";
-    case DType::BFloat16: return "bfloat16";
-    case DType::Int32: return "int32";
-    case DType::UInt8: return "uint8";
+    case DType::Float32:
+      return "float32";
+    case DType::Float64:
+      return "float64";
+    case DType::BFloat16:
+      return "bfloat16";
+    case DType::Int32:
+      return "int32";
+    case DType::UInt8:
+      return "uint8";
   }
   return "unknown";
 }

@@ -51,9 +51,9 @@ std::string concat(const Args&... args) {
   } while (false)
 
 // MD_INPUT_CHECK(cond, parts...): bad user input; throws md::InputError with the message alone.
-#define MD_INPUT_CHECK(cond, ...)                                         \
-  do {                                                                    \
-    if (!(cond)) {                                                        \
+#define MD_INPUT_CHECK(cond, ...)                                                  \
+  do {                                                                             \
+    if (!(cond)) {                                                                 \
       throw ::md::InputError(::md::detail::concat("" __VA_OPT__(, ) __VA_ARGS__)); \
-    }                                                                     \
+    }                                                                              \
   } while (false)

@@ -21,9 +21,17 @@ void install_interrupt_handlers() {
   sigaction(SIGUSR1, &action, nullptr);
 }
 
-bool interrupt_requested() { return pending_signal.load(std::memory_order_relaxed) != 0; }
-int interrupt_signal() { return pending_signal.load(std::memory_order_relaxed); }
-void request_interrupt(int signal_number) { pending_signal.store(signal_number, std::memory_order_relaxed); }
-void clear_interrupt() { pending_signal.store(0, std::memory_order_relaxed); }
+bool interrupt_requested() {
+  return pending_signal.load(std::memory_order_relaxed) != 0;
+}
+int interrupt_signal() {
+  return pending_signal.load(std::memory_order_relaxed);
+}
+void request_interrupt(int signal_number) {
+  pending_signal.store(signal_number, std::memory_order_relaxed);
+}
+void clear_interrupt() {
+  pending_signal.store(0, std::memory_order_relaxed);
+}
 
 }  // namespace md

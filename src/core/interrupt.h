@@ -8,7 +8,7 @@ namespace md {
 // Installs the SIGTERM/SIGUSR1 handlers (idempotent).
 void install_interrupt_handlers();
 bool interrupt_requested();
-int interrupt_signal();  // the signal that set the flag, 0 if none
+int interrupt_signal();                     // the signal that set the flag, 0 if none
 void request_interrupt(int signal_number);  // for tests and for peers' requests
 void clear_interrupt();
 

@@ -17,7 +17,9 @@ void set_log_prefix(const std::string& prefix) {
   log_prefix = prefix;
 }
 
-void set_log_level(LogLevel level) { min_level = level; }
+void set_log_level(LogLevel level) {
+  min_level = level;
+}
 
 void log_message(LogLevel level, const std::string& message) {
   if (level < min_level) return;

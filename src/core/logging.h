@@ -15,12 +15,20 @@ void set_log_level(LogLevel level);
 void log_message(LogLevel level, const std::string& message);
 
 template <typename... Args>
-void log_info(const Args&... args) { log_message(LogLevel::Info, detail::concat(args...)); }
+void log_info(const Args&... args) {
+  log_message(LogLevel::Info, detail::concat(args...));
+}
 template <typename... Args>
-void log_warning(const Args&... args) { log_message(LogLevel::Warning, detail::concat(args...)); }
+void log_warning(const Args&... args) {
+  log_message(LogLevel::Warning, detail::concat(args...));
+}
 template <typename... Args>
-void log_error(const Args&... args) { log_message(LogLevel::Error, detail::concat(args...)); }
+void log_error(const Args&... args) {
+  log_message(LogLevel::Error, detail::concat(args...));
+}
 template <typename... Args>
-void log_debug(const Args&... args) { log_message(LogLevel::Debug, detail::concat(args...)); }
+void log_debug(const Args&... args) {
+  log_message(LogLevel::Debug, detail::concat(args...));
+}
 
 }  // namespace md

@@ -46,8 +46,10 @@ class Tensor {
  public:
   Tensor() = default;  // undefined tensor: defined() == false
 
-  static Tensor empty(const Shape& shape, DType dtype = DType::Float32, Device device = Device::cpu());
-  static Tensor zeros(const Shape& shape, DType dtype = DType::Float32, Device device = Device::cpu());
+  static Tensor empty(const Shape& shape, DType dtype = DType::Float32,
+                      Device device = Device::cpu());
+  static Tensor zeros(const Shape& shape, DType dtype = DType::Float32,
+                      Device device = Device::cpu());
   static Tensor full(const Shape& shape, double value, DType dtype = DType::Float32,
                      Device device = Device::cpu());
   template <typename T>
@@ -82,7 +84,7 @@ class Tensor {
   Tensor narrow_rows(std::int64_t begin, std::int64_t end) const;
 
   Tensor clone() const;
-  Tensor to(Device device) const;  // copy to another device (returns *this when already there)
+  Tensor to(Device device) const;      // copy to another device (returns *this when already there)
   Tensor to_dtype(DType dtype) const;  // CPU only: converting copy between float types
   void copy_from(const Tensor& src);   // same numel and dtype; any devices
   template <typename T>

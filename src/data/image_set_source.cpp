@@ -21,7 +21,8 @@ RenderResult ImageSetSource::render(std::int64_t index, Rng& rng, float* out) co
   MD_CHECK(index >= 0 && index < set_.count, "sample ", index, " outside ", set_.source);
   const AugmentDraw draw = draw_augment(augment_, set_.height, set_.width, rng);
   render_sample(set_.image(index), set_, augment_, draw, table_, out);
-  return RenderResult{.ok = true, .label = set_.labels[static_cast<std::size_t>(index)], .error = {}};
+  return RenderResult{
+      .ok = true, .label = set_.labels[static_cast<std::size_t>(index)], .error = {}};
 }
 
 }  // namespace md::data

@@ -28,9 +28,8 @@ constexpr std::uint64_t kWindowSalt = 0x77696e646f772d31ULL;   // "window-1"
 
 // The samples of rank `rank` for one epoch of a block source (see LoaderSpec in loader.h).
 std::vector<std::int64_t> block_rank_order(const std::vector<std::int64_t>& block_sizes,
-                                           std::uint64_t seed, std::int64_t epoch,
-                                           Shuffle shuffle, int rank, int world_size,
-                                           int window_blocks) {
+                                           std::uint64_t seed, std::int64_t epoch, Shuffle shuffle,
+                                           int rank, int world_size, int window_blocks) {
   const auto block_count = static_cast<std::int64_t>(block_sizes.size());
   std::vector<std::int64_t> block_begin(block_sizes.size() + 1, 0);
   std::int64_t largest_block = 1;
@@ -61,10 +60,12 @@ std::vector<std::int64_t> block_rank_order(const std::vector<std::int64_t>& bloc
   for (std::int64_t begin = 0; begin < count; begin += window) {
     const std::int64_t size = std::min(window, count - begin);
     Rng rng(mix64(mix64(seed ^ kWindowSalt) + static_cast<std::uint64_t>(epoch)),
-            static_cast<std::uint64_t>(rank) * 0x100000000ULL + static_cast<std::uint64_t>(begin / window));
+            static_cast<std::uint64_t>(rank) * 0x100000000ULL +
+                static_cast<std::uint64_t>(begin / window));
     for (std::int64_t i = size - 1; i > 0; --i) {
       const auto j = static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(i + 1)));
-      std::swap(part[static_cast<std::size_t>(begin + i)], part[static_cast<std::size_t>(begin + j)]);
+      std::swap(part[static_cast<std::size_t>(begin + i)],
+                part[static_cast<std::size_t>(begin + j)]);
     }
   }
   return part;
@@ -107,7 +108,8 @@ OrderRange in_memory_batch_range(std::int64_t count, const LoaderSpec& spec,
 
 struct BatchLoader::EpochPlan {
   std::int64_t epoch = 0;
-  std::vector<std::int64_t> order;  // in-memory source: the whole epoch; block source: this rank's part
+  std::vector<std::int64_t>
+      order;  // in-memory source: the whole epoch; block source: this rank's part
 };
 
 BatchLoader::BatchLoader(const SampleSource& source, const LoaderSpec& spec)
@@ -134,7 +136,8 @@ BatchLoader::BatchLoader(const SampleSource& source, const LoaderSpec& spec)
              " samples, not ", count);
     batches_per_epoch_ =
         spec.remainder == Remainder::Keep
-            ? ((count + spec.world_size - 1) / spec.world_size + spec.batch_size - 1) / spec.batch_size
+            ? ((count + spec.world_size - 1) / spec.world_size + spec.batch_size - 1) /
+                  spec.batch_size
             : count / spec.world_size / spec.batch_size;
   }
   workers_.reserve(static_cast<std::size_t>(spec.threads));
@@ -280,8 +283,8 @@ std::int64_t BatchLoader::assemble(const EpochPlan& plan, std::int64_t batch_ind
       continue;
     }
     MD_INPUT_CHECK(result.label >= 0 && result.label < source_.num_classes(), "sample ", index,
-                   " of ", source_.description(), " has label ", result.label,
-                   ", outside [0, ", source_.num_classes(), ")");
+                   " of ", source_.description(), " has label ", result.label, ", outside [0, ",
+                   source_.num_classes(), ")");
     labels.push_back(result.label);
     batch.indices.push_back(index);
   }

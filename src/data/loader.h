@@ -82,7 +82,7 @@ OrderRange in_memory_batch_range(std::int64_t count, const LoaderSpec& spec,
 class BatchLoader {
  public:
   BatchLoader(const SampleSource& source, const LoaderSpec& spec);  // keeps a reference to source
-  ~BatchLoader();                                            // joins the workers, never throws
+  ~BatchLoader();  // joins the workers, never throws
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
 

@@ -36,7 +36,7 @@ class SampleSource {
 
   virtual std::int64_t count() const = 0;
   virtual int num_classes() const = 0;
-  virtual SampleShape shape() const = 0;  // of a rendered sample
+  virtual SampleShape shape() const = 0;               // of a rendered sample
   virtual const std::string& description() const = 0;  // where the samples come from, for messages
 
   // Consecutive runs of sample indices that are read together (the shards of a packed set), in

@@ -8,9 +8,6 @@
 // here knows what an architecture or a data set is beyond its spelling.
 #include "io/config.h"
 
-#include "core/hash.h"
-#include "io/config_keys.h"
-
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -29,6 +26,8 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/hash.h"
+#include "io/config_keys.h"
 
 namespace md::io {
 
@@ -753,8 +752,8 @@ class TrialReader {
       const std::string_view top = key.path.substr(0, key.path.find('.'));
       if (top != current_top) finish(current_top, config);
       current_top = top;
-      const bool read = context_.problems->record(
-          [&] { read_key(key, section(parent_of(key.path)), config); });
+      const bool read =
+          context_.problems->record([&] { read_key(key, section(parent_of(key.path)), config); });
       if (!read && key.path == "dataset.name") break;
     }
     if (!current_top.empty()) finish(current_top, config);

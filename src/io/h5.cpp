@@ -221,7 +221,9 @@ PropertyList file_access(const FileContext& file) {
 }
 }  // namespace
 
-File create_file(const FileContext& file) { return create_file(file, ObjectTimes::Tracked); }
+File create_file(const FileContext& file) {
+  return create_file(file, ObjectTimes::Tracked);
+}
 
 File create_file(const FileContext& file, ObjectTimes times) {
   PropertyList access = file_access(file);

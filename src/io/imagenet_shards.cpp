@@ -5,8 +5,6 @@
 // read shards in parallel. Nothing here decodes images or knows the source tree (imagenet_pack).
 #include "io/imagenet_shards.h"
 
-#include "core/hash.h"
-
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -22,6 +20,7 @@
 #include <iterator>
 
 #include "core/error.h"
+#include "core/hash.h"
 #include "core/logging.h"
 #include "io/h5_handle.h"
 

@@ -38,16 +38,24 @@ void FlatLayout::initialize(Tensor& buffer, Rng& rng) const {
     std::int64_t count = shape_numel(s.shape);
     for (std::int64_t i = 0; i < count; ++i) {
       switch (s.init.kind) {
-        case InitKind::Zeros: out[i] = 0.0; break;
-        case InitKind::Ones: out[i] = 1.0; break;
+        case InitKind::Zeros:
+          out[i] = 0.0;
+          break;
+        case InitKind::Ones:
+          out[i] = 1.0;
+          break;
         case InitKind::KaimingNormalFanOut:
-        case InitKind::KaimingNormalFanIn: out[i] = rng.normal() * std::sqrt(2.0 / s.init.fan); break;
+        case InitKind::KaimingNormalFanIn:
+          out[i] = rng.normal() * std::sqrt(2.0 / s.init.fan);
+          break;
         case InitKind::UniformFanIn: {
           double bound = 1.0 / std::sqrt(s.init.fan);
           out[i] = rng.uniform(-bound, bound);
           break;
         }
-        case InitKind::Normal001: out[i] = rng.normal() * 0.01; break;
+        case InitKind::Normal001:
+          out[i] = rng.normal() * 0.01;
+          break;
       }
     }
   }
@@ -82,6 +90,8 @@ autograd::Variable ForwardContext::parameter(int index) const {
   return autograd::Variable(value, false);
 }
 
-Tensor ForwardContext::buffer(int index) const { return layout->buffers.view(buffers, index); }
+Tensor ForwardContext::buffer(int index) const {
+  return layout->buffers.view(buffers, index);
+}
 
 }  // namespace md::nn

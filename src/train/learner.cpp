@@ -301,10 +301,10 @@ StepReport Learner::step(const Tensor& images, const Tensor& labels, double lear
 
 bool Learner::uses_capture(const Tensor& images, const Tensor& labels) const {
   if (spec_.capture != StepCapture::Graph || generator_ || !capture_warm()) return false;
-  return !captured_ || (images.same_shape(captured_->images) &&
-                        labels.same_shape(captured_->labels) &&
-                        images.dtype() == captured_->images.dtype() &&
-                        labels.dtype() == captured_->labels.dtype());
+  return !captured_ ||
+         (images.same_shape(captured_->images) && labels.same_shape(captured_->labels) &&
+          images.dtype() == captured_->images.dtype() &&
+          labels.dtype() == captured_->labels.dtype());
 }
 
 void Learner::captured_step(const Tensor& images, const Tensor& labels, StepReport& report,
@@ -336,8 +336,8 @@ void Learner::captured_step(const Tensor& images, const Tensor& labels, StepRepo
     } catch (const std::exception& error) {
       captured_.reset();
       throw Error(std::string("runtime.cuda_graph: recording the training step on ") +
-                  spec_.device.str() + " failed (set runtime.cuda_graph: false to run it op by op): " +
-                  error.what());
+                  spec_.device.str() +
+                  " failed (set runtime.cuda_graph: false to run it op by op): " + error.what());
     }
     log_info("runtime.cuda_graph: recorded the forward, loss and backward of a batch of ",
              shape_str(images.shape()), " on ", spec_.device.str(),
@@ -382,7 +382,8 @@ LossTerms Learner::captured_terms(const Tensor& values) const {
 }
 
 MetaGradientInputs Learner::meta_inputs(StudentPass& pass, const Tensor& images,
-                                        const Tensor& labels, double learning_rate, const Tensor& meta_images,
+                                        const Tensor& labels, double learning_rate,
+                                        const Tensor& meta_images,
                                         const Tensor& meta_labels) const {
   return MetaGradientInputs{.parameters = model_.parameters,
                             .gradients = model_.gradients,
@@ -412,11 +413,12 @@ MetaGradientResult Learner::generator_gradient(const MetaGradientInputs& inputs)
 
 // The meta step of DESIGN.md §1 (see finite_difference_meta_gradient), then one generator step.
 void Learner::meta_step(StudentPass& pass, const Tensor& images, const Tensor& labels,
-                        double learning_rate,
-                        const MetaBatchSource& meta_batch, StepReport& report, PassClock& clock) {
+                        double learning_rate, const MetaBatchSource& meta_batch, StepReport& report,
+                        PassClock& clock) {
   report.meta_step = true;
   const auto [meta_images, meta_labels] = meta_batch();
-  MetaGradientInputs inputs = meta_inputs(pass, images, labels, learning_rate, meta_images, meta_labels);
+  MetaGradientInputs inputs =
+      meta_inputs(pass, images, labels, learning_rate, meta_images, meta_labels);
   inputs.clock = &clock;
   const MetaGradientResult result = generator_gradient(inputs);
   report.meta_loss = result.meta_loss;
@@ -455,7 +457,8 @@ MetaGradientResult Learner::meta_gradient(const Tensor& images, const Tensor& la
   StudentPass pass;
   PassClock untimed(backend_, PassTiming::Off, nullptr);
   forward_backward(images, labels, RunningStatsUpdate::Skip, pass, untimed);
-  return generator_gradient(meta_inputs(pass, images, labels, learning_rate, meta_images, meta_labels));
+  return generator_gradient(
+      meta_inputs(pass, images, labels, learning_rate, meta_images, meta_labels));
 }
 
 double Learner::meta_objective(const Tensor& images, const Tensor& labels, double learning_rate,

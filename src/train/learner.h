@@ -100,7 +100,7 @@ struct PassTimes {
   double perturbed_forwards = 0.0;  // the shallow heads' logits at θ ± ε·v (no tape), ∂L/∂u
   double generator_backward = 0.0;  // the meta-gradient through G (average, norm)
   double optimizer = 0.0;           // the generator's and the student's updates
-  double graph_replay = 0.0;  // StepCapture::Graph: forward, loss and backward as one replay
+  double graph_replay = 0.0;        // StepCapture::Graph: forward, loss and backward as one replay
   double total = 0.0;               // the whole step
 
   // (name, seconds) of every pass but the total, in step order.
@@ -142,7 +142,8 @@ struct MetaGradientInputs {
   // detached stage features at θ).
   std::vector<autograd::Variable> targets;
   autograd::Tape* generator_tape = nullptr;
-  double alpha = 0.3;  // weight of the KD term T²·KL of L (LossSpec::kd_weight: α, or α/T² without T²)
+  double alpha =
+      0.3;  // weight of the KD term T²·KL of L (LossSpec::kd_weight: α, or α/T² without T²)
   double temperature = 3.0;
   double epsilon = 0.01;  // ε₀: ε = ε₀/‖v‖
   FiniteDifference difference = FiniteDifference::Central;
@@ -257,13 +258,12 @@ class Learner {
   };
   // forward_backward without the average over the ranks.
   void forward_backward_local(const Tensor& images, const Tensor& labels,
-                              RunningStatsUpdate stats_update, StudentPass& pass,
-                              PassClock& clock);
+                              RunningStatsUpdate stats_update, StudentPass& pass, PassClock& clock);
   void forward_backward(const Tensor& images, const Tensor& labels, RunningStatsUpdate stats_update,
                         StudentPass& pass, PassClock& clock);
   // The recorded forward, loss and backward of StepCapture::Graph.
   struct CapturedStep {
-    Tensor images;   // the recorded inputs, refreshed in place before each replay
+    Tensor images;  // the recorded inputs, refreshed in place before each replay
     Tensor labels;
     Tensor outputs;  // flat: the total loss, then the CE, KD and hint terms in order
     const void* parameters = nullptr;  // the buffers the graph reads and writes, as recorded
@@ -282,13 +282,14 @@ class Learner {
   // The terms of the warm-up step with their values from `values` (a copy of outputs).
   LossTerms captured_terms(const Tensor& values) const;
   MetaGradientInputs meta_inputs(StudentPass& pass, const Tensor& images, const Tensor& labels,
-                                 double learning_rate,
-                                 const Tensor& meta_images, const Tensor& meta_labels) const;
+                                 double learning_rate, const Tensor& meta_images,
+                                 const Tensor& meta_labels) const;
   // The generator's gradient from the meta-gradient, averaged over the ranks; no optimizer step.
   MetaGradientResult generator_gradient(const MetaGradientInputs& inputs);
   void apply_generator_gradient();  // G's optimizer step on generator_buffers_.gradients
-  void meta_step(StudentPass& pass, const Tensor& images, const Tensor& labels, double learning_rate,
-                 const MetaBatchSource& meta_batch, StepReport& report, PassClock& clock);
+  void meta_step(StudentPass& pass, const Tensor& images, const Tensor& labels,
+                 double learning_rate, const MetaBatchSource& meta_batch, StepReport& report,
+                 PassClock& clock);
 
   LearnerSpec spec_;
   Collective& collective_;

@@ -6,7 +6,8 @@ namespace md::train {
 
 SgdOptimizer::SgdOptimizer(const Tensor& parameters, const SgdParams& params)
     : params_(params),
-      momentum_buffer_(Tensor::zeros(parameters.shape(), parameters.dtype(), parameters.device())) {}
+      momentum_buffer_(Tensor::zeros(parameters.shape(), parameters.dtype(), parameters.device())) {
+}
 
 void SgdOptimizer::step(Tensor& parameters, const Tensor& gradients, double learning_rate) {
   SgdParams params = params_;

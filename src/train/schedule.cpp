@@ -4,7 +4,8 @@
 
 namespace md::train {
 
-double learning_rate(const ScheduleSpec& spec, int epoch, long long batch, long long batches_per_epoch) {
+double learning_rate(const ScheduleSpec& spec, int epoch, long long batch,
+                     long long batches_per_epoch) {
   const double per_epoch = static_cast<double>(batches_per_epoch > 0 ? batches_per_epoch : 1);
   const double progress = epoch + static_cast<double>(batch) / per_epoch;  // epochs done
   if (spec.warmup_epochs > 0 && progress < spec.warmup_epochs) {

@@ -20,6 +20,7 @@ struct ScheduleSpec {
 // The rate for batch `batch` (0-based) of epoch `epoch` (0-based) with `batches_per_epoch`.
 // Warmup is linear per step; multistep changes at epoch boundaries; cosine anneals per step
 // from base_lr to 0 over the epochs after warmup.
-double learning_rate(const ScheduleSpec& spec, int epoch, long long batch, long long batches_per_epoch);
+double learning_rate(const ScheduleSpec& spec, int epoch, long long batch,
+                     long long batches_per_epoch);
 
 }  // namespace md::train

@@ -39,19 +39,22 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-
 std::string format_duration(double seconds) {
   long total = static_cast<long>(seconds);
   char text[32];
-  std::snprintf(text, sizeof text, "%02ld:%02ld:%02ld", total / 3600, (total / 60) % 60, total % 60);
+  std::snprintf(text, sizeof text, "%02ld:%02ld:%02ld", total / 3600, (total / 60) % 60,
+                total % 60);
   return text;
 }
 
 MethodKind method_kind(io::MethodName name) {
   switch (name) {
-    case io::MethodName::Baseline: return MethodKind::Baseline;
-    case io::MethodName::Byot: return MethodKind::Byot;
-    case io::MethodName::MetaDistiller: return MethodKind::MetaDistiller;
+    case io::MethodName::Baseline:
+      return MethodKind::Baseline;
+    case io::MethodName::Byot:
+      return MethodKind::Byot;
+    case io::MethodName::MetaDistiller:
+      return MethodKind::MetaDistiller;
   }
   return MethodKind::Baseline;
 }
@@ -135,7 +138,7 @@ class TrialRunner {
   std::unique_ptr<DeviceBatches> train_device_batches_;
   std::optional<io::TrialLog> log_;
 
-  int epoch_ = 0;                  // the epoch being (or next to be) trained
+  int epoch_ = 0;                    // the epoch being (or next to be) trained
   std::int64_t batch_in_epoch_ = 0;  // the next batch of that epoch
   std::int64_t meta_epoch_ = 0;
   std::int64_t batches_per_epoch_ = 0;
@@ -148,7 +151,8 @@ class TrialRunner {
   Tensor epoch_loss_sum_;
   std::int64_t epoch_loss_count_ = 0;
   double ce_last_ = 0.0, kd_last_ = 0.0, hint_last_ = 0.0;
-  double meta_loss_last_ = NAN, v_norm_last_ = NAN, epsilon_last_ = NAN, generator_grad_norm_last_ = NAN;
+  double meta_loss_last_ = NAN, v_norm_last_ = NAN, epsilon_last_ = NAN,
+         generator_grad_norm_last_ = NAN;
   // MetaDistiller: the generator targets' statistics of the last log row's batch, and their
   // mean over this epoch's log rows.
   std::map<std::string, double> target_row_;
@@ -174,7 +178,8 @@ Device resolve_device(const std::string& device_text, int local_rank) {
   Device device = Device::parse(device_text);
   if (device.is_cuda() && device_text == "cuda") {
     int count = backend::cuda_device_count();
-    if (count == 0) throw InputError("runtime.device: cuda requested but no CUDA device is available");
+    if (count == 0)
+      throw InputError("runtime.device: cuda requested but no CUDA device is available");
     device.index = local_rank % count;
   }
   return device;
@@ -184,9 +189,12 @@ namespace {
 
 backend::MathPrecision math_precision(io::Precision precision) {
   switch (precision) {
-    case io::Precision::Fp32: return backend::MathPrecision::Fp32;
-    case io::Precision::Tf32: return backend::MathPrecision::Tf32;
-    case io::Precision::Bf16: return backend::MathPrecision::Bf16;
+    case io::Precision::Fp32:
+      return backend::MathPrecision::Fp32;
+    case io::Precision::Tf32:
+      return backend::MathPrecision::Tf32;
+    case io::Precision::Bf16:
+      return backend::MathPrecision::Bf16;
   }
   return backend::MathPrecision::Fp32;
 }
@@ -211,19 +219,22 @@ void TrialRunner::build() {
   LearnerSpec learner_spec;
   learner_spec.model = spec;
   learner_spec.loss = loss_spec_;
-  learner_spec.sgd = SgdParams{.learning_rate = config_.optim.lr, .momentum = config_.optim.momentum,
+  learner_spec.sgd = SgdParams{.learning_rate = config_.optim.lr,
+                               .momentum = config_.optim.momentum,
                                .weight_decay = config_.optim.weight_decay,
                                .nesterov = config_.optim.nesterov};
   learner_spec.meta = MetaSpec{
       .every = config_.method.meta.every,
       .epsilon = config_.method.meta.epsilon,
-      .optimizer = config_.method.meta.optimizer.name == io::MetaOptimizer::Adam ? GeneratorOptimizer::Adam
-                                                                             : GeneratorOptimizer::Sgd,
+      .optimizer = config_.method.meta.optimizer.name == io::MetaOptimizer::Adam
+                       ? GeneratorOptimizer::Adam
+                       : GeneratorOptimizer::Sgd,
       .learning_rate = config_.method.meta.optimizer.lr,
       .generator_width = config_.method.meta.generator_width,
-      .generator_resolution = config_.method.meta.generator_resolution == io::GeneratorResolution::Stage
-                                  ? models::GeneratorResolution::Stage
-                                  : models::GeneratorResolution::Deepest,
+      .generator_resolution =
+          config_.method.meta.generator_resolution == io::GeneratorResolution::Stage
+              ? models::GeneratorResolution::Stage
+              : models::GeneratorResolution::Deepest,
       .difference = config_.method.meta.difference == io::MetaDifference::Forward
                         ? FiniteDifference::Forward
                         : FiniteDifference::Central,
@@ -237,7 +248,8 @@ void TrialRunner::build() {
   if (config_.runtime.cuda_graph) {
     learner_spec.capture = StepCapture::Graph;
     if (loss_spec_.method == MethodKind::MetaDistiller) {
-      log_warning(config_.source, ": runtime.cuda_graph: metadistiller steps run op by op (the meta "
+      log_warning(config_.source,
+                  ": runtime.cuda_graph: metadistiller steps run op by op (the meta "
                   "step reads values on the host); only baseline and byot steps are replayed");
     }
   }
@@ -246,7 +258,8 @@ void TrialRunner::build() {
 
   const int world = collective_->size();
   MD_INPUT_CHECK(config_.optim.batch_size % world == 0, config_.source, ": optim.batch_size ",
-                 config_.optim.batch_size, " is not divisible by the ", world, " ranks of the trial");
+                 config_.optim.batch_size, " is not divisible by the ", world,
+                 " ranks of the trial");
   data::LoaderSpec train_spec;
   train_spec.batch_size = config_.optim.batch_size / world;
   train_spec.shuffle = data::Shuffle::On;
@@ -258,8 +271,9 @@ void TrialRunner::build() {
   const int threads = config_.runtime.threads > 0
                           ? config_.runtime.threads
                           : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
-  train_spec.threads =
-      config_.dataset.name == io::DatasetName::Imagenet ? threads : std::max(1, config_.runtime.threads / 2);
+  train_spec.threads = config_.dataset.name == io::DatasetName::Imagenet
+                           ? threads
+                           : std::max(1, config_.runtime.threads / 2);
   if (const data::ImageSetSource* resident = device_resident_train_source()) {
     train_device_batches_ = std::make_unique<DeviceBatches>(*resident, train_spec, context_.device);
     batches_per_epoch_ = train_device_batches_->batches_per_epoch();
@@ -270,19 +284,26 @@ void TrialRunner::build() {
   if (config_.runtime.max_train_batches > 0) {
     batches_per_epoch_ = std::min(batches_per_epoch_, config_.runtime.max_train_batches);
   }
-  MD_INPUT_CHECK(batches_per_epoch_ > 0, config_.source, ": optim.batch_size ", config_.optim.batch_size,
-                 " is larger than the training set (", data_->train->count(), " images)");
+  MD_INPUT_CHECK(batches_per_epoch_ > 0, config_.source, ": optim.batch_size ",
+                 config_.optim.batch_size, " is larger than the training set (",
+                 data_->train->count(), " images)");
   if (use_generator()) {
     data::LoaderSpec meta_spec = train_spec;
-    meta_spec.seed = config_.runtime.seed + 0x9e3779b9ULL;  // an order independent of the training one
+    meta_spec.seed =
+        config_.runtime.seed + 0x9e3779b9ULL;  // an order independent of the training one
     const bool holdout = data_->meta_holdout != nullptr;
-    if (holdout) meta_spec.batch_size = std::min<std::int64_t>(meta_spec.batch_size, data_->meta_holdout->count() / world);
-    MD_INPUT_CHECK(meta_spec.batch_size > 0, config_.source, ": method.meta.holdout_fraction leaves no meta batch");
-    meta_loader_ = std::make_unique<data::BatchLoader>(holdout ? *data_->meta_holdout : *data_->train, meta_spec);
+    if (holdout)
+      meta_spec.batch_size =
+          std::min<std::int64_t>(meta_spec.batch_size, data_->meta_holdout->count() / world);
+    MD_INPUT_CHECK(meta_spec.batch_size > 0, config_.source,
+                   ": method.meta.holdout_fraction leaves no meta batch");
+    meta_loader_ = std::make_unique<data::BatchLoader>(
+        holdout ? *data_->meta_holdout : *data_->train, meta_spec);
     meta_loader_->start_epoch(meta_epoch_);
   }
   data::LoaderSpec test_spec;
-  test_spec.batch_size = std::max<std::int64_t>(1, std::min<std::int64_t>(256, config_.optim.batch_size));
+  test_spec.batch_size =
+      std::max<std::int64_t>(1, std::min<std::int64_t>(256, config_.optim.batch_size));
   test_spec.shuffle = data::Shuffle::Off;
   test_spec.remainder = data::Remainder::Keep;
   test_spec.rank = collective_->rank();
@@ -302,7 +323,8 @@ const data::ImageSetSource* TrialRunner::device_resident_train_source() const {
     case io::DataOnDevice::On:
       MD_INPUT_CHECK(in_memory != nullptr, config_.source,
                      ": runtime.data_on_device: true needs an in-memory dataset (cifar100 or idx), "
-                     "not ", io::to_string(config_.dataset.name));
+                     "not ",
+                     io::to_string(config_.dataset.name));
       return in_memory;
     case io::DataOnDevice::Auto:
       return context_.device.is_cuda() ? in_memory : nullptr;
@@ -316,7 +338,8 @@ void TrialRunner::open_log(bool resuming) {
     io::TrialLogContents contents = io::read_trial_log(log_path_);
     for (const auto& [metric, values] : contents.tables["epoch"]) {
       const auto keep = std::min<std::size_t>(values.size(), static_cast<std::size_t>(epoch_));
-      epoch_history_[metric].assign(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(keep));
+      epoch_history_[metric].assign(values.begin(),
+                                    values.begin() + static_cast<std::ptrdiff_t>(keep));
     }
     log_.emplace(io::TrialLog::open(log_path_, io::OpenMode::Resume, {}));
     // Rows written after the checkpoint are replayed by this run: cut them.
@@ -345,15 +368,20 @@ void TrialRunner::save_checkpoint() {
   if (!writer_) return;
   io::CheckpointData data;
   put_student(data, student(), learner_->model());
-  put_packed(data, "optim", "momentum", student().layout().parameters, learner_->optimizer().momentum_buffer());
+  put_packed(data, "optim", "momentum", student().layout().parameters,
+             learner_->optimizer().momentum_buffer());
   if (use_generator()) {
-    put_layout(data, "gen", learner_->generator().layout().parameters, learner_->generator_buffers().parameters);
+    put_layout(data, "gen", learner_->generator().layout().parameters,
+               learner_->generator_buffers().parameters);
     if (learner_->generator_adam() != nullptr) {
-      put_packed(data, "gen_optim", "exp_avg", learner_->generator().layout().parameters, learner_->generator_adam()->exp_avg());
-      put_packed(data, "gen_optim", "exp_avg_sq", learner_->generator().layout().parameters, learner_->generator_adam()->exp_avg_sq());
+      put_packed(data, "gen_optim", "exp_avg", learner_->generator().layout().parameters,
+                 learner_->generator_adam()->exp_avg());
+      put_packed(data, "gen_optim", "exp_avg_sq", learner_->generator().layout().parameters,
+                 learner_->generator_adam()->exp_avg_sq());
       data.attributes["gen_adam_steps"] = learner_->generator_adam()->steps();
     } else {
-      put_packed(data, "gen_optim", "momentum", learner_->generator().layout().parameters, learner_->generator_sgd()->momentum_buffer());
+      put_packed(data, "gen_optim", "momentum", learner_->generator().layout().parameters,
+                 learner_->generator_sgd()->momentum_buffer());
     }
   }
   data.attributes[io::kSchemaVersionAttribute] = io::kCheckpointSchemaVersion;
@@ -375,14 +403,16 @@ void TrialRunner::save_checkpoint() {
   data.attributes["loss_count"] = loss_count_;
   data.attributes["epoch_loss_sum"] = epoch_loss_sum_.item();
   data.attributes["epoch_loss_count"] = epoch_loss_count_;
-  for (const auto& [name, sum] : epoch_targets_.sums()) data.attributes["epoch_" + name + "_sum"] = sum;
+  for (const auto& [name, sum] : epoch_targets_.sums())
+    data.attributes["epoch_" + name + "_sum"] = sum;
   io::write_checkpoint(checkpoint_path_, data);
 }
 
-std::int64_t int_attribute(const io::CheckpointData& data, const std::string& path, const std::string& name) {
+std::int64_t int_attribute(const io::CheckpointData& data, const std::string& path,
+                           const std::string& name) {
   auto it = data.attributes.find(name);
-  MD_INPUT_CHECK(it != data.attributes.end() && std::holds_alternative<std::int64_t>(it->second), path,
-                 ": checkpoint attribute '", name, "' is missing or not an integer");
+  MD_INPUT_CHECK(it != data.attributes.end() && std::holds_alternative<std::int64_t>(it->second),
+                 path, ": checkpoint attribute '", name, "' is missing or not an integer");
   return std::get<std::int64_t>(it->second);
 }
 
@@ -394,23 +424,32 @@ bool TrialRunner::load_checkpoint() {
                      std::get<std::string>(id->second) == id_,
                  checkpoint_path_, ": belongs to another trial");
   load_student(data, checkpoint_path_, student(), learner_->model(), WeightGroups::BackboneAndAux);
-  load_packed(data, checkpoint_path_, "optim", "momentum", student().layout().parameters, learner_->optimizer().momentum_buffer());
+  load_packed(data, checkpoint_path_, "optim", "momentum", student().layout().parameters,
+              learner_->optimizer().momentum_buffer());
   if (use_generator()) {
     load_layout(data, checkpoint_path_, "gen", learner_->generator().layout().parameters,
                 learner_->generator_buffers().parameters);
     if (learner_->generator_adam() != nullptr) {
-      load_packed(data, checkpoint_path_, "gen_optim", "exp_avg", learner_->generator().layout().parameters, learner_->generator_adam()->exp_avg());
-      load_packed(data, checkpoint_path_, "gen_optim", "exp_avg_sq", learner_->generator().layout().parameters, learner_->generator_adam()->exp_avg_sq());
-      learner_->generator_adam()->set_steps(int_attribute(data, checkpoint_path_, "gen_adam_steps"));
+      load_packed(data, checkpoint_path_, "gen_optim", "exp_avg",
+                  learner_->generator().layout().parameters, learner_->generator_adam()->exp_avg());
+      load_packed(data, checkpoint_path_, "gen_optim", "exp_avg_sq",
+                  learner_->generator().layout().parameters,
+                  learner_->generator_adam()->exp_avg_sq());
+      learner_->generator_adam()->set_steps(
+          int_attribute(data, checkpoint_path_, "gen_adam_steps"));
     } else {
-      load_packed(data, checkpoint_path_, "gen_optim", "momentum", learner_->generator().layout().parameters, learner_->generator_sgd()->momentum_buffer());
+      load_packed(data, checkpoint_path_, "gen_optim", "momentum",
+                  learner_->generator().layout().parameters,
+                  learner_->generator_sgd()->momentum_buffer());
     }
     if (const auto weight = data.attributes.find("gen_label_weight");
         weight != data.attributes.end() && std::holds_alternative<double>(weight->second)) {
       learner_->set_label_weight(std::get<double>(weight->second));
     } else if (learner_->spec().meta.label_weight != 0.0) {
-      // Written before the label anchor existed: the trial goes on with the objective it began with.
-      log_warning(checkpoint_path_, ": checkpoint from before method.meta.label_weight; this trial "
+      // Written before the label anchor existed: the trial goes on with the objective it began
+      // with.
+      log_warning(checkpoint_path_,
+                  ": checkpoint from before method.meta.label_weight; this trial "
                   "resumes without the generator's label anchor (label_weight 0), as it started");
       learner_->set_label_weight(0.0);
     }
@@ -420,14 +459,15 @@ bool TrialRunner::load_checkpoint() {
   epoch_ = static_cast<int>(int_attribute(data, checkpoint_path_, "epoch"));
   batch_in_epoch_ = int_attribute(data, checkpoint_path_, "batch_in_epoch");
   learner_->set_steps(int_attribute(data, checkpoint_path_, "step"));
-  if (auto wall = data.attributes.find("wall_s"); wall != data.attributes.end() &&
-                                                  std::holds_alternative<double>(wall->second)) {
+  if (auto wall = data.attributes.find("wall_s");
+      wall != data.attributes.end() && std::holds_alternative<double>(wall->second)) {
     wall_before_ = std::get<double>(wall->second);
   }
   if (data.attributes.count("epoch_loss_count")) {
     backend_.fill(loss_sum_, io::attribute_double(data.attributes, "loss_sum", checkpoint_path_));
     loss_count_ = int_attribute(data, checkpoint_path_, "loss_count");
-    backend_.fill(epoch_loss_sum_, io::attribute_double(data.attributes, "epoch_loss_sum", checkpoint_path_));
+    backend_.fill(epoch_loss_sum_,
+                  io::attribute_double(data.attributes, "epoch_loss_sum", checkpoint_path_));
     epoch_loss_count_ = int_attribute(data, checkpoint_path_, "epoch_loss_count");
   }
   std::map<std::string, double> target_sums;
@@ -441,7 +481,8 @@ bool TrialRunner::load_checkpoint() {
     }
   }
   epoch_targets_.restore(target_sums);
-  log_info("resuming trial ", id_, " at epoch ", epoch_, " batch ", batch_in_epoch_, " (step ", learner_->steps(), ")");
+  log_info("resuming trial ", id_, " at epoch ", epoch_, " batch ", batch_in_epoch_, " (step ",
+           learner_->steps(), ")");
   return true;
 }
 
@@ -470,8 +511,8 @@ void TrialRunner::train_step(const data::Batch& host_batch, double learning_rate
     kd_last_ = LossTerms::value(report.terms.kd);
     hint_last_ = LossTerms::value(report.terms.hint);
     if (!report.targets.empty()) {
-      const TargetStatistics statistics = target_statistics(
-          report.targets, report.deepest_logits, labels, config_.method.temperature);
+      const TargetStatistics statistics = target_statistics(report.targets, report.deepest_logits,
+                                                            labels, config_.method.temperature);
       target_row_ = target_statistics_row(statistics);
       epoch_targets_.add(statistics);
     }
@@ -493,7 +534,8 @@ void TrialRunner::write_log_row(double learning_rate, double images_per_second) 
   if (!writer_) return;
   std::map<std::string, double> row{
       {"step", static_cast<double>(learner_->steps())},
-      {"epoch", epoch_ + static_cast<double>(batch_in_epoch_) / static_cast<double>(batches_per_epoch_)},
+      {"epoch",
+       epoch_ + static_cast<double>(batch_in_epoch_) / static_cast<double>(batches_per_epoch_)},
       {"lr", learning_rate},
       {"loss", loss},
       {"loss_ce", ce_last_},
@@ -515,14 +557,16 @@ void TrialRunner::report_progress(double images_per_second, bool final_line) {
   if (!writer_ || context_.progress == Progress::Off) return;
   const bool terminal = context_.progress == Progress::Terminal ||
                         (context_.progress == Progress::Auto && isatty(fileno(stderr)));
-  const double done = epoch_ * static_cast<double>(batches_per_epoch_) + static_cast<double>(batch_in_epoch_);
+  const double done =
+      epoch_ * static_cast<double>(batches_per_epoch_) + static_cast<double>(batch_in_epoch_);
   const double total = config_.optim.epochs * static_cast<double>(batches_per_epoch_);
   const double elapsed = seconds_since(start_);
   if (done_at_start_ < 0) done_at_start_ = done;
   const double rate = (done - done_at_start_) / std::max(elapsed, 1e-9);
   const double eta = rate > 0 ? (total - done) / rate : 0.0;
   char line[256];
-  std::snprintf(line, sizeof line, "%s epoch %d/%d batch %lld/%lld loss %.4f %.0f img/s test %.4f ETA %s",
+  std::snprintf(line, sizeof line,
+                "%s epoch %d/%d batch %lld/%lld loss %.4f %.0f img/s test %.4f ETA %s",
                 context_.label.c_str(), epoch_ + 1, config_.optim.epochs,
                 static_cast<long long>(batch_in_epoch_), static_cast<long long>(batches_per_epoch_),
                 last_loss_, images_per_second, last_test_accuracy_, format_duration(eta).c_str());
@@ -580,13 +624,15 @@ void TrialRunner::train_epoch() {
   while (batch_in_epoch_ < batches_per_epoch_ && next_train_batch(batch)) {
     if (collective_->any(interrupt_requested())) {
       save_checkpoint();
-      throw Interrupted("trial " + id_ + " interrupted by signal " + std::to_string(interrupt_signal()) +
-                        " at epoch " + std::to_string(epoch_) + " batch " + std::to_string(batch_in_epoch_) +
-                        "; checkpoint written to " + checkpoint_path_);
+      throw Interrupted("trial " + id_ + " interrupted by signal " +
+                        std::to_string(interrupt_signal()) + " at epoch " + std::to_string(epoch_) +
+                        " batch " + std::to_string(batch_in_epoch_) + "; checkpoint written to " +
+                        checkpoint_path_);
     }
     const double lr = learning_rate(
-        ScheduleSpec{config_.optim.schedule.name == io::ScheduleName::Cosine ? ScheduleKind::Cosine
-                                                                              : ScheduleKind::Multistep,
+        ScheduleSpec{config_.optim.schedule.name == io::ScheduleName::Cosine
+                         ? ScheduleKind::Cosine
+                         : ScheduleKind::Multistep,
                      config_.optim.lr, config_.optim.epochs, config_.optim.schedule.milestones,
                      config_.optim.schedule.gamma, config_.optim.schedule.warmup_epochs},
         epoch_, batch_in_epoch_, batches_per_epoch_);
@@ -624,7 +670,9 @@ TrialResult TrialRunner::run() {
       const auto epoch_start = Clock::now();
       train_epoch();
       if (!diverged_) {
-        const double train_loss = epoch_loss_count_ > 0 ? epoch_loss_sum_.item() / static_cast<double>(epoch_loss_count_) : NAN;
+        const double train_loss =
+            epoch_loss_count_ > 0 ? epoch_loss_sum_.item() / static_cast<double>(epoch_loss_count_)
+                                  : NAN;
         diverged_ = collective_->any(!std::isfinite(train_loss));
         if (!diverged_) {
           std::map<std::string, double> row = evaluate();
@@ -649,7 +697,8 @@ TrialResult TrialRunner::run() {
             log_->flush();
           }
           if (config_.runtime.checkpoint_every_epochs > 0 &&
-              (epoch_ % config_.runtime.checkpoint_every_epochs == 0 || epoch_ == config_.optim.epochs)) {
+              (epoch_ % config_.runtime.checkpoint_every_epochs == 0 ||
+               epoch_ == config_.optim.epochs)) {
             save_checkpoint();
           }
         }
@@ -678,13 +727,14 @@ TrialResult TrialRunner::run() {
     throw;
   }
   // Final summary from the epoch history (restored from the log when resumed).
-  const double skipped_samples = collective_->sum(
-      static_cast<double>((train_loader_ ? train_loader_->skipped_samples() : 0) +
-                          test_loader_->skipped_samples()));
+  const double skipped_samples = collective_->sum(static_cast<double>(
+      (train_loader_ ? train_loader_->skipped_samples() : 0) + test_loader_->skipped_samples()));
   if (writer_) {
     std::map<std::string, double> final_values;
     for (const auto& [metric, values] : epoch_history_) {
-      if ((metric.rfind("test_acc_", 0) != 0 && metric.rfind("test_top5_", 0) != 0) || values.empty()) continue;
+      if ((metric.rfind("test_acc_", 0) != 0 && metric.rfind("test_top5_", 0) != 0) ||
+          values.empty())
+        continue;
       final_values["last_" + metric.substr(5)] = values.back();
       double best = values.front();
       for (double value : values) best = std::max(best, value);
@@ -692,10 +742,12 @@ TrialResult TrialRunner::run() {
     }
     const double wall = wall_before_ + seconds_since(start_);
     final_values["total_wall_s"] = wall;
-    final_values["gpu_hours"] = context_.device.is_cuda() ? wall * collective_->size() / 3600.0 : 0.0;
+    final_values["gpu_hours"] =
+        context_.device.is_cuda() ? wall * collective_->size() / 3600.0 : 0.0;
     final_values["epochs"] = epoch_;
     final_values["steps"] = static_cast<double>(learner_->steps());
-    final_values["skipped_samples"] = skipped_samples;  // unrenderable (corrupt) images, all ranks, this run
+    final_values["skipped_samples"] =
+        skipped_samples;  // unrenderable (corrupt) images, all ranks, this run
     log_->set_final(final_values);
     io::record_status(*log_, io::TrialStatus::Complete);
     result.final_values = final_values;

@@ -73,8 +73,8 @@ void load_imagenet(const io::TrialConfig& config, DataUse use, TrialData& data) 
   io::ImagenetShards val_shards = io::ImagenetShards::open(data.root, io::ImagenetSplit::Val);
   data.num_classes = val_shards.num_classes();
   data.channels = 3;
-  auto test_store = std::make_shared<ShardStore>(std::move(val_shards),
-                                                 "ILSVRC2012 val shards in " + data.root);
+  auto test_store =
+      std::make_shared<ShardStore>(std::move(val_shards), "ILSVRC2012 val shards in " + data.root);
   transform.phase = data::JpegPhase::Eval;
   data.test = std::make_unique<data::JpegShardSource>(test_store, transform, 2);
   data.test_store = test_store;
@@ -111,27 +111,26 @@ void load_in_memory(const io::TrialConfig& config, TrialData& data) {
   }
   if (dataset.train_count > 0) {
     MD_INPUT_CHECK(dataset.train_count <= data.train_set.count, config.source,
-                   ": dataset.train_count is ", dataset.train_count, " but ",
-                   data.train_set.source, " has ", data.train_set.count, " images");
+                   ": dataset.train_count is ", dataset.train_count, " but ", data.train_set.source,
+                   " has ", data.train_set.count, " images");
     data.train_set = data::first_samples(data.train_set, dataset.train_count);
   }
   if (validation) {
     MD_INPUT_CHECK(dataset.validation_count < data.train_set.count, config.source,
-                   ": dataset.validation_count is ", dataset.validation_count,
-                   " but training has ", data.train_set.count, " images");
+                   ": dataset.validation_count is ", dataset.validation_count, " but training has ",
+                   data.train_set.count, " images");
     // One split for every seed and method, so that all arms are compared on the same images.
-    auto [train_part, validation_part] = data::split_holdout_count(
-        data.train_set, dataset.validation_count, kValidationSplitSeed);
+    auto [train_part, validation_part] =
+        data::split_holdout_count(data.train_set, dataset.validation_count, kValidationSplitSeed);
     data.train_set = std::move(train_part);
     data.test_set = std::move(validation_part);
   }
   const data::ImageSet& train = data.train_set;
   const data::ImageSet& test = data.test_set;
-  MD_INPUT_CHECK(train.channels == test.channels && train.height == test.height &&
-                     train.width == test.width,
-                 test.source, ": test images are ", test.channels, "x", test.height, "x",
-                 test.width, " but training images are ", train.channels, "x", train.height, "x",
-                 train.width);
+  MD_INPUT_CHECK(
+      train.channels == test.channels && train.height == test.height && train.width == test.width,
+      test.source, ": test images are ", test.channels, "x", test.height, "x", test.width,
+      " but training images are ", train.channels, "x", train.height, "x", train.width);
   data.root = dataset.root;
   if (config.method.name == io::MethodName::MetaDistiller &&
       config.method.meta.data == io::MetaData::Holdout) {
@@ -150,8 +149,8 @@ void load_in_memory(const io::TrialConfig& config, TrialData& data) {
     data.meta_holdout =
         std::make_unique<data::ImageSetSource>(data.meta_holdout_set, augment, normalization);
   }
-  data.test = std::make_unique<data::ImageSetSource>(data.test_set, data::AugmentSpec{},
-                                                     normalization);
+  data.test =
+      std::make_unique<data::ImageSetSource>(data.test_set, data::AugmentSpec{}, normalization);
   data.num_classes = data.train_set.num_classes;
   data.channels = data.train_set.channels;
 }

@@ -33,7 +33,8 @@ void load_slots(const io::CheckpointData& data, const std::string& path, const s
     const Tensor& stored = *it->second;
     MD_INPUT_CHECK(stored.shape() == slot.shape, path, ": /", group, "/", slot.name, " has shape ",
                    shape_str(stored.shape()), ", the model needs ", shape_str(slot.shape));
-    const Tensor converted = stored.dtype() == host.dtype() ? stored : stored.to_dtype(host.dtype());
+    const Tensor converted =
+        stored.dtype() == host.dtype() ? stored : stored.to_dtype(host.dtype());
     host.slice_flat(slot.offset, slot.shape).copy_from(converted);
   }
   flat.copy_from(host);
@@ -48,28 +49,32 @@ std::size_t leading_slots(const nn::FlatLayout& layout, std::int64_t numel) {
 
 }  // namespace
 
-void put_student(io::CheckpointData& data, const models::Student& student, const nn::ModelBuffers& buffers) {
+void put_student(io::CheckpointData& data, const models::Student& student,
+                 const nn::ModelBuffers& buffers) {
   const nn::ModelLayout& layout = student.layout();
   const std::size_t params = leading_slots(layout.parameters, student.backbone_parameter_count());
   const std::size_t stats = leading_slots(layout.buffers, student.backbone_buffer_count());
   put_slots(data, "model", layout.parameters, buffers.parameters, 0, params);
   put_slots(data, "model", layout.buffers, buffers.buffers, 0, stats);
   if (student.num_heads() > 1) {
-    put_slots(data, "aux", layout.parameters, buffers.parameters, params, layout.parameters.slots().size());
+    put_slots(data, "aux", layout.parameters, buffers.parameters, params,
+              layout.parameters.slots().size());
     put_slots(data, "aux", layout.buffers, buffers.buffers, stats, layout.buffers.slots().size());
   }
 }
 
-void load_student(const io::CheckpointData& data, const std::string& path, const models::Student& student,
-                  nn::ModelBuffers& buffers, WeightGroups groups) {
+void load_student(const io::CheckpointData& data, const std::string& path,
+                  const models::Student& student, nn::ModelBuffers& buffers, WeightGroups groups) {
   const nn::ModelLayout& layout = student.layout();
   const std::size_t params = leading_slots(layout.parameters, student.backbone_parameter_count());
   const std::size_t stats = leading_slots(layout.buffers, student.backbone_buffer_count());
   load_slots(data, path, "model", layout.parameters, buffers.parameters, 0, params);
   load_slots(data, path, "model", layout.buffers, buffers.buffers, 0, stats);
   if (groups == WeightGroups::BackboneAndAux) {
-    load_slots(data, path, "aux", layout.parameters, buffers.parameters, params, layout.parameters.slots().size());
-    load_slots(data, path, "aux", layout.buffers, buffers.buffers, stats, layout.buffers.slots().size());
+    load_slots(data, path, "aux", layout.parameters, buffers.parameters, params,
+               layout.parameters.slots().size());
+    load_slots(data, path, "aux", layout.buffers, buffers.buffers, stats,
+               layout.buffers.slots().size());
   }
 }
 
@@ -91,7 +96,8 @@ void load_flat(const io::CheckpointData& data, const std::string& path, const st
   MD_INPUT_CHECK(stored != nullptr, path, ": /", group, "/", name, " is missing");
   MD_INPUT_CHECK(stored->numel() == target.numel(), path, ": /", group, "/", name, " has ",
                  stored->numel(), " elements, expected ", target.numel());
-  const Tensor converted = stored->dtype() == target.dtype() ? *stored : stored->to_dtype(target.dtype());
+  const Tensor converted =
+      stored->dtype() == target.dtype() ? *stored : stored->to_dtype(target.dtype());
   target.copy_from(converted);
 }
 

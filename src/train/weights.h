@@ -16,9 +16,10 @@ namespace md::train {
 
 enum class WeightGroups { BackboneOnly, BackboneAndAux };
 
-void put_student(io::CheckpointData& data, const models::Student& student, const nn::ModelBuffers& buffers);
-void load_student(const io::CheckpointData& data, const std::string& path, const models::Student& student,
-                  nn::ModelBuffers& buffers, WeightGroups groups);
+void put_student(io::CheckpointData& data, const models::Student& student,
+                 const nn::ModelBuffers& buffers);
+void load_student(const io::CheckpointData& data, const std::string& path,
+                  const models::Student& student, nn::ModelBuffers& buffers, WeightGroups groups);
 // Every slot of `layout` under /<group>/<slot name>.
 void put_layout(io::CheckpointData& data, const std::string& group, const nn::FlatLayout& layout,
                 const Tensor& flat);

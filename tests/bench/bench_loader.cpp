@@ -7,7 +7,6 @@
 // with the training step's images/s (`metadistill bench --arch resnet18 --image-size 224`):
 // DESIGN.md §9 wants the loader at least 2x the step.
 #include <benchmark/benchmark.h>
-
 #include <unistd.h>
 
 #include <filesystem>
@@ -48,9 +47,9 @@ struct PackedTree {
           const auto seed = static_cast<std::uint64_t>(1000 * c + i);
           md::test::write_file(
               (dir / (wnid + "_" + std::to_string(i) + ".JPEG")).string(),
-              md::test::encode_jpeg(md::test::make_photo_like_image(portrait ? 375 : 500,
-                                                                    portrait ? 500 : 375, seed),
-                                    90));
+              md::test::encode_jpeg(
+                  md::test::make_photo_like_image(portrait ? 375 : 500, portrait ? 500 : 375, seed),
+                  90));
         }
       }
     }

@@ -49,9 +49,9 @@ struct MapShape {
 // resnet18_cifar: conv1, the four stages' 3x3 convs (first of a stage strided), and the 1x1
 // stride-2 downsample convs of stages 2-4.
 const std::vector<ConvShape> kConvShapes = {
-    {3, 64, 32, 3, 1},     {64, 64, 32, 3, 1},   {64, 128, 32, 3, 2},  {64, 128, 32, 1, 2},
-    {128, 128, 16, 3, 1},  {128, 256, 16, 3, 2}, {128, 256, 16, 1, 2}, {256, 256, 8, 3, 1},
-    {256, 512, 8, 3, 2},   {256, 512, 8, 1, 2},  {512, 512, 4, 3, 1},
+    {3, 64, 32, 3, 1},    {64, 64, 32, 3, 1},   {64, 128, 32, 3, 2},  {64, 128, 32, 1, 2},
+    {128, 128, 16, 3, 1}, {128, 256, 16, 3, 2}, {128, 256, 16, 1, 2}, {256, 256, 8, 3, 1},
+    {256, 512, 8, 3, 2},  {256, 512, 8, 1, 2},  {512, 512, 4, 3, 1},
 };
 
 const std::vector<MapShape> kMapShapes = {{64, 32}, {128, 16}, {256, 8}, {512, 4}};
@@ -162,13 +162,13 @@ void bench_batch_norm_backward(benchmark::State& state, MapShape shape, std::int
   Tensor save_invstd = Tensor::empty({shape.channels});
   Tensor running_mean = Tensor::zeros({shape.channels});
   Tensor running_var = Tensor::full({shape.channels}, 1.0);
-  cpu.batch_norm_forward_train(x, gamma, beta, y, save_mean, save_invstd, running_mean,
-                               running_var, BatchNormParams{}, RunningStatsUpdate::Skip);
+  cpu.batch_norm_forward_train(x, gamma, beta, y, save_mean, save_invstd, running_mean, running_var,
+                               BatchNormParams{}, RunningStatsUpdate::Skip);
   Tensor grad_gamma = Tensor::empty({shape.channels});
   Tensor grad_beta = Tensor::empty({shape.channels});
   for (auto _ : state) {
-    cpu.batch_norm_backward(x, grad_y, gamma, save_mean, save_invstd, grad_x, grad_gamma,
-                            grad_beta, Write::Overwrite);
+    cpu.batch_norm_backward(x, grad_y, gamma, save_mean, save_invstd, grad_x, grad_gamma, grad_beta,
+                            Write::Overwrite);
     benchmark::ClobberMemory();
   }
   state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(3 * x.nbytes()));
@@ -219,12 +219,10 @@ void register_all(std::int64_t batch) {
     });
   }
   for (const MapShape& shape : kMapShapes) {
-    register_op(map_name("bn_fwd", shape), [=](benchmark::State& state) {
-      bench_batch_norm_forward(state, shape, batch);
-    });
-    register_op(map_name("bn_bwd", shape), [=](benchmark::State& state) {
-      bench_batch_norm_backward(state, shape, batch);
-    });
+    register_op(map_name("bn_fwd", shape),
+                [=](benchmark::State& state) { bench_batch_norm_forward(state, shape, batch); });
+    register_op(map_name("bn_bwd", shape),
+                [=](benchmark::State& state) { bench_batch_norm_backward(state, shape, batch); });
     register_op(map_name("relu_fwd", shape), [=](benchmark::State& state) {
       bench_relu(state, shape, ReluPass::Forward, batch);
     });
@@ -263,8 +261,8 @@ Settings parse_settings(int& argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg.starts_with("--threads=")) {
-      settings.threads = static_cast<int>(
-          parse_positive(std::string(arg.substr(std::string_view("--threads=").size())), "--threads"));
+      settings.threads = static_cast<int>(parse_positive(
+          std::string(arg.substr(std::string_view("--threads=").size())), "--threads"));
     } else if (arg.starts_with("--batch=")) {
       settings.batch =
           parse_positive(std::string(arg.substr(std::string_view("--batch=").size())), "--batch");

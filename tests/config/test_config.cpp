@@ -567,14 +567,16 @@ TEST(TrialConfigErrors, CrossKeyChecks) {
               HasSubstr("optim.nesterov: needs optim.momentum > 0"));
   EXPECT_THAT(error_of("dataset: {name: cifar100, root: /d, train_images: x.gz}\n"),
               HasSubstr("dataset.train_images: only allowed with dataset.name idx, not cifar100"));
-  EXPECT_THAT(error_of(kMinimal, {"dataset.train_count=100", "dataset.validation_count=100"}),
-              HasSubstr("dataset.validation_count: must be below dataset.train_count (100), got 100"));
+  EXPECT_THAT(
+      error_of(kMinimal, {"dataset.train_count=100", "dataset.validation_count=100"}),
+      HasSubstr("dataset.validation_count: must be below dataset.train_count (100), got 100"));
   EXPECT_THAT(error_of("dataset: {name: imagenet, root: /d, train_count: 10}\n"),
               HasSubstr("dataset.train_count: only allowed with dataset.name cifar100 or idx"));
   // Every method takes the KD term with or without T² (the meta-gradient weights it the same).
-  EXPECT_FALSE(parse_trial_config(kMinimal, "t",
-                                  {"method.name=metadistiller", "method.kd_temperature_squared=false"})
-                   .method.kd_temperature_squared);
+  EXPECT_FALSE(
+      parse_trial_config(kMinimal, "t",
+                         {"method.name=metadistiller", "method.kd_temperature_squared=false"})
+          .method.kd_temperature_squared);
   EXPECT_FALSE(
       parse_trial_config(kMinimal, "t", {"method.name=byot", "method.kd_temperature_squared=false"})
           .method.kd_temperature_squared);
@@ -620,15 +622,18 @@ TEST(TrialConfig, ImagenetKeysAreReadOnlyForImagenet) {
   EXPECT_EQ(parse_trial_config(to_yaml(small), "again"), small);
   // Not printed (so trial ids of other data sets do not change) and not accepted elsewhere.
   EXPECT_THAT(to_yaml(parse_trial_config(kMinimal, "t")), Not(HasSubstr("crop_size")));
-  EXPECT_THAT(error_of("dataset: {name: cifar100, root: /d, crop_size: 32}\n"),
-              HasSubstr("dataset.crop_size: only allowed with dataset.name imagenet, not cifar100"));
+  EXPECT_THAT(
+      error_of("dataset: {name: cifar100, root: /d, crop_size: 32}\n"),
+      HasSubstr("dataset.crop_size: only allowed with dataset.name imagenet, not cifar100"));
   EXPECT_THAT(error_of("dataset: {name: imagenet, root: /d, crop_size: 224, resize_size: 200}\n"),
               HasSubstr("dataset.resize_size: must be at least dataset.crop_size (224), got 200"));
   EXPECT_THAT(error_of("dataset: {name: imagenet, root: /d, min_scale: 0}\n"),
               HasSubstr("dataset.min_scale: must be"));
   // Staging the shards locally does not change what the trial computes.
-  EXPECT_EQ(trial_id(small), trial_id(parse_trial_config(to_yaml(small), "t", {"dataset.local_copy=false"})));
-  EXPECT_NE(trial_id(small), trial_id(parse_trial_config(to_yaml(small), "t", {"dataset.crop_size=30"})));
+  EXPECT_EQ(trial_id(small),
+            trial_id(parse_trial_config(to_yaml(small), "t", {"dataset.local_copy=false"})));
+  EXPECT_NE(trial_id(small),
+            trial_id(parse_trial_config(to_yaml(small), "t", {"dataset.crop_size=30"})));
 }
 
 TEST(TrialConfig, IdxWithFourAbsolutePathsNeedsNoRoot) {
@@ -653,9 +658,10 @@ TEST(TrialConfigErrors, MissingRequiredKeys) {
   EXPECT_EQ(error_of("model: {arch: resnet20}\n"),
             "trial.yaml: dataset.name: required key is missing; allowed: cifar100, idx, imagenet");
   EXPECT_THAT(error_of(""), HasSubstr("trial.yaml: dataset.name: required key is missing"));
-  EXPECT_THAT(error_of("dataset:\n  name: idx\n"),
-              HasSubstr("trial.yaml: dataset.root: required key is missing (unless all four idx files "
-                        "are absolute paths) (line 2, column 3)"));
+  EXPECT_THAT(
+      error_of("dataset:\n  name: idx\n"),
+      HasSubstr("trial.yaml: dataset.root: required key is missing (unless all four idx files "
+                "are absolute paths) (line 2, column 3)"));
   EXPECT_THAT(error_of("dataset: {name: idx, root: ''}\n"),
               HasSubstr("dataset.root: must not be empty"));
 }
@@ -741,7 +747,8 @@ TEST(TrialId, SixteenHexDigitsPinnedForTheDefaults) {
   ASSERT_EQ(id.size(), 16u);
   EXPECT_EQ(id.find_first_not_of("0123456789abcdef"), std::string::npos);
   // Pinned (FNV-1a 64 of the canonical text in DefaultsPrintEveryKeyInFixedOrder without the
-  // keys added after ids were pinned, checked with Python): a change here changes every trial id, and sweeps rerun their finished trials.
+  // keys added after ids were pinned, checked with Python): a change here changes every trial id,
+  // and sweeps rerun their finished trials.
   EXPECT_EQ(id, "b2737af7806c25ce");
 }
 

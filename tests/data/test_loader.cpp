@@ -551,8 +551,10 @@ TEST(BatchLoader, BlockSourceShufflesPerEpochAndIsIndependentOfThreads) {
   expect_same_batches(epoch0, whole_epoch(parallel, 0));
   const std::vector<Batch> epoch1 = whole_epoch(serial, 1);
   std::vector<std::int64_t> order0, order1;
-  for (const Batch& batch : epoch0) order0.insert(order0.end(), batch.indices.begin(), batch.indices.end());
-  for (const Batch& batch : epoch1) order1.insert(order1.end(), batch.indices.begin(), batch.indices.end());
+  for (const Batch& batch : epoch0)
+    order0.insert(order0.end(), batch.indices.begin(), batch.indices.end());
+  for (const Batch& batch : epoch1)
+    order1.insert(order1.end(), batch.indices.begin(), batch.indices.end());
   EXPECT_NE(order0, order1);
   std::vector<std::int64_t> sorted = order0;
   std::sort(sorted.begin(), sorted.end());

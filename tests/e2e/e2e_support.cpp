@@ -1,12 +1,11 @@
 #include "e2e_support.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstring>
@@ -17,7 +16,8 @@ namespace md::e2e {
 
 namespace fs = std::filesystem;
 
-ProcessResult run_metadistill(const std::vector<std::string>& arguments, const RunOptions& options) {
+ProcessResult run_metadistill(const std::vector<std::string>& arguments,
+                              const RunOptions& options) {
   int out_pipe[2], err_pipe[2];
   if (pipe(out_pipe) != 0 || pipe(err_pipe) != 0) {
     ADD_FAILURE() << "pipe: " << std::strerror(errno);
@@ -51,7 +51,8 @@ ProcessResult run_metadistill(const std::vector<std::string>& arguments, const R
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(options.timeout_s);
   bool out_open = true, err_open = true, killed = false;
   while (out_open || err_open) {
-    pollfd fds[2] = {{out_open ? out_pipe[0] : -1, POLLIN, 0}, {err_open ? err_pipe[0] : -1, POLLIN, 0}};
+    pollfd fds[2] = {{out_open ? out_pipe[0] : -1, POLLIN, 0},
+                     {err_open ? err_pipe[0] : -1, POLLIN, 0}};
     const int ready = poll(fds, 2, 1000);
     if (std::chrono::steady_clock::now() > deadline && !killed) {
       kill(child, SIGKILL);
@@ -113,7 +114,8 @@ void write_idx(const std::string& path, std::uint32_t magic, const std::vector<s
                const std::string& payload) {
   std::string bytes;
   auto put_u32 = [&](std::uint32_t value) {
-    for (int shift = 24; shift >= 0; shift -= 8) bytes.push_back(static_cast<char>((value >> shift) & 0xff));
+    for (int shift = 24; shift >= 0; shift -= 8)
+      bytes.push_back(static_cast<char>((value >> shift) & 0xff));
   };
   put_u32(magic);
   for (std::uint32_t dim : dims) put_u32(dim);
@@ -139,7 +141,8 @@ std::string fashion_config(const std::map<std::string, std::string>& sections) {
       {"method", "{name: baseline}"},
       {"optim", "{epochs: 2, batch_size: 16, lr: 0.05}"},
       {"augment", "{random_crop: 2, flip: true}"},
-      {"runtime", "{device: cpu, threads: 1, log_every: 1, max_train_batches: 6, max_eval_batches: 1}"},
+      {"runtime",
+       "{device: cpu, threads: 1, log_every: 1, max_train_batches: 6, max_eval_batches: 1}"},
   };
   for (const auto& [section, text] : sections) all[section] = text;
   std::string yaml;
@@ -155,7 +158,8 @@ std::string only_file(const fs::path& dir, const std::string& suffix) {
     const std::string name = entry.path().filename().string();
     const bool checkpoint = name.size() >= 8 && name.compare(name.size() - 8, 8, ".ckpt.h5") == 0;
     if (suffix == ".h5" && checkpoint) continue;
-    if (name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    if (name.size() >= suffix.size() &&
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
       found.push_back(entry.path().string());
     }
   }

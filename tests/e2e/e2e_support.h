@@ -7,7 +7,6 @@
 #include <sys/types.h>
 
 #include <cstdint>
-
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -36,7 +35,8 @@ struct RunOptions {
 
 // Runs MD_METADISTILL with `arguments` (and OMP_WAIT_POLICY=passive unless already set);
 // never throws for a non-zero exit.
-ProcessResult run_metadistill(const std::vector<std::string>& arguments, const RunOptions& options = {});
+ProcessResult run_metadistill(const std::vector<std::string>& arguments,
+                              const RunOptions& options = {});
 
 // A fresh empty directory under the temporary directory, removed by the destructor.
 class TempDir {

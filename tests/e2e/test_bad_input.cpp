@@ -23,7 +23,8 @@ class BadInputTest : public ::testing::Test {
   BadInputTest() : dir_(::testing::UnitTest::GetInstance()->current_test_info()->name()) {}
 
   // Runs `train` with `config_text` and expects exit 2 with every one of `culprits` on stderr.
-  ProcessResult expect_train_rejects(const std::string& config_text, const std::vector<std::string>& culprits,
+  ProcessResult expect_train_rejects(const std::string& config_text,
+                                     const std::vector<std::string>& culprits,
                                      const std::vector<std::string>& extra = {}) {
     const std::string config = dir_.file("trial.yaml");
     write_text(config, config_text);
@@ -34,11 +35,13 @@ class BadInputTest : public ::testing::Test {
     return result;
   }
 
-  static void expect_rejected(const ProcessResult& result, const std::vector<std::string>& culprits) {
+  static void expect_rejected(const ProcessResult& result,
+                              const std::vector<std::string>& culprits) {
     EXPECT_EQ(result.exit_status, 2) << result.err;
     for (const std::string& culprit : culprits) {
-      EXPECT_NE(result.err.find(culprit), std::string::npos) << "stderr does not name " << culprit << ":\n"
-                                                              << result.err;
+      EXPECT_NE(result.err.find(culprit), std::string::npos)
+          << "stderr does not name " << culprit << ":\n"
+          << result.err;
     }
   }
 
@@ -46,7 +49,8 @@ class BadInputTest : public ::testing::Test {
   std::string write_backbone(const std::string& name, const std::string& arch) {
     models::Student student(models::ModelSpec{.arch = arch, .num_classes = 10, .in_channels = 1},
                             models::AuxHeads::None);
-    nn::ModelBuffers buffers = nn::ModelBuffers::allocate(student.layout(), DType::Float32, Device::cpu());
+    nn::ModelBuffers buffers =
+        nn::ModelBuffers::allocate(student.layout(), DType::Float32, Device::cpu());
     Rng rng(7);
     buffers.initialize(student.layout(), rng);
     io::CheckpointData data;
@@ -62,9 +66,10 @@ class BadInputTest : public ::testing::Test {
 };
 
 std::string idx_config(const std::string& root) {
-  return fashion_config({{"dataset", "{name: idx, root: " + root +
-                                         ", train_images: train-images, train_labels: train-labels, "
-                                         "test_images: test-images, test_labels: test-labels}"}});
+  return fashion_config(
+      {{"dataset", "{name: idx, root: " + root +
+                       ", train_images: train-images, train_labels: train-labels, "
+                       "test_images: test-images, test_labels: test-labels}"}});
 }
 
 void write_good_idx(const std::string& root) {
@@ -80,7 +85,8 @@ TEST_F(BadInputTest, UnknownConfigKey) {
 }
 
 TEST_F(BadInputTest, WrongType) {
-  expect_train_rejects(fashion_config({{"optim", "{epochs: many}"}}), {"optim.epochs", "trial.yaml"});
+  expect_train_rejects(fashion_config({{"optim", "{epochs: many}"}}),
+                       {"optim.epochs", "trial.yaml"});
 }
 
 TEST_F(BadInputTest, BadOverride) {
@@ -130,9 +136,11 @@ TEST_F(BadInputTest, InitFromACheckpointOfAnotherArch) {
 TEST_F(BadInputTest, InitFromACorruptHdf5File) {
   const std::string corrupt = dir_.file("corrupt.h5");
   write_text(corrupt, std::string("\x89HDF\r\n\x1a\n", 8) + std::string(500, '\x42'));
-  expect_train_rejects(fashion_config({{"model", "{arch: resnet20, init_from: " + corrupt + "}"}}), {corrupt});
+  expect_train_rejects(fashion_config({{"model", "{arch: resnet20, init_from: " + corrupt + "}"}}),
+                       {corrupt});
   const std::string missing = dir_.file("missing.h5");
-  expect_train_rejects(fashion_config({{"model", "{arch: resnet20, init_from: " + missing + "}"}}), {missing});
+  expect_train_rejects(fashion_config({{"model", "{arch: resnet20, init_from: " + missing + "}"}}),
+                       {missing});
 }
 
 TEST_F(BadInputTest, PredictWithACheckpointOfTheWrongShape) {
@@ -154,28 +162,33 @@ TEST_F(BadInputTest, PredictWithACheckpointOfTheWrongShape) {
   EXPECT_EQ(read_bytes(out), "earlier prediction");
 
   // The good checkpoint predicts; an input without dataset x is named.
-  const ProcessResult ok = run_metadistill({"predict", "--checkpoint", good, "--input", input, "--out", out});
+  const ProcessResult ok =
+      run_metadistill({"predict", "--checkpoint", good, "--input", input, "--out", out});
   ASSERT_EQ(ok.exit_status, 0) << ok.err;
   EXPECT_EQ(io::read_array(out, "logits").shape(), (Shape{2, 10}));
   const std::string no_x = dir_.file("no_x.h5");
   io::write_arrays(no_x, {{"images", Tensor::zeros({2, 1, 28, 28})}});
-  expect_rejected(run_metadistill({"predict", "--checkpoint", good, "--input", no_x, "--out", dir_.file("z.h5")}),
+  expect_rejected(run_metadistill({"predict", "--checkpoint", good, "--input", no_x, "--out",
+                                   dir_.file("z.h5")}),
                   {no_x, "x"});
 }
 
 TEST_F(BadInputTest, UnknownCommandLineOption) {
   const std::string config = dir_.file("trial.yaml");
   write_text(config, fashion_config({}));
-  expect_rejected(run_metadistill({"train", "--config", config, "--out", dir_.file("out"), "--epochs", "3"}),
-                  {"--epochs"});
-  expect_rejected(run_metadistill({"predict", "--checkpoint", "c.h5", "--out", "y.h5", "--bogus"}), {"--bogus"});
+  expect_rejected(
+      run_metadistill({"train", "--config", config, "--out", dir_.file("out"), "--epochs", "3"}),
+      {"--epochs"});
+  expect_rejected(run_metadistill({"predict", "--checkpoint", "c.h5", "--out", "y.h5", "--bogus"}),
+                  {"--bogus"});
   expect_rejected(run_metadistill({"train", "--out", dir_.file("out")}), {"--config"});
   expect_rejected(run_metadistill({"trian"}), {"trian"});
   // Both commands that take --progress reject an unknown value the same way.
   for (const std::string command : {"train", "sweep"}) {
     const ProcessResult result =
         command == "train"
-            ? run_metadistill({"train", "--config", config, "--out", dir_.file("out"), "--progress", "bogus"})
+            ? run_metadistill(
+                  {"train", "--config", config, "--out", dir_.file("out"), "--progress", "bogus"})
             : run_metadistill({"sweep", config, "--out", dir_.file("out"), "--progress", "bogus"});
     expect_rejected(result, {"--progress bogus: expected auto, terminal, lines or off"});
   }
@@ -208,7 +221,8 @@ TEST_F(BadInputTest, FailedResumeKeepsTheExistingLog) {
   // Data gone on the rerun: the same.
   write_text(checkpoint, checkpoint_bytes);
   fs::remove(root + "/train-labels");
-  expect_rejected(run_metadistill({"train", "--config", config, "--out", out}), {root + "/train-labels"});
+  expect_rejected(run_metadistill({"train", "--config", config, "--out", out}),
+                  {root + "/train-labels"});
   EXPECT_EQ(read_bytes(log), log_bytes);
   EXPECT_EQ(read_bytes(checkpoint), checkpoint_bytes);
   const io::TrialLogContents contents = io::read_trial_log(log);

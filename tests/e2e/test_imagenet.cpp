@@ -27,7 +27,8 @@ constexpr int kValPerClass = 2;
 void write_tree(const fs::path& source) {
   for (int c = 0; c < kClasses; ++c) {
     const std::string wnid = "n0000000" + std::to_string(c);
-    for (const auto& [split, count] : {std::pair{"train", kTrainPerClass}, std::pair{"val", kValPerClass}}) {
+    for (const auto& [split, count] :
+         {std::pair{"train", kTrainPerClass}, std::pair{"val", kValPerClass}}) {
       const fs::path dir = source / split / wnid;
       fs::create_directories(dir);
       for (int i = 0; i < count; ++i) {
@@ -46,16 +47,22 @@ void write_tree(const fs::path& source) {
   std::vector<std::uint8_t> truncated =
       test::encode_jpeg(test::make_test_image(64, 64, test::JpegColor::Rgb, 7));
   truncated.resize(truncated.size() / 3);
-  test::write_file((source / "train" / "n00000002" / "n00000002_truncated.JPEG").string(), truncated);
+  test::write_file((source / "train" / "n00000002" / "n00000002_truncated.JPEG").string(),
+                   truncated);
 }
 
 std::string trial_config(const std::string& shards, const std::string& method, int ranks) {
   return "dataset: {name: imagenet, root: " + shards +
          ", crop_size: 32, resize_size: 36, min_scale: 0.25}\n"
-         "model: {arch: resnet18, num_classes: " + std::to_string(kClasses) + "}\n"
-         "method: {name: " + method + "}\n"
+         "model: {arch: resnet18, num_classes: " +
+         std::to_string(kClasses) +
+         "}\n"
+         "method: {name: " +
+         method +
+         "}\n"
          "optim: {epochs: 1, batch_size: 8, lr: 0.05, schedule: {name: cosine}}\n"
-         "runtime: {device: cpu, threads: 2, log_every: 1, ranks_per_trial: " + std::to_string(ranks) + "}\n";
+         "runtime: {device: cpu, threads: 2, log_every: 1, ranks_per_trial: " +
+         std::to_string(ranks) + "}\n";
 }
 
 class ImagenetE2e : public ::testing::Test {
@@ -79,11 +86,12 @@ TempDir* ImagenetE2e::dir_ = nullptr;
 TEST_F(ImagenetE2e, MetaDistillerTrialTrainsOnShardsAndSkipsTheCorruptImage) {
   const std::string config = dir_->file("metadistiller.yaml");
   write_text(config, trial_config(dir_->file("shards"), "metadistiller", 1));
-  const ProcessResult train =
-      run_metadistill({"train", "--config", config, "--out", dir_->file("run"), "--progress", "off"});
+  const ProcessResult train = run_metadistill(
+      {"train", "--config", config, "--out", dir_->file("run"), "--progress", "off"});
   ASSERT_EQ(train.exit_status, 0) << train.err;
   EXPECT_NE(train.err.find("n00000002_truncated.JPEG"), std::string::npos)
-      << "the skipped record is named in a warning:\n" << train.err;
+      << "the skipped record is named in a warning:\n"
+      << train.err;
   const io::TrialLogContents log = io::read_trial_log(only_file(dir_->path() / "run", ".h5"));
   EXPECT_EQ(std::get<std::string>(log.attributes.at("status")), "complete");
   EXPECT_EQ(log.final_values.at("skipped_samples"), 1.0);
@@ -109,8 +117,8 @@ TEST_F(ImagenetE2e, MetaDistillerTrialTrainsOnShardsAndSkipsTheCorruptImage) {
 
 TEST_F(ImagenetE2e, LocalCopyStagesTheShardsUnderSlurmTmpdir) {
   const std::string config = dir_->file("local.yaml");
-  write_text(config, trial_config(dir_->file("shards"), "baseline", 1) +
-                         "augment: {flip: false}\n");
+  write_text(config,
+             trial_config(dir_->file("shards"), "baseline", 1) + "augment: {flip: false}\n");
   std::string text = read_bytes(config);
   text.replace(text.find("min_scale: 0.25}"), 16, "min_scale: 0.25, local_copy: true}");
   write_text(config, text);

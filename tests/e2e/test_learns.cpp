@@ -18,10 +18,13 @@ TEST(LearnsTest, ShortFashionMnistRunIsFarAboveChance) {
   TempDir dir("learns");
   const std::string config = dir.file("trial.yaml");
   // 100 batches of 100 images (1/6 of an epoch), then evaluation on 20 batches of 100 images.
-  write_text(config, fashion_config({{"optim", "{epochs: 1, batch_size: 100, lr: 0.05, weight_decay: 5.0e-4, "
-                                               "schedule: {name: cosine}}"},
-                                     {"runtime", "{device: cpu, threads: 2, log_every: 25, "
-                                                 "max_train_batches: 100, max_eval_batches: 20}"}}));
+  write_text(config,
+             fashion_config({{"optim",
+                              "{epochs: 1, batch_size: 100, lr: 0.05, weight_decay: 5.0e-4, "
+                              "schedule: {name: cosine}}"},
+                             {"runtime",
+                              "{device: cpu, threads: 2, log_every: 25, "
+                              "max_train_batches: 100, max_eval_batches: 20}"}}));
   const std::string out = dir.file("out");
   const ProcessResult result =
       run_metadistill({"train", "--config", config, "--out", out, "--progress", "lines"});
@@ -56,8 +59,8 @@ TEST(LearnsTest, ShortFashionMnistRunIsFarAboveChance) {
   // trainer evaluated (same order, same normalization, same batch size).
   const std::string predictions = dir.file("predictions.h5");
   const ProcessResult predicted =
-      run_metadistill({"predict", "--checkpoint", only_file(out, ".ckpt.h5"), "--config", config, "--out",
-                       predictions, "--batch", "100", "--device", "cpu"});
+      run_metadistill({"predict", "--checkpoint", only_file(out, ".ckpt.h5"), "--config", config,
+                       "--out", predictions, "--batch", "100", "--device", "cpu"});
   ASSERT_EQ(predicted.exit_status, 0) << predicted.err;
   EXPECT_NE(predicted.out.find("test_acc_head0"), std::string::npos) << predicted.out;
   const Tensor logits = io::read_array(predictions, "logits");
@@ -80,11 +83,14 @@ TEST(LearnsTest, ShortFashionMnistRunIsFarAboveChance) {
 TEST(LearnsTest, Bf16RunLearnsToo) {
   TempDir dir("learns_bf16");
   const std::string config = dir.file("trial.yaml");
-  write_text(config, fashion_config({{"optim", "{epochs: 1, batch_size: 100, lr: 0.05, weight_decay: 5.0e-4, "
-                                               "schedule: {name: cosine}}"},
-                                     {"runtime", "{device: cpu, threads: 2, precision: bf16, "
-                                                 "log_every: 20, max_train_batches: 60, "
-                                                 "max_eval_batches: 20}"}}));
+  write_text(config,
+             fashion_config({{"optim",
+                              "{epochs: 1, batch_size: 100, lr: 0.05, weight_decay: 5.0e-4, "
+                              "schedule: {name: cosine}}"},
+                             {"runtime",
+                              "{device: cpu, threads: 2, precision: bf16, "
+                              "log_every: 20, max_train_batches: 60, "
+                              "max_eval_batches: 20}"}}));
   const std::string out = dir.file("out");
   const ProcessResult result = run_metadistill({"train", "--config", config, "--out", out});
   ASSERT_EQ(result.exit_status, 0) << result.err;
@@ -101,17 +107,19 @@ TEST(LearnsTest, Bf16RunLearnsToo) {
 TEST(LearnsTest, TerminalProgressRewritesOneLine) {
   TempDir dir("terminal");
   const std::string config = dir.file("trial.yaml");
-  write_text(config, fashion_config({{"optim", "{epochs: 2, batch_size: 16}"},
-                                     {"runtime", "{device: cpu, threads: 1, log_every: 1, max_train_batches: 2, "
-                                                 "max_eval_batches: 1}"}}));
-  const ProcessResult result =
-      run_metadistill({"train", "--config", config, "--out", dir.file("out"), "--progress", "terminal"});
+  write_text(config,
+             fashion_config({{"optim", "{epochs: 2, batch_size: 16}"},
+                             {"runtime",
+                              "{device: cpu, threads: 1, log_every: 1, max_train_batches: 2, "
+                              "max_eval_batches: 1}"}}));
+  const ProcessResult result = run_metadistill(
+      {"train", "--config", config, "--out", dir.file("out"), "--progress", "terminal"});
   ASSERT_EQ(result.exit_status, 0) << result.err;
-  EXPECT_NE(result.err.find("\r[" ), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("\r["), std::string::npos) << result.err;
   EXPECT_NE(result.err.find("epoch 2/2 batch 2/2"), std::string::npos) << result.err;
   EXPECT_EQ(result.err.find("epoch 3/2"), std::string::npos) << result.err;
-  const ProcessResult quiet =
-      run_metadistill({"train", "--config", config, "--out", dir.file("quiet"), "--progress", "off"});
+  const ProcessResult quiet = run_metadistill(
+      {"train", "--config", config, "--out", dir.file("quiet"), "--progress", "off"});
   ASSERT_EQ(quiet.exit_status, 0) << quiet.err;
   EXPECT_EQ(quiet.err.find(" epoch "), std::string::npos) << quiet.err;
 }

@@ -44,7 +44,8 @@ TEST(PredictTest, TorchCheckpointGivesTorchLogits) {
   for (std::size_t i = 0; i < want.size(); ++i) {
     worst = std::max(worst, std::fabs(static_cast<double>(got[i]) - want[i]));
   }
-  EXPECT_LE(worst / scale, 1e-4) << "largest difference " << worst << " against logits up to " << scale;
+  EXPECT_LE(worst / scale, 1e-4) << "largest difference " << worst << " against logits up to "
+                                 << scale;
 }
 
 TEST(PredictTest, ConfigNormalizesAsTrainingDidWithAHoldout) {
@@ -70,14 +71,18 @@ TEST(PredictTest, ConfigNormalizesAsTrainingDidWithAHoldout) {
   write_idx(root + "/test-images", 0x803, {4, 8, 8}, images(4, 50));
   write_idx(root + "/test-labels", 0x801, {4}, labels(4));
   const std::string config = dir.file("trial.yaml");
-  write_text(config, fashion_config({{"dataset", "{name: idx, root: " + root +
-                                                     ", train_images: train-images, train_labels: train-labels, "
-                                                     "test_images: test-images, test_labels: test-labels}"},
-                                     {"method", "{name: metadistiller, meta: {data: holdout, holdout_fraction: 0.5, "
-                                                "generator_width: 16}}"},
-                                     {"optim", "{epochs: 1, batch_size: 8}"},
-                                     {"runtime", "{device: cpu, threads: 1, seed: 3}"}}));
-  const ProcessResult trained = run_metadistill({"train", "--config", config, "--out", dir.file("out")});
+  write_text(
+      config,
+      fashion_config({{"dataset", "{name: idx, root: " + root +
+                                      ", train_images: train-images, train_labels: train-labels, "
+                                      "test_images: test-images, test_labels: test-labels}"},
+                      {"method",
+                       "{name: metadistiller, meta: {data: holdout, holdout_fraction: 0.5, "
+                       "generator_width: 16}}"},
+                      {"optim", "{epochs: 1, batch_size: 8}"},
+                      {"runtime", "{device: cpu, threads: 1, seed: 3}"}}));
+  const ProcessResult trained =
+      run_metadistill({"train", "--config", config, "--out", dir.file("out")});
   ASSERT_EQ(trained.exit_status, 0) << trained.err;
   const std::string checkpoint = only_file(dir.path() / "out", ".ckpt.h5");
   const ProcessResult predicted =
@@ -115,24 +120,28 @@ TEST(PredictTest, ConfigNormalizesAsTrainingDidWithAHoldout) {
   auto logits_for = [&](const data::Normalization& normalization, const std::string& name) {
     std::vector<float> x(test.pixels.size());
     for (std::size_t i = 0; i < x.size(); ++i) {
-      x[i] = (static_cast<float>(test.pixels[i]) / 255.0f - normalization.mean[0]) / normalization.std[0];
+      x[i] = (static_cast<float>(test.pixels[i]) / 255.0f - normalization.mean[0]) /
+             normalization.std[0];
     }
     const std::string input = dir.file(name + "_x.h5");
     io::write_arrays(input, {{"x", Tensor::from_vector<float>({4, 1, 8, 8}, x)}});
-    const ProcessResult direct = run_metadistill(
-        {"predict", "--checkpoint", checkpoint, "--input", input, "--out", dir.file(name + ".h5"), "--device", "cpu"});
+    const ProcessResult direct =
+        run_metadistill({"predict", "--checkpoint", checkpoint, "--input", input, "--out",
+                         dir.file(name + ".h5"), "--device", "cpu"});
     EXPECT_EQ(direct.exit_status, 0) << direct.err;
     return io::read_array(dir.file(name + ".h5"), "logits").to_vector<float>();
   };
-  const std::vector<float> from_config = io::read_array(dir.file("config.h5"), "logits").to_vector<float>();
-  const std::vector<float> trained_part =
-      logits_for(data::compute_normalization(data::split_holdout(train, 0.5, 3).first), "trained_part");
+  const std::vector<float> from_config =
+      io::read_array(dir.file("config.h5"), "logits").to_vector<float>();
+  const std::vector<float> trained_part = logits_for(
+      data::compute_normalization(data::split_holdout(train, 0.5, 3).first), "trained_part");
   const std::vector<float> whole_set = logits_for(data::compute_normalization(train), "whole_set");
   ASSERT_EQ(from_config.size(), trained_part.size());
   ASSERT_EQ(from_config.size(), whole_set.size());
   double off_whole = 0.0;
   for (std::size_t i = 0; i < from_config.size(); ++i) {
-    EXPECT_NEAR(from_config[i], trained_part[i], 1e-4 * (1.0 + std::fabs(trained_part[i]))) << "logit " << i;
+    EXPECT_NEAR(from_config[i], trained_part[i], 1e-4 * (1.0 + std::fabs(trained_part[i])))
+        << "logit " << i;
     off_whole = std::max(off_whole, std::fabs(static_cast<double>(from_config[i]) - whole_set[i]));
   }
   EXPECT_GT(off_whole, 1e-3) << "the holdout does not change the normalization enough to tell";

@@ -5,9 +5,8 @@
 // exits with 0; the final checkpoints hold bit-identical /model, /aux, /optim (and for
 // MetaDistiller /gen and /gen_optim) tensors and the same position in training, and the logs
 // the same accuracies and losses.
-#include <signal.h>
-
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <ostream>
 
@@ -22,7 +21,9 @@ struct ResumeCase {
   std::string method;  // the config's method section
 };
 
-void PrintTo(const ResumeCase& resume_case, std::ostream* out) { *out << resume_case.name; }
+void PrintTo(const ResumeCase& resume_case, std::ostream* out) {
+  *out << resume_case.name;
+}
 
 class ResumeTest : public ::testing::TestWithParam<ResumeCase> {};
 
@@ -32,9 +33,11 @@ TEST_P(ResumeTest, InterruptedAndResumedRunEqualsUninterruptedRun) {
   const std::string config = dir.file("trial.yaml");
   // 2 epochs of 6 batches of 16; a /train row every 4 steps, so the interrupt (after the
   // progress line of step 4) falls inside a log interval.
-  write_text(config, fashion_config({{"method", param.method},
-                                     {"runtime", "{device: cpu, threads: 1, log_every: 4, max_train_batches: 6, "
-                                                 "max_eval_batches: 1}"}}));
+  write_text(config,
+             fashion_config({{"method", param.method},
+                             {"runtime",
+                              "{device: cpu, threads: 1, log_every: 4, max_train_batches: 6, "
+                              "max_eval_batches: 1}"}}));
 
   const std::string whole_dir = dir.file("whole"), split_dir = dir.file("split");
   const ProcessResult whole =
@@ -49,7 +52,8 @@ TEST_P(ResumeTest, InterruptedAndResumedRunEqualsUninterruptedRun) {
       signalled = true;
     }
   };
-  const std::vector<std::string> command{"train", "--config", config, "--out", split_dir, "--progress", "lines"};
+  const std::vector<std::string> command{"train",   "--config",   config, "--out",
+                                         split_dir, "--progress", "lines"};
   const ProcessResult first = run_metadistill(command, interrupt_after_batch_4);
   ASSERT_TRUE(signalled) << first.err;
   ASSERT_EQ(first.exit_status, 3) << first.err;
@@ -59,7 +63,8 @@ TEST_P(ResumeTest, InterruptedAndResumedRunEqualsUninterruptedRun) {
   EXPECT_EQ(io::attribute_string(interrupted.attributes, "status", split_log), "interrupted");
   const io::CheckpointData stopped = io::read_checkpoint(only_file(split_dir, ".ckpt.h5"));
   EXPECT_EQ(io::attribute_int(stopped.attributes, "epoch", "stopped"), 0);
-  const std::int64_t stopped_batch = io::attribute_int(stopped.attributes, "batch_in_epoch", "stopped");
+  const std::int64_t stopped_batch =
+      io::attribute_int(stopped.attributes, "batch_in_epoch", "stopped");
   EXPECT_GE(stopped_batch, 4);
   EXPECT_LT(stopped_batch, 6) << "the signal must stop the run inside its first epoch";
 
@@ -77,7 +82,8 @@ TEST_P(ResumeTest, InterruptedAndResumedRunEqualsUninterruptedRun) {
     EXPECT_TRUE(expected.groups.count("gen") && expected.groups.count("gen_optim"));
   }
   expect_same_tensors(expected, actual);
-  for (const char* position : {"epoch", "batch_in_epoch", "step", "meta_epoch", "meta_position", "gen_adam_steps"}) {
+  for (const char* position :
+       {"epoch", "batch_in_epoch", "step", "meta_epoch", "meta_position", "gen_adam_steps"}) {
     if (!expected.attributes.count(position)) continue;
     EXPECT_EQ(io::attribute_int(actual.attributes, position, "resumed"),
               io::attribute_int(expected.attributes, position, "whole"))
@@ -92,18 +98,22 @@ TEST_P(ResumeTest, InterruptedAndResumedRunEqualsUninterruptedRun) {
   EXPECT_EQ(io::attribute_string(split.attributes, "status", split_log), "complete");
   EXPECT_EQ(split.tables.at("epoch").at("epoch"), (std::vector<double>{1, 2}));
   EXPECT_EQ(split.tables.at("train").at("step"), (std::vector<double>{4, 8, 12}));
-  EXPECT_EQ(split.tables.at("epoch").at("test_acc_final"), whole_log.tables.at("epoch").at("test_acc_final"));
+  EXPECT_EQ(split.tables.at("epoch").at("test_acc_final"),
+            whole_log.tables.at("epoch").at("test_acc_final"));
   EXPECT_EQ(split.final_values.at("last_acc_final"), whole_log.final_values.at("last_acc_final"));
   // The logged losses too: the running sums of the interrupted log interval and epoch are in
   // the checkpoint.
-  EXPECT_EQ(split.tables.at("epoch").at("train_loss"), whole_log.tables.at("epoch").at("train_loss"));
+  EXPECT_EQ(split.tables.at("epoch").at("train_loss"),
+            whole_log.tables.at("epoch").at("train_loss"));
   EXPECT_EQ(split.tables.at("train").at("loss"), whole_log.tables.at("train").at("loss"));
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Methods, ResumeTest,
-    ::testing::Values(ResumeCase{"baseline", "{name: baseline}"}, ResumeCase{"byot", "{name: byot}"},
-                      ResumeCase{"metadistiller", "{name: metadistiller, meta: {generator_width: 32}}"}),
+    ::testing::Values(ResumeCase{"baseline", "{name: baseline}"},
+                      ResumeCase{"byot", "{name: byot}"},
+                      ResumeCase{"metadistiller",
+                                 "{name: metadistiller, meta: {generator_width: 32}}"}),
     [](const ::testing::TestParamInfo<ResumeCase>& case_info) { return case_info.param.name; });
 
 }  // namespace

@@ -20,13 +20,16 @@ TEST_P(MethodLearnsTest, ShortFashionMnistRunIsFarAboveChance) {
   const std::string method = GetParam();
   TempDir dir("method_" + method);
   const std::string config = dir.file("trial.yaml");
-  write_text(config,
-             fashion_config({{"method", "{name: " + method + ", temperature: 3.0, alpha: 0.3, "
-                                        "meta: {every: 1, epsilon: 0.01, generator_width: 32}}"},
-                             {"optim", "{epochs: 1, batch_size: 50, lr: 0.05, weight_decay: 5.0e-4, "
-                                       "schedule: {name: cosine}}"},
-                             {"runtime", "{device: cpu, threads: 2, seed: 1, log_every: 20, "
-                                         "max_train_batches: 60, max_eval_batches: 20}"}}));
+  write_text(config, fashion_config(
+                         {{"method", "{name: " + method +
+                                         ", temperature: 3.0, alpha: 0.3, "
+                                         "meta: {every: 1, epsilon: 0.01, generator_width: 32}}"},
+                          {"optim",
+                           "{epochs: 1, batch_size: 50, lr: 0.05, weight_decay: 5.0e-4, "
+                           "schedule: {name: cosine}}"},
+                          {"runtime",
+                           "{device: cpu, threads: 2, seed: 1, log_every: 20, "
+                           "max_train_batches: 60, max_eval_batches: 20}"}}));
   const std::string out = dir.file("out");
   RunOptions options;
   options.timeout_s = 900;
@@ -60,8 +63,11 @@ TEST_P(MethodLearnsTest, ShortFashionMnistRunIsFarAboveChance) {
   for (const double norm : train.at("generator_grad_norm")) EXPECT_GT(norm, 0.0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Methods, MethodLearnsTest, ::testing::Values("baseline", "byot", "metadistiller"),
-                         [](const ::testing::TestParamInfo<std::string>& method) { return method.param; });
+INSTANTIATE_TEST_SUITE_P(Methods, MethodLearnsTest,
+                         ::testing::Values("baseline", "byot", "metadistiller"),
+                         [](const ::testing::TestParamInfo<std::string>& method) {
+                           return method.param;
+                         });
 
 }  // namespace
 }  // namespace md::e2e

@@ -1091,7 +1091,6 @@ TEST_F(CudaOps, AllocatorReusesMemoryAcrossTrainingSteps) {
   EXPECT_EQ(released.bytes_in_use, after_more.bytes_in_use);
 }
 
-
 // ---------------------------------------------------------------- captured steps (CUDA graphs)
 
 // A zoo block's training step (fused batch norms, running statistics updated) recorded once and
@@ -1151,8 +1150,7 @@ TEST_F(CudaOps, CapturedStepsEqualEagerStepsBitForBit) {
     } else {
       graph->replay();
     }
-    const SgdParams sgd{.learning_rate = 0.05 - 0.01 * step, .momentum = 0.9,
-                        .weight_decay = 5e-4};
+    const SgdParams sgd{.learning_rate = 0.05 - 0.01 * step, .momentum = 0.9, .weight_decay = 5e-4};
     for (Run* run : {&eager, &graphed}) {
       device_backend.sgd_update(run->model.parameters, run->model.gradients, run->momentum, sgd);
     }

@@ -43,10 +43,17 @@ Fixture Fixture::load_path(const std::string& path) {
     auto dtype_code = read_value<std::uint8_t>(in, path);
     DType dtype;
     switch (dtype_code) {
-      case 0: dtype = DType::Float32; break;
-      case 1: dtype = DType::Float64; break;
-      case 3: dtype = DType::Int32; break;
-      default: throw Error("fixture " + path + ": tensor '" + key + "' has unknown dtype code");
+      case 0:
+        dtype = DType::Float32;
+        break;
+      case 1:
+        dtype = DType::Float64;
+        break;
+      case 3:
+        dtype = DType::Int32;
+        break;
+      default:
+        throw Error("fixture " + path + ": tensor '" + key + "' has unknown dtype code");
     }
     auto rank = read_value<std::uint32_t>(in, path);
     Shape shape(rank);

@@ -33,8 +33,8 @@ double projected(const DifferentiableFunction& function, const std::vector<Tenso
 
 }  // namespace
 
-void expect_gradients_match(const DifferentiableFunction& function, const std::vector<Tensor>& inputs,
-                            const GradCheckOptions& options) {
+void expect_gradients_match(const DifferentiableFunction& function,
+                            const std::vector<Tensor>& inputs, const GradCheckOptions& options) {
   for (const Tensor& input : inputs) {
     ASSERT_EQ(input.dtype(), DType::Float64) << "gradient checks run in float64";
   }
@@ -63,9 +63,10 @@ void expect_gradients_match(const DifferentiableFunction& function, const std::v
     std::int64_t skipped = 0;
     int failures = 0;
     for (std::int64_t point = 0; point < points; ++point) {
-      std::int64_t index = points == input.numel()
-                               ? point
-                               : static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(input.numel())));
+      std::int64_t index =
+          points == input.numel()
+              ? point
+              : static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(input.numel())));
       double original = data[index];
       double center = projected(function, working, projection);
       data[index] = original + options.step;
@@ -90,8 +91,8 @@ void expect_gradients_match(const DifferentiableFunction& function, const std::v
                       << ": autograd " << value << " vs finite difference " << numeric;
       }
     }
-    EXPECT_LE(skipped * 10, points) << "input " << which << ": " << skipped << " of " << points
-                                    << " points were within a kink";
+    EXPECT_LE(skipped * 10, points)
+        << "input " << which << ": " << skipped << " of " << points << " points were within a kink";
   }
 }
 

@@ -18,7 +18,7 @@ struct GradCheckOptions {
   double step = 1e-6;
   double relative_tolerance = 1e-5;
   double absolute_tolerance = 1e-7;
-  double kink_threshold = 1e-3;       // |forward − backward one-sided slope| that marks a kink
+  double kink_threshold = 1e-3;  // |forward − backward one-sided slope| that marks a kink
   std::int64_t max_points_per_input = 400;  // larger inputs are sampled
   std::uint64_t seed = 1234;
 };
@@ -28,7 +28,8 @@ using DifferentiableFunction =
 
 // Runs the check on `inputs` (float64 CPU tensors; all receive gradients) and reports failures
 // through GoogleTest assertions, naming the input and the element.
-void expect_gradients_match(const DifferentiableFunction& function, const std::vector<Tensor>& inputs,
+void expect_gradients_match(const DifferentiableFunction& function,
+                            const std::vector<Tensor>& inputs,
                             const GradCheckOptions& options = {});
 
 // Random float64 tensor with entries uniform in [low, high), seeded.

@@ -1,13 +1,13 @@
 // JPEG encoding for tests through libjpeg's compression API into a memory buffer.
 #include "support/jpeg_writer.h"
 
+#include <jpeglib.h>
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <stdexcept>
-
-#include <jpeglib.h>
 
 #include "core/rng.h"
 
@@ -98,7 +98,8 @@ std::vector<std::uint8_t> encode_jpeg(const JpegImage& image, int quality) {
 
 void write_file(const std::string& path, const std::vector<std::uint8_t>& bytes) {
   std::ofstream out(path, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
   if (!out) throw std::runtime_error("cannot write " + path);
 }
 

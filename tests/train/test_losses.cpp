@@ -93,8 +93,9 @@ TEST_P(StudentLossTest, LossAndGradientsMatchPyTorch) {
   const double loss = terms.total.value().item();
   EXPECT_NEAR(loss, fixture.get(name + ".loss").item(), 1e-10 * std::max(1.0, std::abs(loss)));
   // The weighted parts add up to the total.
-  EXPECT_NEAR(LossTerms::value(terms.ce) + LossTerms::value(terms.kd) + LossTerms::value(terms.hint),
-              loss, 1e-12 * std::max(1.0, std::abs(loss)));
+  EXPECT_NEAR(
+      LossTerms::value(terms.ce) + LossTerms::value(terms.kd) + LossTerms::value(terms.hint), loss,
+      1e-12 * std::max(1.0, std::abs(loss)));
   EXPECT_EQ(terms.hint.empty(), hint == 0.0 || loss_case.method == MethodKind::Baseline);
   tape.backward(terms.total);
 
@@ -111,8 +112,8 @@ TEST_P(StudentLossTest, LossAndGradientsMatchPyTorch) {
         << name << " features of head " << s;
   }
   for (std::size_t s = 0; s < grad_targets.size(); ++s) {
-    EXPECT_LT(test::max_relative_error(grad_targets[s],
-                                       fixture.get(name + ".grad_target" + std::to_string(s)), 1e-3),
+    EXPECT_LT(test::max_relative_error(
+                  grad_targets[s], fixture.get(name + ".grad_target" + std::to_string(s)), 1e-3),
               kTolerance)
         << name << " generator target " << s;
   }

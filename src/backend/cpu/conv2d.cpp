@@ -446,7 +446,7 @@ void conv_backward_filter_depthwise(const ConvGeometry& g, const T* x, const T* 
 }  // namespace
 
 void CpuBackend::conv2d_forward_exact(const Tensor& x, const Tensor& weight, Tensor& y,
-                                const Conv2dParams& params) {
+                                      const Conv2dParams& params) {
   const char* op = "conv2d_forward";
   dispatch_float(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
@@ -465,8 +465,9 @@ void CpuBackend::conv2d_forward_exact(const Tensor& x, const Tensor& weight, Ten
   });
 }
 
-void CpuBackend::conv2d_backward_data_exact(const Tensor& grad_y, const Tensor& weight, Tensor& grad_x,
-                                      const Conv2dParams& params, Write write) {
+void CpuBackend::conv2d_backward_data_exact(const Tensor& grad_y, const Tensor& weight,
+                                            Tensor& grad_x, const Conv2dParams& params,
+                                            Write write) {
   const char* op = "conv2d_backward_data";
   dispatch_float(grad_y.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
@@ -488,8 +489,9 @@ void CpuBackend::conv2d_backward_data_exact(const Tensor& grad_y, const Tensor& 
   });
 }
 
-void CpuBackend::conv2d_backward_filter_exact(const Tensor& x, const Tensor& grad_y, Tensor& grad_weight,
-                                        const Conv2dParams& params, Write write) {
+void CpuBackend::conv2d_backward_filter_exact(const Tensor& x, const Tensor& grad_y,
+                                              Tensor& grad_weight, const Conv2dParams& params,
+                                              Write write) {
   const char* op = "conv2d_backward_filter";
   dispatch_float(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);

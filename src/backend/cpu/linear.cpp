@@ -7,7 +7,7 @@
 namespace md::cpu {
 
 void CpuBackend::linear_forward_exact(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                                Tensor& y) {
+                                      Tensor& y) {
   const char* op = "linear_forward";
   dispatch_float(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
@@ -35,8 +35,8 @@ void CpuBackend::linear_forward_exact(const Tensor& x, const Tensor& weight, con
 }
 
 void CpuBackend::linear_backward_exact(const Tensor& x, const Tensor& weight, const Tensor& grad_y,
-                                 Tensor& grad_x, Tensor& grad_weight, Tensor& grad_bias,
-                                 Write write) {
+                                       Tensor& grad_x, Tensor& grad_weight, Tensor& grad_bias,
+                                       Write write) {
   const char* op = "linear_backward";
   dispatch_float(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);

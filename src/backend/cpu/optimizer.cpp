@@ -52,9 +52,9 @@ void CpuBackend::adam_update(Tensor& param, const Tensor& grad, Tensor& exp_avg,
     check_numel(op, "exp_avg", exp_avg, param.dtype(), param.numel());
     check_numel(op, "exp_avg_sq", exp_avg_sq, param.dtype(), param.numel());
     MD_CHECK(params.step >= 1, "cpu ", op, ": step ", params.step, " is not 1-based");
-    const auto coefficients = math::adam_coefficients<T>(
-        params.learning_rate, params.beta1, params.beta2, params.epsilon, params.weight_decay,
-        params.step);
+    const auto coefficients =
+        math::adam_coefficients<T>(params.learning_rate, params.beta1, params.beta2, params.epsilon,
+                                   params.weight_decay, params.step);
     T* values = param.data<T>();
     const T* gradient = grad.data<T>();
     T* first_moment = exp_avg.data<T>();

@@ -66,10 +66,10 @@ void* CachingAllocator::device_malloc_locked(std::size_t size) {
   if (capturing_ != 0) MD_CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
   if (status != cudaSuccess) {
     cudaGetLastError();
-    throw Error("cudaMalloc of " + std::to_string(size) + " bytes on cuda:" +
-                std::to_string(device_) + " failed: " + cudaGetErrorString(status) + " (" +
-                std::to_string(stats_.bytes_in_use) + " bytes in use by tensors" +
-                (capturing_ != 0 ? ", during a graph capture" : "") + ")");
+    throw Error(
+        "cudaMalloc of " + std::to_string(size) + " bytes on cuda:" + std::to_string(device_) +
+        " failed: " + cudaGetErrorString(status) + " (" + std::to_string(stats_.bytes_in_use) +
+        " bytes in use by tensors" + (capturing_ != 0 ? ", during a graph capture" : "") + ")");
   }
   ++stats_.malloc_count;
   return block;

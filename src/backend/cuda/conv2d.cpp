@@ -51,9 +51,12 @@ bool uses_tensor_cores(cudnnMathType_t math) {
 // float32 convolutions use TF32 tensor cores on Ampere and later), or tensor cores (bf16).
 cudnnMathType_t query_math(const Options& options) {
   switch (options.math) {
-    case MathMode::Fp32: return CUDNN_FMA_MATH;
-    case MathMode::Tf32: return CUDNN_DEFAULT_MATH;
-    case MathMode::Bf16: return CUDNN_TENSOR_OP_MATH;
+    case MathMode::Fp32:
+      return CUDNN_FMA_MATH;
+    case MathMode::Tf32:
+      return CUDNN_DEFAULT_MATH;
+    case MathMode::Bf16:
+      return CUDNN_TENSOR_OP_MATH;
   }
   return CUDNN_FMA_MATH;
 }
@@ -137,19 +140,26 @@ struct ConvData {
 
 const char* math_name(cudnnMathType_t math) {
   switch (math) {
-    case CUDNN_DEFAULT_MATH: return "default math";
-    case CUDNN_TENSOR_OP_MATH: return "tensor-op math";
-    case CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION: return "tensor-op math with conversion";
-    case CUDNN_FMA_MATH: return "FMA math";
+    case CUDNN_DEFAULT_MATH:
+      return "default math";
+    case CUDNN_TENSOR_OP_MATH:
+      return "tensor-op math";
+    case CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION:
+      return "tensor-op math with conversion";
+    case CUDNN_FMA_MATH:
+      return "FMA math";
   }
   return "unknown math";
 }
 
 const char* mode_name(const Options& options) {
   switch (options.math) {
-    case MathMode::Fp32: return "fp32";
-    case MathMode::Tf32: return "tf32";
-    case MathMode::Bf16: return "bf16";
+    case MathMode::Fp32:
+      return "fp32";
+    case MathMode::Tf32:
+      return "tf32";
+    case MathMode::Bf16:
+      return "bf16";
   }
   return "unknown precision";
 }
@@ -175,15 +185,24 @@ struct ForwardDirection {
   static constexpr const char* call = "cudnnConvolutionForward";
   static const char* algorithm_name(Algorithm algorithm) {
     switch (algorithm) {
-      case CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM: return "IMPLICIT_GEMM";
-      case CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM: return "IMPLICIT_PRECOMP_GEMM";
-      case CUDNN_CONVOLUTION_FWD_ALGO_GEMM: return "GEMM";
-      case CUDNN_CONVOLUTION_FWD_ALGO_DIRECT: return "DIRECT";
-      case CUDNN_CONVOLUTION_FWD_ALGO_FFT: return "FFT";
-      case CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING: return "FFT_TILING";
-      case CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD: return "WINOGRAD";
-      case CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED: return "WINOGRAD_NONFUSED";
-      default: return "unknown";
+      case CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM:
+        return "IMPLICIT_GEMM";
+      case CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM:
+        return "IMPLICIT_PRECOMP_GEMM";
+      case CUDNN_CONVOLUTION_FWD_ALGO_GEMM:
+        return "GEMM";
+      case CUDNN_CONVOLUTION_FWD_ALGO_DIRECT:
+        return "DIRECT";
+      case CUDNN_CONVOLUTION_FWD_ALGO_FFT:
+        return "FFT";
+      case CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING:
+        return "FFT_TILING";
+      case CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD:
+        return "WINOGRAD";
+      case CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED:
+        return "WINOGRAD_NONFUSED";
+      default:
+        return "unknown";
     }
   }
   // first = x, second = weight, output = y
@@ -205,8 +224,8 @@ struct ForwardDirection {
                                                           plan.convolution.get(), plan.y.get(),
                                                           requested, returned, results));
   }
-  static void search(cudnnHandle_t handle, const ConvPlan& plan, const ConvData& data,
-                     void* output, int requested, int* returned, Perf* results, void* workspace,
+  static void search(cudnnHandle_t handle, const ConvPlan& plan, const ConvData& data, void* output,
+                     int requested, int* returned, Perf* results, void* workspace,
                      std::size_t workspace_bytes) {
     // first = x, second = weight, output = y
     MD_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(
@@ -228,13 +247,20 @@ struct BackwardDataDirection {
   static constexpr const char* call = "cudnnConvolutionBackwardData";
   static const char* algorithm_name(Algorithm algorithm) {
     switch (algorithm) {
-      case CUDNN_CONVOLUTION_BWD_DATA_ALGO_0: return "ALGO_0";
-      case CUDNN_CONVOLUTION_BWD_DATA_ALGO_1: return "ALGO_1";
-      case CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT: return "FFT";
-      case CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING: return "FFT_TILING";
-      case CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD: return "WINOGRAD";
-      case CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED: return "WINOGRAD_NONFUSED";
-      default: return "unknown";
+      case CUDNN_CONVOLUTION_BWD_DATA_ALGO_0:
+        return "ALGO_0";
+      case CUDNN_CONVOLUTION_BWD_DATA_ALGO_1:
+        return "ALGO_1";
+      case CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT:
+        return "FFT";
+      case CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING:
+        return "FFT_TILING";
+      case CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD:
+        return "WINOGRAD";
+      case CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED:
+        return "WINOGRAD_NONFUSED";
+      default:
+        return "unknown";
     }
   }
   // first = weight, second = grad_y, output = grad_x
@@ -256,8 +282,8 @@ struct BackwardDataDirection {
         handle, plan.weight.get(), plan.y.get(), plan.convolution.get(), plan.x.get(), requested,
         returned, results));
   }
-  static void search(cudnnHandle_t handle, const ConvPlan& plan, const ConvData& data,
-                     void* output, int requested, int* returned, Perf* results, void* workspace,
+  static void search(cudnnHandle_t handle, const ConvPlan& plan, const ConvData& data, void* output,
+                     int requested, int* returned, Perf* results, void* workspace,
                      std::size_t workspace_bytes) {
     // first = weight, second = grad_y, output = grad_x
     MD_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(
@@ -279,23 +305,29 @@ struct BackwardFilterDirection {
   static constexpr const char* call = "cudnnConvolutionBackwardFilter";
   static const char* algorithm_name(Algorithm algorithm) {
     switch (algorithm) {
-      case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0: return "ALGO_0";
-      case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1: return "ALGO_1";
-      case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT: return "FFT";
-      case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3: return "ALGO_3";
-      case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED: return "WINOGRAD_NONFUSED";
-      case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING: return "FFT_TILING";
-      default: return "unknown";
+      case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0:
+        return "ALGO_0";
+      case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1:
+        return "ALGO_1";
+      case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT:
+        return "FFT";
+      case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3:
+        return "ALGO_3";
+      case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED:
+        return "WINOGRAD_NONFUSED";
+      case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING:
+        return "FFT_TILING";
+      default:
+        return "unknown";
     }
   }
   // first = x, second = grad_y, output = grad_weight
   static cudnnStatus_t execute(cudnnHandle_t handle, const ConvPlan& plan, const ConvData& data,
                                Algorithm algorithm, void* workspace, std::size_t workspace_bytes) {
     const float one = 1.0f;
-    return cudnnConvolutionBackwardFilter(handle, &one, plan.x.get(), data.first, plan.y.get(),
-                                          data.second, plan.convolution.get(), algorithm,
-                                          workspace, workspace_bytes, &data.beta,
-                                          plan.weight.get(), data.output);
+    return cudnnConvolutionBackwardFilter(
+        handle, &one, plan.x.get(), data.first, plan.y.get(), data.second, plan.convolution.get(),
+        algorithm, workspace, workspace_bytes, &data.beta, plan.weight.get(), data.output);
   }
   static int max_count(cudnnHandle_t handle) {
     int count = 0;
@@ -308,8 +340,8 @@ struct BackwardFilterDirection {
         handle, plan.x.get(), plan.y.get(), plan.convolution.get(), plan.weight.get(), requested,
         returned, results));
   }
-  static void search(cudnnHandle_t handle, const ConvPlan& plan, const ConvData& data,
-                     void* output, int requested, int* returned, Perf* results, void* workspace,
+  static void search(cudnnHandle_t handle, const ConvPlan& plan, const ConvData& data, void* output,
+                     int requested, int* returned, Perf* results, void* workspace,
                      std::size_t workspace_bytes) {
     // first = x, second = grad_y, output = grad_weight
     MD_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(
@@ -375,11 +407,11 @@ std::vector<ConvChoice<typename Direction::Algorithm>> rank_candidates(
     candidates.push_back(Choice{perf.algo, math, bytes});
   }
   if (candidates.empty()) {
-    throw Error(what + ": cuDNN proposes no algorithm within a workspace of " +
-                std::to_string(options.workspace_limit_bytes) + " bytes" +
-                (options.determinism == Determinism::Deterministic ? " that is deterministic"
-                                                                   : "") +
-                (options.math == MathMode::Fp32 ? " without tensor cores" : ""));
+    throw Error(
+        what + ": cuDNN proposes no algorithm within a workspace of " +
+        std::to_string(options.workspace_limit_bytes) + " bytes" +
+        (options.determinism == Determinism::Deterministic ? " that is deterministic" : "") +
+        (options.math == MathMode::Fp32 ? " without tensor cores" : ""));
   }
   return candidates;
 }
@@ -514,16 +546,16 @@ void CudaBackend::conv2d_forward(const Tensor& x, const Tensor& weight, Tensor& 
   const void* x_data = operands.input(x);
   const void* weight_data = operands.input(weight);
   void* y_data = operands.output(y);
-  ConvWalk<ForwardDirection> walk({.handle = cudnn_.get(),
-                                   .plan = &plan,
-                                   .options = current,
-                                   .data = ConvData{x_data, weight_data, y_data,
-                                                    operands.output_bytes(y),
-                                                    operands.cudnn_beta(Write::Overwrite)},
-                                   .allocator = context_.allocator,
-                                   .x_shape = &x.shape(),
-                                   .weight_shape = &weight.shape(),
-                                   .params = &params});
+  ConvWalk<ForwardDirection> walk(
+      {.handle = cudnn_.get(),
+       .plan = &plan,
+       .options = current,
+       .data = ConvData{x_data, weight_data, y_data, operands.output_bytes(y),
+                        operands.cudnn_beta(Write::Overwrite)},
+       .allocator = context_.allocator,
+       .x_shape = &x.shape(),
+       .weight_shape = &weight.shape(),
+       .params = &params});
   backend::run_with_cached_choice(plan.forward, walk);
   operands.finish(y, Write::Overwrite);
 }
@@ -544,16 +576,16 @@ void CudaBackend::conv2d_backward_data(const Tensor& grad_y, const Tensor& weigh
   const void* weight_data = operands.input(weight);
   const void* grad_y_data = operands.input(grad_y);
   void* grad_x_data = operands.output(grad_x);
-  ConvWalk<BackwardDataDirection> walk({.handle = cudnn_.get(),
-                                        .plan = &plan,
-                                        .options = current,
-                                        .data = ConvData{weight_data, grad_y_data, grad_x_data,
-                                                         operands.output_bytes(grad_x),
-                                                         operands.cudnn_beta(write)},
-                                        .allocator = context_.allocator,
-                                        .x_shape = &grad_x.shape(),
-                                        .weight_shape = &weight.shape(),
-                                        .params = &params});
+  ConvWalk<BackwardDataDirection> walk(
+      {.handle = cudnn_.get(),
+       .plan = &plan,
+       .options = current,
+       .data = ConvData{weight_data, grad_y_data, grad_x_data, operands.output_bytes(grad_x),
+                        operands.cudnn_beta(write)},
+       .allocator = context_.allocator,
+       .x_shape = &grad_x.shape(),
+       .weight_shape = &weight.shape(),
+       .params = &params});
   backend::run_with_cached_choice(plan.backward_data, walk);
   operands.finish(grad_x, write);
 }
@@ -575,16 +607,16 @@ void CudaBackend::conv2d_backward_filter(const Tensor& x, const Tensor& grad_y, 
   const void* x_data = operands.input(x);
   const void* grad_y_data = operands.input(grad_y);
   void* grad_weight_data = operands.output(grad_weight);
-  ConvWalk<BackwardFilterDirection> walk({.handle = cudnn_.get(),
-                                          .plan = &plan,
-                                          .options = current,
-                                          .data = ConvData{x_data, grad_y_data, grad_weight_data,
-                                                           operands.output_bytes(grad_weight),
-                                                           operands.cudnn_beta(write)},
-                                          .allocator = context_.allocator,
-                                          .x_shape = &x.shape(),
-                                          .weight_shape = &grad_weight.shape(),
-                                          .params = &params});
+  ConvWalk<BackwardFilterDirection> walk(
+      {.handle = cudnn_.get(),
+       .plan = &plan,
+       .options = current,
+       .data = ConvData{x_data, grad_y_data, grad_weight_data, operands.output_bytes(grad_weight),
+                        operands.cudnn_beta(write)},
+       .allocator = context_.allocator,
+       .x_shape = &x.shape(),
+       .weight_shape = &grad_weight.shape(),
+       .params = &params});
   backend::run_with_cached_choice(plan.backward_filter, walk);
   operands.finish(grad_weight, write);
 }

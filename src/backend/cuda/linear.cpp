@@ -29,8 +29,8 @@ struct GemmOperand {
 // C (m×n, float32) = alpha·op(A)·op(B) + beta·C with float32 accumulation; A and B float32 or
 // bfloat16 (both the same type).
 void gemm(cublasHandle_t handle, cublasOperation_t op_a, cublasOperation_t op_b, int m, int n,
-          int k, const GemmOperand& a, int lda, const GemmOperand& b, int ldb, float beta,
-          float* c, int ldc) {
+          int k, const GemmOperand& a, int lda, const GemmOperand& b, int ldb, float beta, float* c,
+          int ldc) {
   const float one = 1.0f;
   if (a.type == CUDA_R_32F) {
     MD_CUBLAS_CHECK(cublasSgemm(handle, op_a, op_b, m, n, k, &one,
@@ -87,8 +87,8 @@ void CudaBackend::linear_forward(const Tensor& x, const Tensor& weight, const Te
     MD_CUBLAS_CHECK(cublasSetMathMode(cublas_.get(), cublas_math(current)));
     GemmOperands operand(*context_.allocator, context_.stream, current);
     gemm(cublas_.get(), CUBLAS_OP_T, CUBLAS_OP_N, to_int(out_features, "linear out_features"),
-         to_int(batch, "linear batch"), to_int(in_features, "linear in_features"),
-         operand(weight), to_int(in_features, "linear in_features"), operand(x),
+         to_int(batch, "linear batch"), to_int(in_features, "linear in_features"), operand(weight),
+         to_int(in_features, "linear in_features"), operand(x),
          to_int(in_features, "linear in_features"), 0.0f, y.data<float>(),
          to_int(out_features, "linear out_features"));
   }

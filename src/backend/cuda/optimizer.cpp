@@ -42,9 +42,9 @@ void CudaBackend::adam_update(Tensor& param, const Tensor& grad, Tensor& exp_avg
   check_numel(op, "exp_avg_sq", exp_avg_sq, param.numel());
   MD_CHECK(params.step >= 1, op, ": step ", params.step, " is not 1-based");
   DeviceGuard guard(device_index_);
-  const kernels::AdamStep step = math::adam_coefficients<float>(
-      params.learning_rate, params.beta1, params.beta2, params.epsilon, params.weight_decay,
-      params.step);
+  const kernels::AdamStep step =
+      math::adam_coefficients<float>(params.learning_rate, params.beta1, params.beta2,
+                                     params.epsilon, params.weight_decay, params.step);
   kernels::adam_update(param.data<float>(), grad.data<float>(), exp_avg.data<float>(),
                        exp_avg_sq.data<float>(), param.numel(), step, context_.stream);
 }
