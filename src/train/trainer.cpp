@@ -88,6 +88,18 @@ models::AuxWidth aux_width(const io::AuxWidthConfig& width) {
   return {};
 }
 
+// The learning-rate schedule of a trial's optimizer config; fixed for the trial.
+ScheduleSpec schedule_spec(const io::OptimConfig& optim) {
+  return ScheduleSpec{.kind = optim.schedule.name == io::ScheduleName::Cosine
+                                  ? ScheduleKind::Cosine
+                                  : ScheduleKind::Multistep,
+                      .base_lr = optim.lr,
+                      .epochs = optim.epochs,
+                      .milestones = optim.schedule.milestones,
+                      .gamma = optim.schedule.gamma,
+                      .warmup_epochs = optim.schedule.warmup_epochs};
+}
+
 class TrialRunner {
  public:
   TrialRunner(const io::TrialConfig& config, const TrialContext& context)
@@ -100,6 +112,7 @@ class TrialRunner {
     checkpoint_path_ = (fs::path(context.out_dir) / (id_ + ".ckpt.h5")).string();
     writer_ = collective_->rank() == 0;
     loss_spec_ = loss_spec(config.method, config.optim.label_smoothing, collective_->size());
+    schedule_ = schedule_spec(config.optim);
   }
 
   TrialResult run();
@@ -130,6 +143,7 @@ class TrialRunner {
   bool writer_ = true;
   std::string id_, log_path_, checkpoint_path_;
   LossSpec loss_spec_;
+  ScheduleSpec schedule_;
 
   std::unique_ptr<TrialData> data_;
   std::unique_ptr<Learner> learner_;
@@ -629,13 +643,7 @@ void TrialRunner::train_epoch() {
                         " batch " + std::to_string(batch_in_epoch_) + "; checkpoint written to " +
                         checkpoint_path_);
     }
-    const double lr = learning_rate(
-        ScheduleSpec{config_.optim.schedule.name == io::ScheduleName::Cosine
-                         ? ScheduleKind::Cosine
-                         : ScheduleKind::Multistep,
-                     config_.optim.lr, config_.optim.epochs, config_.optim.schedule.milestones,
-                     config_.optim.schedule.gamma, config_.optim.schedule.warmup_epochs},
-        epoch_, batch_in_epoch_, batches_per_epoch_);
+    const double lr = learning_rate(schedule_, epoch_, batch_in_epoch_, batches_per_epoch_);
     train_step(batch, lr);
     ++batch_in_epoch_;
     images_since_log_ += batch.labels.numel() * collective_->size();
