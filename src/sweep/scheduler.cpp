@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
@@ -57,12 +58,46 @@ void record_failure(const SweepSpec& spec, const SweepTrial& trial, const std::s
   log.close();
 }
 
-// The counts one group leader contributes to the summary.
+// The counts one rank contributes to the summary. Every rank of a group counts the outcome of
+// the trial it ran; only the leaders' outcomes are summed (see summed_over_world).
 struct Counts {
-  // complete, failed, diverged, interrupted, skipped, run, stopped at a rung
-  long values[7] = {0, 0, 0, 0, 0, 0, 0};
+  long complete = 0;
+  long failed = 0;
+  long diverged = 0;
+  long interrupted = 0;
+  long skipped = 0;  // complete in the logs, not run again (rank 0)
+  long started = 0;  // trials begun (leaders)
+  long stopped = 0;  // stopped at an ASHA rung
+
+  static constexpr int kFields = 7;
+  std::array<long, kFields> packed() const {
+    return {complete, failed, diverged, interrupted, skipped, started, stopped};
+  }
+  static Counts unpacked(const std::array<long, kFields>& values) {
+    return Counts{.complete = values[0],
+                  .failed = values[1],
+                  .diverged = values[2],
+                  .interrupted = values[3],
+                  .skipped = values[4],
+                  .started = values[5],
+                  .stopped = values[6]};
+  }
 };
-enum CountSlot { kComplete, kFailed, kDiverged, kInterrupted, kSkipped, kStarted, kStopped };
+
+// The sum over the world of each rank's counts, the outcomes only from group leaders (every
+// member of a group counted the same trial). Collective over the world.
+Counts summed_over_world(Counts counts, bool leader, MPI_Comm world) {
+  if (!leader) {
+    counts.complete = 0;
+    counts.failed = 0;
+    counts.diverged = 0;
+    counts.interrupted = 0;
+  }
+  const std::array<long, Counts::kFields> mine = counts.packed();
+  std::array<long, Counts::kFields> total{};
+  MD_MPI_CHECK(MPI_Allreduce(mine.data(), total.data(), Counts::kFields, MPI_LONG, MPI_SUM, world));
+  return Counts::unpacked(total);
+}
 
 // The shared queue position: a counter on rank 0 that every group leader increments atomically.
 class QueueCounter {
@@ -164,6 +199,83 @@ void print_asha_totals(std::ostream& out, const EarlyStopSpec& early_stop,
   }
 }
 
+// The ranks per trial group: runtime.ranks_per_trial, at most the world's size; throws
+// InputError where the world cannot be split so or --trial-index does not fit.
+int checked_group_size(const SweepSpec& spec, const SweepOptions& options, int world_rank,
+                       int world_size) {
+  const int trial_count = static_cast<int>(spec.trials.size());
+  int group_size = spec.ranks_per_trial;
+  if (world_size < group_size) {
+    if (world_rank == 0) {
+      log_warning(spec.source, ": runtime.ranks_per_trial is ", group_size, " but only ",
+                  world_size, " rank(s) run the sweep: each trial runs on ", world_size);
+    }
+    group_size = world_size;
+  }
+  if (world_size % group_size != 0) {
+    throw InputError(spec.source + ": " + std::to_string(world_size) +
+                     " ranks cannot be split into groups of runtime.ranks_per_trial = " +
+                     std::to_string(group_size));
+  }
+  if (options.trial_index && world_size != group_size) {
+    throw InputError(spec.source + ": --trial-index runs one trial: start it on " +
+                     std::to_string(group_size) + " rank(s) (runtime.ranks_per_trial), not " +
+                     std::to_string(world_size));
+  }
+  if (options.trial_index && (*options.trial_index < 0 || *options.trial_index >= trial_count)) {
+    throw InputError(spec.source + ": --trial-index " + std::to_string(*options.trial_index) +
+                     " is out of range: the sweep has " + std::to_string(trial_count) + " trials");
+  }
+  return group_size;
+}
+
+// The summary rank 0 prints at the end of a sweep (tests compare its text).
+void print_summary(std::ostream& out, const SweepSpec& spec, const SweepSummary& summary,
+                   int groups, int group_size, AshaQueue* asha) {
+  out << "sweep " << spec.name << ": " << spec.trials.size() << " trials, " << groups
+      << " group(s) of " << group_size << " rank(s)\n"
+      << "  complete          " << summary.complete << "\n"
+      << "  failed            " << summary.failed << "\n"
+      << "  diverged          " << summary.diverged << "\n"
+      << "  interrupted       " << summary.interrupted << "\n"
+      << "  skipped-complete  " << summary.skipped_complete << "\n";
+  if (asha) out << "  stopped           " << summary.stopped << "\n";
+  if (summary.not_started > 0) {
+    out << "  not-started       " << summary.not_started << "\n";
+  }
+  const long left = static_cast<long>(spec.trials.size()) - summary.asha.complete_trials -
+                    summary.asha.stopped_trials;
+  if (asha && summary.not_started == 0 && left > 0 && asha->budget_spent()) {
+    out << "  not-started       " << left << " (the budget is spent)\n";
+  }
+  if (asha) print_asha_totals(out, *spec.early_stop, asha->levels(), summary.asha);
+  out.flush();
+}
+
+// The queue of a sweep without early_stop: the trials to run (--trial-index: that one), less
+// those complete in the logs when resuming, which are counted in `skipped`.
+std::vector<int> trials_to_run(const SweepSpec& spec, const SweepOptions& options, long& skipped) {
+  std::vector<int> candidates;
+  if (options.trial_index) {
+    candidates.push_back(*options.trial_index);
+  } else {
+    for (int index = 0; index < static_cast<int>(spec.trials.size()); ++index) {
+      candidates.push_back(index);
+    }
+  }
+  std::vector<int> queue;
+  for (int index : candidates) {
+    const auto& trial = spec.trials[static_cast<std::size_t>(index)];
+    if (options.resume == ResumePolicy::Continue &&
+        read_trial_state(options.out_dir, trial.id) == io::TrialStatus::Complete) {
+      ++skipped;
+    } else {
+      queue.push_back(index);
+    }
+  }
+  return queue;
+}
+
 }  // namespace
 
 MpiSession::MpiSession() {
@@ -206,28 +318,7 @@ SweepSummary run_sweep(const SweepSpec& spec, const SweepOptions& options) {
   const int world_size = comm_size(world);
   const int trial_count = static_cast<int>(spec.trials.size());
 
-  int group_size = spec.ranks_per_trial;
-  if (world_size < group_size) {
-    if (world_rank == 0) {
-      log_warning(spec.source, ": runtime.ranks_per_trial is ", group_size, " but only ",
-                  world_size, " rank(s) run the sweep: each trial runs on ", world_size);
-    }
-    group_size = world_size;
-  }
-  if (world_size % group_size != 0) {
-    throw InputError(spec.source + ": " + std::to_string(world_size) +
-                     " ranks cannot be split into groups of runtime.ranks_per_trial = " +
-                     std::to_string(group_size));
-  }
-  if (options.trial_index && world_size != group_size) {
-    throw InputError(spec.source + ": --trial-index runs one trial: start it on " +
-                     std::to_string(group_size) + " rank(s) (runtime.ranks_per_trial), not " +
-                     std::to_string(world_size));
-  }
-  if (options.trial_index && (*options.trial_index < 0 || *options.trial_index >= trial_count)) {
-    throw InputError(spec.source + ": --trial-index " + std::to_string(*options.trial_index) +
-                     " is out of range: the sweep has " + std::to_string(trial_count) + " trials");
-  }
+  const int group_size = checked_group_size(spec, options, world_rank, world_size);
 
   Communicator node;
   MD_MPI_CHECK(
@@ -303,21 +394,7 @@ SweepSummary run_sweep(const SweepSpec& spec, const SweepOptions& options) {
       log_info("ASHA: finishing the work of ", queue.size(), " unit(s) left by an earlier run");
     }
   } else if (world_rank == 0 && !asha) {
-    std::vector<int> candidates;
-    if (options.trial_index) {
-      candidates.push_back(*options.trial_index);
-    } else {
-      for (int index = 0; index < trial_count; ++index) candidates.push_back(index);
-    }
-    for (int index : candidates) {
-      const auto& trial = spec.trials[static_cast<std::size_t>(index)];
-      if (options.resume == ResumePolicy::Continue &&
-          read_trial_state(options.out_dir, trial.id) == io::TrialStatus::Complete) {
-        ++counts.values[kSkipped];
-      } else {
-        queue.push_back(index);
-      }
-    }
+    queue = trials_to_run(spec, options, counts.skipped);
   }
   int queue_length = static_cast<int>(queue.size());
   MD_MPI_CHECK(MPI_Bcast(&queue_length, 1, MPI_INT, 0, world));
@@ -347,7 +424,7 @@ SweepSummary run_sweep(const SweepSpec& spec, const SweepOptions& options) {
         device_error = error.what();
       }
       if (leader) {
-        ++counts.values[kStarted];
+        ++counts.started;
         if (options.resume == ResumePolicy::Restart && !asha) {  // ASHA: removed at the start
           std::error_code ignored;  // a file that is not there is fine; one that stays fails below
           fs::remove(log_path(options.out_dir, trial.id), ignored);
@@ -381,22 +458,22 @@ SweepSummary run_sweep(const SweepSpec& spec, const SweepOptions& options) {
         const train::TrialResult result = train::run_trial(trial.config, context);
         const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
         if (result.status == io::TrialStatus::Complete) {
-          ++counts.values[kComplete];
+          ++counts.complete;
         } else if (result.status == io::TrialStatus::Stopped) {
-          ++counts.values[kStopped];
+          ++counts.stopped;
         } else {
-          ++counts.values[kDiverged];
+          ++counts.diverged;
         }
         if (leader) {
           log_info("trial ", trial.index, " (", trial.id, ") ", io::status_name(result.status),
                    " in ", seconds, " s");
         }
       } catch (const Interrupted& interrupted) {
-        ++counts.values[kInterrupted];
+        ++counts.interrupted;
         stopped = true;
         if (leader) log_warning("trial ", trial.index, " (", trial.id, "): ", interrupted.what());
       } catch (const std::exception& error) {
-        ++counts.values[kFailed];
+        ++counts.failed;
         if (leader) {
           log_error("trial ", trial.index, " (", trial.id, ") failed: ", error.what());
           record_failure(spec, trial, options.out_dir, device, group_size, error.what());
@@ -453,49 +530,27 @@ SweepSummary run_sweep(const SweepSpec& spec, const SweepOptions& options) {
            loop_seconds > 0 ? 100.0 * seconds_in_trials / loop_seconds : 100.0, "%), of which ",
            seconds_in_queue, " s taking trials from the queue");
 
-  // Only leaders' counts are summed (every member of a group counted the same trial).
-  if (!leader) {
-    for (int slot = kComplete; slot <= kInterrupted; ++slot) counts.values[slot] = 0;
-  }
-  Counts total;
-  MD_MPI_CHECK(MPI_Allreduce(counts.values, total.values, 7, MPI_LONG, MPI_SUM, world));
+  const Counts total = summed_over_world(counts, leader, world);
   SweepSummary summary;
-  summary.complete = total.values[kComplete];
-  summary.failed = total.values[kFailed];
-  summary.diverged = total.values[kDiverged];
-  summary.interrupted = total.values[kInterrupted];
-  summary.skipped_complete = total.values[kSkipped];
-  summary.not_started = queue_length - total.values[kStarted];
+  summary.complete = total.complete;
+  summary.failed = total.failed;
+  summary.diverged = total.diverged;
+  summary.interrupted = total.interrupted;
+  summary.skipped_complete = total.skipped;
+  summary.not_started = queue_length - total.started;
   if (asha) {
     // Trials whose unit is neither finished nor stopped for good (after an interrupt, or left
     // unstarted by a spent budget), and those stopped for good, from the directory.
     const AshaTotals totals = asha->totals();
     summary.stopped = totals.stopped_trials;
     summary.not_started =
-        interrupt_requested() || total.values[kInterrupted] > 0
+        interrupt_requested() || total.interrupted > 0
             ? static_cast<long>(spec.trials.size()) - totals.stopped_trials - totals.complete_trials
             : 0;
     summary.asha = totals;
   }
   if (world_rank == 0) {
-    std::cout << "sweep " << spec.name << ": " << trial_count << " trials, "
-              << world_size / group_size << " group(s) of " << group_size << " rank(s)\n"
-              << "  complete          " << summary.complete << "\n"
-              << "  failed            " << summary.failed << "\n"
-              << "  diverged          " << summary.diverged << "\n"
-              << "  interrupted       " << summary.interrupted << "\n"
-              << "  skipped-complete  " << summary.skipped_complete << "\n";
-    if (asha) std::cout << "  stopped           " << summary.stopped << "\n";
-    if (summary.not_started > 0) {
-      std::cout << "  not-started       " << summary.not_started << "\n";
-    }
-    const long left = static_cast<long>(spec.trials.size()) - summary.asha.complete_trials -
-                      summary.asha.stopped_trials;
-    if (asha && summary.not_started == 0 && left > 0 && asha->budget_spent()) {
-      std::cout << "  not-started       " << left << " (the budget is spent)\n";
-    }
-    if (asha) print_asha_totals(std::cout, *spec.early_stop, asha->levels(), summary.asha);
-    std::cout.flush();
+    print_summary(std::cout, spec, summary, world_size / group_size, group_size, asha.get());
   }
   return summary;
 }
