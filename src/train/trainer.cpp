@@ -23,6 +23,7 @@
 #include "train/evaluation.h"
 #include "train/learner.h"
 #include "train/losses.h"
+#include "train/progress.h"
 #include "train/schedule.h"
 #include "train/target_stats.h"
 #include "train/trial_data.h"
@@ -37,14 +38,6 @@ namespace fs = std::filesystem;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-std::string format_duration(double seconds) {
-  long total = static_cast<long>(seconds);
-  char text[32];
-  std::snprintf(text, sizeof text, "%02ld:%02ld:%02ld", total / 3600, (total / 60) % 60,
-                total % 60);
-  return text;
 }
 
 MethodKind method_kind(io::MethodName name) {
@@ -106,7 +99,9 @@ class TrialRunner {
       : config_(config),
         context_(context),
         collective_(context.collective != nullptr ? context.collective : &single_rank_),
-        backend_(backend::get(context.device)) {
+        backend_(backend::get(context.device)),
+        progress_(collective_->rank() == 0, context.progress, context.label, config.optim.epochs,
+                  start_) {
     id_ = io::trial_id(config);
     log_path_ = (fs::path(context.out_dir) / (id_ + ".h5")).string();
     checkpoint_path_ = (fs::path(context.out_dir) / (id_ + ".ckpt.h5")).string();
@@ -158,6 +153,7 @@ class TrialRunner {
   std::int64_t batches_per_epoch_ = 0;
   double wall_before_ = 0.0;  // wall seconds of earlier runs of this trial
   Clock::time_point start_ = Clock::now();
+  ProgressPrinter progress_;
 
   // Running sums since the last log row (device scalars, read at log time only).
   Tensor loss_sum_;
@@ -174,7 +170,6 @@ class TrialRunner {
   std::int64_t images_since_log_ = 0;
   Clock::time_point log_clock_ = Clock::now();
   double last_images_per_second_ = 0.0;
-  double done_at_start_ = -1.0;  // batches done when this run started (the ETA's rate)
   double last_test_accuracy_ = NAN;
   double last_loss_ = NAN;
   bool diverged_ = false;
@@ -568,28 +563,13 @@ void TrialRunner::write_log_row(double learning_rate, double images_per_second) 
 }
 
 void TrialRunner::report_progress(double images_per_second, bool final_line) {
-  if (!writer_ || context_.progress == Progress::Off) return;
-  const bool terminal = context_.progress == Progress::Terminal ||
-                        (context_.progress == Progress::Auto && isatty(fileno(stderr)));
-  const double done =
-      epoch_ * static_cast<double>(batches_per_epoch_) + static_cast<double>(batch_in_epoch_);
-  const double total = config_.optim.epochs * static_cast<double>(batches_per_epoch_);
-  const double elapsed = seconds_since(start_);
-  if (done_at_start_ < 0) done_at_start_ = done;
-  const double rate = (done - done_at_start_) / std::max(elapsed, 1e-9);
-  const double eta = rate > 0 ? (total - done) / rate : 0.0;
-  char line[256];
-  std::snprintf(line, sizeof line,
-                "%s epoch %d/%d batch %lld/%lld loss %.4f %.0f img/s test %.4f ETA %s",
-                context_.label.c_str(), epoch_ + 1, config_.optim.epochs,
-                static_cast<long long>(batch_in_epoch_), static_cast<long long>(batches_per_epoch_),
-                last_loss_, images_per_second, last_test_accuracy_, format_duration(eta).c_str());
-  if (terminal) {
-    std::fprintf(stderr, "\r%s\033[K%s", line, final_line ? "\n" : "");
-  } else {
-    std::fprintf(stderr, "%s\n", line);
-  }
-  std::fflush(stderr);
+  progress_.report(ProgressState{.epoch = epoch_,
+                                 .batch_in_epoch = batch_in_epoch_,
+                                 .batches_per_epoch = batches_per_epoch_,
+                                 .loss = last_loss_,
+                                 .images_per_second = images_per_second,
+                                 .test_accuracy = last_test_accuracy_},
+                   final_line);
 }
 
 // Top-1 and (with more than 5 classes) top-5 accuracy of every head and of the ensemble, by the
