@@ -662,22 +662,9 @@ std::string_view parent_of(std::string_view path) {
 // The keys directly under `parent` ("" for the top level), in table order: the keys that
 // mapping allows.
 std::vector<std::string_view> child_keys(std::string_view parent) {
-  std::vector<std::string_view> children;
-  for (const ConfigKey& key : trial_config_keys()) {
-    std::string_view rest = key.path;
-    if (!parent.empty()) {
-      if (rest.size() <= parent.size() || rest.substr(0, parent.size()) != parent ||
-          rest[parent.size()] != '.') {
-        continue;
-      }
-      rest.remove_prefix(parent.size() + 1);
-    }
-    const std::string_view child = rest.substr(0, rest.find('.'));
-    if (std::find(children.begin(), children.end(), child) == children.end()) {
-      children.push_back(child);
-    }
-  }
-  return children;
+  std::vector<std::string_view> paths;
+  for (const ConfigKey& key : trial_config_keys()) paths.push_back(key.path);
+  return child_segments(paths, parent);
 }
 
 // ---- the cross-key rules

@@ -962,10 +962,10 @@ const std::vector<SweepKey>& sweep_spec_keys() {
   return keys;
 }
 
-std::vector<std::string_view> sweep_spec_child_keys(std::string_view parent) {
+std::vector<std::string_view> child_segments(const std::vector<std::string_view>& paths,
+                                             std::string_view parent) {
   std::vector<std::string_view> children;
-  for (const SweepKey& key : sweep_spec_keys()) {
-    std::string_view rest = key.path;
+  for (std::string_view rest : paths) {
     if (!parent.empty()) {
       if (rest.size() <= parent.size() || rest.substr(0, parent.size()) != parent ||
           rest[parent.size()] != '.') {
@@ -973,9 +973,18 @@ std::vector<std::string_view> sweep_spec_child_keys(std::string_view parent) {
       }
       rest.remove_prefix(parent.size() + 1);
     }
-    if (rest.find('.') == std::string_view::npos) children.push_back(rest);
+    const std::string_view child = rest.substr(0, rest.find('.'));
+    if (std::find(children.begin(), children.end(), child) == children.end()) {
+      children.push_back(child);
+    }
   }
   return children;
+}
+
+std::vector<std::string_view> sweep_spec_child_keys(std::string_view parent) {
+  std::vector<std::string_view> paths;
+  for (const SweepKey& key : sweep_spec_keys()) paths.push_back(key.path);
+  return child_segments(paths, parent);
 }
 
 // ---- printing

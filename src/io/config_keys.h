@@ -97,6 +97,10 @@ struct SweepKey {
   std::string_view doc;
 };
 const std::vector<SweepKey>& sweep_spec_keys();
+// The distinct first segments below `parent` ("" for the top level) of dotted `paths`, in
+// their order: the keys the mapping at `parent` allows, of either table.
+std::vector<std::string_view> child_segments(const std::vector<std::string_view>& paths,
+                                             std::string_view parent);
 // The keys directly under `parent` ("" for the top level, "random"), in table order.
 std::vector<std::string_view> sweep_spec_child_keys(std::string_view parent);
 
