@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "io/config_keys.h"
 #include "report.h"
 #include "text_format.h"
 
@@ -66,8 +67,9 @@ Comparison pair_arms(const std::string& value, const Arm& reference, const Arm& 
     for (const TrialRecord* trial : arm->trials) copies.push_back(*trial);
     for (const std::string& varying : varying_config_keys(copies)) keys.insert(varying);
     std::set<std::string> seeds;
-    for (const TrialRecord* trial : arm->trials) seeds.insert(config_value(*trial, "runtime.seed"));
-    if (seeds.size() > 1) keys.insert("runtime.seed");
+    const std::string seed(io::replicate_key().path);
+    for (const TrialRecord* trial : arm->trials) seeds.insert(config_value(*trial, seed));
+    if (seeds.size() > 1) keys.insert(seed);
   }
   keys.erase(key);
   comparison.pairing_keys.assign(keys.begin(), keys.end());
@@ -297,8 +299,8 @@ CompareSpec parse_compare_spec(const std::string& text) {
   const std::size_t equals = text.find('=');
   MD_INPUT_CHECK(equals != std::string::npos && equals > 0 && equals + 1 < text.size() &&
                      text.find('=', equals + 1) == std::string::npos,
-                 "--compare expects KEY=REFERENCE (for example method.name=baseline), got '", text,
-                 "'");
+                 "--compare expects KEY=REFERENCE (for example ", io::key_path::method_name,
+                 "=baseline), got '", text, "'");
   CompareSpec spec{text.substr(0, equals), text.substr(equals + 1)};
   MD_INPUT_CHECK(spec.key.find_first_of(" \t") == std::string::npos, "--compare: the key '",
                  spec.key, "' contains a space");

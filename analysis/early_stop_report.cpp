@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "io/config_keys.h"
 #include "io/log_schema.h"
 #include "text_format.h"
 
@@ -39,7 +40,7 @@ std::map<int, int> recorded_levels(const std::string& dir) {
 }
 
 int config_epochs(const TrialRecord& trial) {
-  const auto found = trial.config.find("optim.epochs");
+  const auto found = trial.config.find(std::string(io::key_path::optim_epochs));
   return found == trial.config.end() ? 0 : std::atoi(found->second.c_str());
 }
 
@@ -129,8 +130,8 @@ std::string early_stop_markdown(const EarlyStopSummary& summary,
          "trials stopped at a rung (with the epoch they reached), and the "
       << unit << " spent (wall time × ranks"
       << (summary.on_gpu ? "" : "; these trials ran on the CPU")
-      << ") against a full sweep, every trial trained to `optim.epochs` at its own time per "
-         "epoch.\n\n";
+      << ") against a full sweep, every trial trained to `" << io::key_path::optim_epochs
+      << "` at its own time per epoch.\n\n";
   std::vector<std::string> header = key_header;
   for (int rung : summary.rungs) header.push_back("≥ epoch " + std::to_string(rung));
   for (const std::string& column : {std::string("complete"), std::string("stopped"), unit,

@@ -25,7 +25,7 @@ constexpr double kMissing = std::numeric_limits<double>::quiet_NaN();
 // io::trial_id ignores because they do not change a trial's result (the key table's "no").
 const std::set<std::string>& default_excluded_keys() {
   static const std::set<std::string> keys = [] {
-    std::set<std::string> excluded{"runtime.seed"};
+    std::set<std::string> excluded{std::string(io::replicate_key().path)};
     for (std::string& key : io::keys_outside_trial_id()) excluded.insert(std::move(key));
     return excluded;
   }();
@@ -277,7 +277,7 @@ std::string format_markdown(const SweepSummary& summary) {
     out << summary.trial_count << " trial" << (summary.trial_count == 1 ? "" : "s") << " in "
         << summary.groups.size() << " group" << (summary.groups.size() == 1 ? "" : "s") << ", ";
     if (summary.group_by.empty()) {
-      out << "not grouped (no config key varies apart from runtime.seed).";
+      out << "not grouped (no config key varies apart from " << io::replicate_key().path << ").";
     } else {
       out << "grouped by";
       for (std::size_t i = 0; i < summary.group_by.size(); ++i) {
@@ -627,8 +627,8 @@ std::vector<TrialRecord> select_trials(std::vector<TrialRecord> trials,
   for (const std::string& text : where) {
     const std::size_t equals = text.find('=');
     MD_INPUT_CHECK(equals != std::string::npos && equals > 0 && equals + 1 < text.size(),
-                   "--where expects KEY=VALUE (for example method.name=metadistiller), got '", text,
-                   "'");
+                   "--where expects KEY=VALUE (for example ", io::key_path::method_name,
+                   "=metadistiller), got '", text, "'");
     const std::string key = text.substr(0, equals);
     const std::string value = text.substr(equals + 1);
     check_config_keys({key}, trials, "--where key");

@@ -37,16 +37,13 @@ def config_schema():
         return json.load(schema)
 
 
-# Keys never grouped by default: the seed (what a group averages over) and the keys that the
-# trial id ignores because they do not change a trial's result (in_trial_id "no"; the same list
-# as the C++ report).
+# Keys never grouped by default: the replicate key (the seed, what a group averages over) and
+# the keys that the trial id ignores because they do not change a trial's result (in_trial_id
+# "no"); the same list as the C++ report.
 DEFAULT_EXCLUDED_KEYS = frozenset(
-    {"runtime.seed"}
-    | {
-        key["path"]
-        for key in config_schema()
-        if key["scope"] == "trial" and key["in_trial_id"] == "no"
-    }
+    key["path"]
+    for key in config_schema()
+    if key["scope"] == "trial" and (key.get("replicate") or key["in_trial_id"] == "no")
 )
 
 ROOT_ATTRIBUTES = (

@@ -58,7 +58,7 @@ const Candidate& run_with_cached_choice(std::optional<Candidate>& cache, Walk& w
     throw Error(walk.what() +
                 ": no algorithm chosen yet inside a captured step (a choice runs and may retry "
                 "candidates, which a replay would skip; the eager warm-up step before a capture "
-                "chooses every shape's algorithm) (runtime.cuda_graph)");
+                "chooses every shape's algorithm)");
   }
   const std::vector<Candidate> candidates = walk.rank();
   if (candidates.empty()) throw Error(walk.what() + ": no candidate algorithm");

@@ -22,6 +22,7 @@
 #include "cli/omp_policy.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "io/config_keys.h"
 #include "train/learner.h"
 #include "train/trainer.h"
 #ifdef MD_HAVE_CUDA
@@ -87,9 +88,10 @@ int bench_command(const Arguments& arguments) {
   add("precision", po::value(&precision_text),
       "fp32 | tf32 | bf16 (tf32: CUDA only; bf16: bfloat16 convolution and linear operands, "
       "emulated on the CPU)");
-  add("cuda-graph",
-      "record the forward, loss and backward once and replay it (runtime.cuda_graph; baseline and "
-      "byot)");
+  const std::string cuda_graph_help =
+      detail::concat("record the forward, loss and backward once and replay it (",
+                     io::key_path::runtime_cuda_graph, "; baseline and byot)");
+  add("cuda-graph", cuda_graph_help.c_str());
   add("json", "print one JSON object line");
   po::variables_map values;
   po::store(po::command_line_parser(arguments).options(options).run(), values);

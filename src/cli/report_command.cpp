@@ -19,6 +19,7 @@
 #include "core/error.h"
 #include "core/logging.h"
 #include "html_report.h"
+#include "io/config_keys.h"
 #include "live_report.h"
 #include "report.h"
 
@@ -105,19 +106,25 @@ int report_command(const Arguments& arguments) {
   double watch_seconds = 0.0;
   int expected = 0;
   analysis::ReportOptions options;
-  po::options_description options_description("metadistill report DIR");
-  options_description.add_options()("help,h", "show this help")(
-      "group-by", po::value(&group_by),
-      "config keys to group by, comma-separated (default: the keys that vary, except "
-      "runtime.seed)")("metric", po::value(&options.metric),
-                       "leading accuracy: acc_final (default), acc_ensemble or acc_head<s>")(
-      "format", po::value(&format), "md (default), csv or json")(
-      "where", po::value(&options.where)->composing(),
+  const std::string_view seed = io::replicate_key().path, method = io::key_path::method_name;
+  const std::string group_by_help = detail::concat(
+      "config keys to group by, comma-separated (default: the keys that vary, except ", seed, ")");
+  const std::string where_help = detail::concat(
       "KEY=VALUE: report only the trials whose config has KEY equal to VALUE (repeatable; all "
-      "must hold), e.g. method.name=metadistiller")(
-      "compare", po::value(&options.compare),
+      "must hold), e.g. ",
+      method, "=metadistiller");
+  const std::string compare_help = detail::concat(
       "KEY=REFERENCE: compare every other value of KEY with REFERENCE, paired on the other "
-      "varying keys (e.g. method.name=baseline); see docs/report.md")(
+      "varying keys (e.g. ",
+      method, "=baseline); see docs/report.md");
+  po::options_description options_description("metadistill report DIR");
+  options_description.add_options()("help,h", "show this help")("group-by", po::value(&group_by),
+                                                                group_by_help.c_str())(
+      "metric", po::value(&options.metric),
+      "leading accuracy: acc_final (default), acc_ensemble or acc_head<s>")(
+      "format", po::value(&format), "md (default), csv or json")(
+      "where", po::value(&options.where)->composing(), where_help.c_str())(
+      "compare", po::value(&options.compare), compare_help.c_str())(
       "html", po::value(&html),
       "also write a self-contained HTML page (tables and SVG figures) to FILE")(
       "watch", po::value(&watch_seconds)->implicit_value(10.0, "10"),

@@ -6,6 +6,7 @@
 #include "cli/progress_option.h"
 #include "core/logging.h"
 #include "io/config.h"
+#include "io/config_keys.h"
 #include "io/log_schema.h"
 #include "train/trainer.h"
 
@@ -16,11 +17,12 @@ namespace po = boost::program_options;
 int train_command(const Arguments& arguments) {
   std::string config_path, out_dir, progress = "auto";
   std::vector<std::string> overrides;
+  const std::string set_help =
+      detail::concat("override a key: --set ", io::key_path::optim_lr, "=0.05 (repeatable)");
   po::options_description options("metadistill train");
   options.add_options()("help,h", "show this help")("config", po::value(&config_path)->required(),
                                                     "trial config (YAML)")(
-      "set", po::value(&overrides)->composing(),
-      "override a key: --set optim.lr=0.05 (repeatable)")(
+      "set", po::value(&overrides)->composing(), set_help.c_str())(
       "out", po::value(&out_dir)->required(), "output directory for the log and checkpoint")(
       "progress", po::value(&progress), "auto | terminal | lines | off");
   po::variables_map values;

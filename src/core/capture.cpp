@@ -27,8 +27,7 @@ void check_not_capturing(const char* what) {
   if (capture_depth == 0) return;
   throw Error(std::string(what) +
               " inside a captured step: recorded device work is replayed without its host side, "
-              "so it may not synchronize with the device or move data through the host "
-              "(runtime.cuda_graph)");
+              "so it may not synchronize with the device or move data through the host");
 }
 
 }  // namespace md

@@ -8,9 +8,9 @@
 
 namespace md::data {
 void validate_augment(const AugmentSpec& spec) {
-  MD_INPUT_CHECK(spec.crop_padding >= 0, "augment.random_crop (crop padding) must be >= 0, got ",
+  MD_INPUT_CHECK(spec.crop_padding >= 0, "augment: crop padding must be >= 0, got ",
                  spec.crop_padding);
-  MD_INPUT_CHECK(spec.cutout >= 0, "augment.cutout must be >= 0, got ", spec.cutout);
+  MD_INPUT_CHECK(spec.cutout >= 0, "augment: cutout size must be >= 0, got ", spec.cutout);
 }
 
 AugmentDraw identity_draw(const AugmentSpec& spec) {

@@ -36,7 +36,7 @@ struct AugmentDraw {
   int cutout_center_x = 0;  // in [0, width)
 };
 
-// InputError for negative crop padding or cutout, naming the config key.
+// InputError for negative crop padding or cutout (the config reader rejects them first).
 void validate_augment(const AugmentSpec& spec);
 
 // The identity draw: no shift (crop_top = crop_left = crop_padding), no flip, no cutout center.

@@ -685,7 +685,7 @@ bool idx_files_absolute(const Section& dataset, const TrialConfig& config) {
 // A required key (no default) that is absent.
 void check_required(const ConfigKey& key, const Section& section, const TrialConfig& config) {
   const std::string path = section.path_of(last_segment(key.path));
-  if (key.path == "dataset.root") {
+  if (key.path == key_path::dataset_root) {
     if (idx_files_absolute(section, config)) return;
     fail(section.context(), path, section.node(),
          config.dataset.name == DatasetName::Idx
@@ -703,13 +703,13 @@ void check_dataset(const Section& section, const DatasetConfig& dataset) {
   const Context& context = section.context();
   if (dataset.train_count > 0 && dataset.validation_count >= dataset.train_count) {
     fail(context, section.path_of("validation_count"), section.node(),
-         detail::concat("must be below dataset.train_count (", dataset.train_count, "), got ",
-                        dataset.validation_count));
+         detail::concat("must be below ", key_path::dataset_train_count, " (", dataset.train_count,
+                        "), got ", dataset.validation_count));
   }
   if (dataset.name == DatasetName::Imagenet && dataset.resize_size < dataset.crop_size) {
     fail(context, section.path_of("resize_size"), section.node(),
-         detail::concat("must be at least dataset.crop_size (", dataset.crop_size, "), got ",
-                        dataset.resize_size));
+         detail::concat("must be at least ", key_path::dataset_crop_size, " (", dataset.crop_size,
+                        "), got ", dataset.resize_size));
   }
 }
 
@@ -741,7 +741,7 @@ class TrialReader {
       current_top = top;
       const bool read =
           context_.problems->record([&] { read_key(key, section(parent_of(key.path)), config); });
-      if (!read && key.path == "dataset.name") break;
+      if (!read && key.path == key_path::dataset_name) break;
     }
     if (!current_top.empty()) finish(current_top, config);
     context_.problems->throw_if_any();

@@ -235,12 +235,12 @@ std::vector<ConfigKey> make_trial_config_keys() {
   using T = KeyType;
   std::vector<ConfigKey> keys = {
       // ---- dataset
-      {.path = "dataset.name",
+      {.path = key_path::dataset_name,
        .type = T::Choice,
        .choices = choices_of<DatasetName>(),
        .doc = "the data set's format ([below](#data-sets))",
        .binding = bind([](auto& c) -> auto& { return c.dataset.name; })},
-      {.path = "dataset.root",
+      {.path = key_path::dataset_root,
        .type = T::String,
        .string_rule = StringRule::NonEmpty,
        .omit_when_empty = true,
@@ -275,7 +275,7 @@ std::vector<ConfigKey> make_trial_config_keys() {
        .string_rule = StringRule::NonEmpty,
        .doc = "test labels",
        .binding = bind([](auto& c) -> auto& { return c.dataset.test_labels; })},
-      {.path = "dataset.crop_size",
+      {.path = key_path::dataset_crop_size,
        .type = T::Integer,
        .default_value = std::int64_t{224},
        .condition = KeyCondition::ImagenetOnly,
@@ -305,7 +305,7 @@ std::vector<ConfigKey> make_trial_config_keys() {
        .doc = "copy the shards to node-local storage first "
               "([docs/cluster.md](cluster.md#staging-on-node-local-storage))",
        .binding = bind([](auto& c) -> auto& { return c.dataset.local_copy; })},
-      {.path = "dataset.train_count",
+      {.path = key_path::dataset_train_count,
        .type = T::Integer,
        .default_value = std::int64_t{0},
        .id_rule = IdRule::NonDefault,
@@ -313,7 +313,7 @@ std::vector<ConfigKey> make_trial_config_keys() {
        .min = 0,
        .doc = "train on the first N training images (0: all)",
        .binding = bind([](auto& c) -> auto& { return c.dataset.train_count; })},
-      {.path = "dataset.validation_count",
+      {.path = key_path::dataset_validation_count,
        .type = T::Integer,
        .default_value = std::int64_t{0},
        .id_rule = IdRule::NonDefault,
@@ -324,20 +324,20 @@ std::vector<ConfigKey> make_trial_config_keys() {
               "test set)",
        .binding = bind([](auto& c) -> auto& { return c.dataset.validation_count; })},
       // ---- model
-      {.path = "model.arch",
+      {.path = key_path::model_arch,
        .type = T::String,
        .default_value = std::string{"resnet18_cifar"},
        .string_rule = StringRule::NonEmpty,
        .note = "a name of the zoo (below)",
        .doc = "the network",
        .binding = bind([](auto& c) -> auto& { return c.model.arch; })},
-      {.path = "model.num_classes",
+      {.path = key_path::model_num_classes,
        .type = T::Integer,
        .default_value = std::int64_t{0},
        .min = 0,
        .doc = "classes; 0: from the data set",
        .binding = bind([](auto& c) -> auto& { return c.model.num_classes; })},
-      {.path = "model.in_channels",
+      {.path = key_path::model_in_channels,
        .type = T::Integer,
        .default_value = std::int64_t{0},
        .min = 0,
@@ -351,7 +351,7 @@ std::vector<ConfigKey> make_trial_config_keys() {
               "initialization",
        .binding = bind([](auto& c) -> auto& { return c.model.init_from; })},
       // ---- method
-      {.path = "method.name",
+      {.path = key_path::method_name,
        .type = T::Choice,
        .default_value = std::string{"baseline"},
        .choices = choices_of<MethodName>(),
@@ -420,14 +420,14 @@ std::vector<ConfigKey> make_trial_config_keys() {
        .range = greater_than(0),
        .doc = "the finite-difference step ε₀ (ε = ε₀/‖v‖)",
        .binding = bind([](auto& c) -> auto& { return c.method.meta.epsilon; })},
-      {.path = "method.meta.data",
+      {.path = key_path::method_meta_data,
        .type = T::Choice,
        .default_value = std::string{"next_batch"},
        .choices = choices_of<MetaData>(),
        .doc = "where the meta batch comes from: the meta loader's next batch, or a held-out "
               "split",
        .binding = bind([](auto& c) -> auto& { return c.method.meta.data; })},
-      {.path = "method.meta.holdout_fraction",
+      {.path = key_path::method_meta_holdout_fraction,
        .type = T::Float,
        .default_value = 0.1,
        .range = Range{.min = 0, .min_open = true, .max = 1, .max_open = true},
@@ -464,7 +464,7 @@ std::vector<ConfigKey> make_trial_config_keys() {
        .choices = choices_of<MetaDifference>(),
        .doc = "finite difference of the meta-gradient",
        .binding = bind([](auto& c) -> auto& { return c.method.meta.difference; })},
-      {.path = "method.meta.label_weight",
+      {.path = key_path::method_meta_label_weight,
        .type = T::Float,
        .default_value = 1.0,
        .id_rule = IdRule::NonDefault,
@@ -485,19 +485,19 @@ std::vector<ConfigKey> make_trial_config_keys() {
        .doc = "which of student and generator steps first",
        .binding = bind([](auto& c) -> auto& { return c.method.meta.update_order; })},
       // ---- optim
-      {.path = "optim.epochs",
+      {.path = key_path::optim_epochs,
        .type = T::Integer,
        .default_value = std::int64_t{200},
        .min = 1,
        .doc = "training epochs",
        .binding = bind([](auto& c) -> auto& { return c.optim.epochs; })},
-      {.path = "optim.batch_size",
+      {.path = key_path::optim_batch_size,
        .type = T::Integer,
        .default_value = std::int64_t{128},
        .min = 1,
        .doc = "per trial, split over its ranks",
        .binding = bind([](auto& c) -> auto& { return c.optim.batch_size; })},
-      {.path = "optim.lr",
+      {.path = key_path::optim_lr,
        .type = T::Float,
        .default_value = 0.1,
        .range = greater_than(0),
@@ -552,7 +552,7 @@ std::vector<ConfigKey> make_trial_config_keys() {
        .doc = "linear warm-up before either schedule",
        .binding = bind([](auto& c) -> auto& { return c.optim.schedule.warmup_epochs; })},
       // ---- augment
-      {.path = "augment.random_crop",
+      {.path = key_path::augment_random_crop,
        .type = T::Integer,
        .default_value = std::int64_t{4},
        .min = 0,
@@ -563,28 +563,28 @@ std::vector<ConfigKey> make_trial_config_keys() {
        .default_value = true,
        .doc = "random horizontal flip",
        .binding = bind([](auto& c) -> auto& { return c.augment.flip; })},
-      {.path = "augment.cutout",
+      {.path = key_path::augment_cutout,
        .type = T::Integer,
        .default_value = std::int64_t{0},
        .min = 0,
        .doc = "Cutout square side; 0: none (cifar100, idx)",
        .binding = bind([](auto& c) -> auto& { return c.augment.cutout; })},
       // ---- runtime
-      {.path = "runtime.device",
+      {.path = key_path::runtime_device,
        .type = T::String,
        .default_value = std::string{"auto"},
        .id_rule = IdRule::Reset,
        .string_rule = StringRule::Device,
        .doc = "auto: the GPU of the rank's node-local index, else the CPU",
        .binding = bind([](auto& c) -> auto& { return c.runtime.device; })},
-      {.path = "runtime.data_on_device",
+      {.path = key_path::runtime_data_on_device,
        .type = T::Choice,
        .default_value = std::string{"auto"},
        .id_rule = IdRule::LeftOut,
        .choices = choices_of<DataOnDevice>(),
        .doc = "assemble training batches on the device (below)",
        .binding = bind([](auto& c) -> auto& { return c.runtime.data_on_device; })},
-      {.path = "runtime.cuda_graph",
+      {.path = key_path::runtime_cuda_graph,
        .type = T::Bool,
        .default_value = false,
        .id_rule = IdRule::LeftOut,
@@ -603,9 +603,10 @@ std::vector<ConfigKey> make_trial_config_keys() {
        .min = 0,
        .doc = "CPU threads; 0: the library default",
        .binding = bind([](auto& c) -> auto& { return c.runtime.threads; })},
-      {.path = "runtime.seed",
+      {.path = key_path::runtime_seed,
        .type = T::Uint64,
        .default_value = std::uint64_t{0},
+       .replicate = true,
        .doc = "initialization, data order and augmentation",
        .binding = bind([](auto& c) -> auto& { return c.runtime.seed; })},
       {.path = "runtime.deterministic",
@@ -613,7 +614,7 @@ std::vector<ConfigKey> make_trial_config_keys() {
        .default_value = false,
        .doc = "deterministic cuDNN algorithms (the CPU always is)",
        .binding = bind([](auto& c) -> auto& { return c.runtime.deterministic; })},
-      {.path = "runtime.ranks_per_trial",
+      {.path = key_path::runtime_ranks_per_trial,
        .type = T::Integer,
        .default_value = std::int64_t{1},
        .min = 1,
@@ -881,6 +882,17 @@ const ConfigKey* find_trial_config_key(std::string_view path) {
   return nullptr;
 }
 
+const ConfigKey& replicate_key() {
+  static const ConfigKey& found = []() -> const ConfigKey& {
+    const auto& keys = trial_config_keys();
+    const auto row =
+        std::find_if(keys.begin(), keys.end(), [](const ConfigKey& key) { return key.replicate; });
+    MD_CHECK(row != keys.end(), "the trial key table has no replicate key");
+    return *row;
+  }();
+  return found;
+}
+
 std::vector<std::string> keys_outside_trial_id() {
   std::vector<std::string> paths;
   for (const ConfigKey& key : trial_config_keys()) {
@@ -1076,6 +1088,7 @@ std::string config_schema_json() {
     if (key.condition != KeyCondition::Always) {
       out += ", \"exists_when\": " + json_string(condition_text(key.condition));
     }
+    if (key.replicate) out += ", \"replicate\": true";
     if (!key.note.empty()) out += ", \"note\": " + json_string(key.note);
     out += ", \"doc\": " + json_string(key.doc) + "}";
   }

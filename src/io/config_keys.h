@@ -24,6 +24,34 @@
 
 namespace md::io {
 
+// The dotted paths that code outside the table names (in messages, as the replicate key, when
+// reading a log's config): their rows take the path from here, so each path is spelled once
+// (tools/check_key_paths.py checks that no other string literal of src/ or analysis/ spells one).
+namespace key_path {
+inline constexpr std::string_view dataset_name{"dataset.name"};
+inline constexpr std::string_view dataset_root{"dataset.root"};
+inline constexpr std::string_view dataset_train_count{"dataset.train_count"};
+inline constexpr std::string_view dataset_validation_count{"dataset.validation_count"};
+inline constexpr std::string_view dataset_crop_size{"dataset.crop_size"};
+inline constexpr std::string_view model_arch{"model.arch"};
+inline constexpr std::string_view model_num_classes{"model.num_classes"};
+inline constexpr std::string_view model_in_channels{"model.in_channels"};
+inline constexpr std::string_view method_name{"method.name"};
+inline constexpr std::string_view method_meta_data{"method.meta.data"};
+inline constexpr std::string_view method_meta_holdout_fraction{"method.meta.holdout_fraction"};
+inline constexpr std::string_view method_meta_label_weight{"method.meta.label_weight"};
+inline constexpr std::string_view optim_lr{"optim.lr"};
+inline constexpr std::string_view optim_epochs{"optim.epochs"};
+inline constexpr std::string_view optim_batch_size{"optim.batch_size"};
+inline constexpr std::string_view runtime_seed{"runtime.seed"};
+inline constexpr std::string_view runtime_device{"runtime.device"};
+inline constexpr std::string_view runtime_cuda_graph{"runtime.cuda_graph"};
+inline constexpr std::string_view runtime_ranks_per_trial{"runtime.ranks_per_trial"};
+inline constexpr std::string_view runtime_data_on_device{"runtime.data_on_device"};
+inline constexpr std::string_view augment_random_crop{"augment.random_crop"};
+inline constexpr std::string_view augment_cutout{"augment.cutout"};
+}  // namespace key_path
+
 // How a key is written and read. Choice: one of `choices`; ChoiceOrInteger: one of `choices` or
 // an integer >= min (method.aux.width); IntegerList: integers >= min, strictly increasing.
 enum class KeyType { String, Integer, Uint64, Float, Bool, Choice, ChoiceOrInteger, IntegerList };
@@ -73,7 +101,8 @@ struct ConfigKey {
   Range range{};                            // Float
   std::vector<std::string_view> choices{};  // Choice, ChoiceOrInteger
   bool omit_when_empty = false;             // written only when not "" (dataset.root)
-  std::string_view note{};                  // a cross-key rule, for the docs ("needs ...")
+  bool replicate = false;   // the replicate key (the seed): what a report's group averages over
+  std::string_view note{};  // a cross-key rule, for the docs ("needs ...")
   std::string_view doc{};
   KeyBinding binding{};
 };
@@ -82,6 +111,8 @@ struct ConfigKey {
 const std::vector<ConfigKey>& trial_config_keys();
 // The row of a dotted path; nullptr when there is none.
 const ConfigKey* find_trial_config_key(std::string_view path);
+// The replicate key's row (the one with `replicate`: runtime.seed).
+const ConfigKey& replicate_key();
 // The keys whose values never change a trial's result (IdRule Reset and LeftOut), in table order.
 std::vector<std::string> keys_outside_trial_id();
 // Whether `key` exists for this config (its condition on dataset.name holds).

@@ -28,9 +28,9 @@ std::vector<std::string> known_architectures() {
 }
 
 std::unique_ptr<Network> make_network(const ModelSpec& spec) {
-  MD_INPUT_CHECK(spec.num_classes >= 1, "model.num_classes: must be at least 1, got ",
+  MD_INPUT_CHECK(spec.num_classes >= 1, "ModelSpec::num_classes must be at least 1, got ",
                  spec.num_classes);
-  MD_INPUT_CHECK(spec.in_channels >= 1, "model.in_channels: must be at least 1, got ",
+  MD_INPUT_CHECK(spec.in_channels >= 1, "ModelSpec::in_channels must be at least 1, got ",
                  spec.in_channels);
   using Builder = std::unique_ptr<Network> (*)(const ModelSpec&);
   for (Builder builder : {&make_resnet, &make_wide_resnet, &make_vgg, &make_mobilenetv2}) {
@@ -40,7 +40,7 @@ std::unique_ptr<Network> make_network(const ModelSpec& spec) {
   for (const std::string& name : known_architectures()) {
     known += (known.empty() ? "" : ", ") + name;
   }
-  throw InputError("model.arch: unknown architecture '" + spec.arch + "'; known: " + known +
+  throw InputError("unknown architecture '" + spec.arch + "'; known: " + known +
                    " (wrn_<depth>_<width> for any depth with (depth - 4) % 6 == 0)");
 }
 

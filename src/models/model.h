@@ -92,9 +92,9 @@ class Network {
   std::string arch_;
 };
 
-// Builds the network named by spec.arch. Unknown or malformed names, and bad class or channel
-// counts, throw md::InputError naming the key ("model.arch: unknown architecture 'x'; known:
-// ...").
+// Builds the network named by spec.arch. An unknown or malformed name, or a class or channel
+// count below 1, throws md::InputError ("unknown architecture 'x'; known: ..."; train::Learner
+// prefixes the config key model.arch, the counts being checked against the data before).
 std::unique_ptr<Network> make_network(const ModelSpec& spec);
 
 // The architecture names make_network accepts (wrn_D_K: examples; any depth with

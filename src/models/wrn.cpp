@@ -113,10 +113,10 @@ std::optional<std::pair<int, int>> parse_wrn(const std::string& arch) {
   auto parse_int = [&](const std::string& text) {
     MD_INPUT_CHECK(!text.empty() && text.size() <= 6 &&
                        text.find_first_not_of("0123456789") == std::string::npos,
-                   "model.arch: '", arch, "' is not of the form wrn_<depth>_<width>");
+                   "architecture '", arch, "' is not of the form wrn_<depth>_<width>");
     return std::stoi(text);
   };
-  MD_INPUT_CHECK(separator != std::string::npos, "model.arch: '", arch,
+  MD_INPUT_CHECK(separator != std::string::npos, "architecture '", arch,
                  "' is not of the form wrn_<depth>_<width>");
   return std::make_pair(parse_int(rest.substr(0, separator)),
                         parse_int(rest.substr(separator + 1)));
@@ -128,9 +128,9 @@ std::unique_ptr<Network> make_wide_resnet(const ModelSpec& spec) {
   const auto parsed = parse_wrn(spec.arch);
   if (!parsed) return nullptr;
   const auto [depth, width] = *parsed;
-  MD_INPUT_CHECK(depth >= 10 && (depth - 4) % 6 == 0, "model.arch: '", spec.arch, "': depth ",
+  MD_INPUT_CHECK(depth >= 10 && (depth - 4) % 6 == 0, "architecture '", spec.arch, "': depth ",
                  depth, " must be at least 10 with (depth - 4) % 6 == 0 (e.g. 16, 28, 40)");
-  MD_INPUT_CHECK(width >= 1, "model.arch: '", spec.arch, "': width must be at least 1");
+  MD_INPUT_CHECK(width >= 1, "architecture '", spec.arch, "': width must be at least 1");
   return std::make_unique<WideResNet>(spec, depth, width);
 }
 

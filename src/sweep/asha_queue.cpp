@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/logging.h"
+#include "io/config_keys.h"
 #include "io/trial_log.h"
 #include "sweep/status.h"
 
@@ -92,13 +93,15 @@ AshaQueue::AshaQueue(const SweepSpec& spec, std::string out_dir, std::string own
   } else {
     levels_.push_back(0);
   }
+  // A unit is a configuration (every override but the seed's) or a trial.
+  const std::string seed_prefix = std::string(io::replicate_key().path) + "=";
   std::map<std::string, int> unit_of_key;
   for (const SweepTrial& trial : spec.trials) {
     std::string key = trial.id;
     if (early_stop_.by == EarlyStopUnit::Config) {
       key.clear();
       for (const std::string& assignment : trial.overrides) {
-        if (assignment.rfind("runtime.seed=", 0) != 0) key += assignment + "\n";
+        if (assignment.rfind(seed_prefix, 0) != 0) key += assignment + "\n";
       }
     }
     const auto [found, inserted] = unit_of_key.emplace(key, static_cast<int>(units_.size()));

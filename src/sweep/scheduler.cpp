@@ -19,6 +19,7 @@
 
 #include "core/interrupt.h"
 #include "core/logging.h"
+#include "io/config_keys.h"
 #include "io/log_schema.h"
 #include "io/trial_log.h"
 #include "sweep/asha_queue.h"
@@ -207,20 +208,21 @@ int checked_group_size(const SweepSpec& spec, const SweepOptions& options, int w
   int group_size = spec.ranks_per_trial;
   if (world_size < group_size) {
     if (world_rank == 0) {
-      log_warning(spec.source, ": runtime.ranks_per_trial is ", group_size, " but only ",
-                  world_size, " rank(s) run the sweep: each trial runs on ", world_size);
+      log_warning(spec.source, ": ", io::key_path::runtime_ranks_per_trial, " is ", group_size,
+                  " but only ", world_size, " rank(s) run the sweep: each trial runs on ",
+                  world_size);
     }
     group_size = world_size;
   }
   if (world_size % group_size != 0) {
-    throw InputError(spec.source + ": " + std::to_string(world_size) +
-                     " ranks cannot be split into groups of runtime.ranks_per_trial = " +
-                     std::to_string(group_size));
+    throw InputError(::md::detail::concat(
+        spec.source, ": ", world_size, " ranks cannot be split into groups of ",
+        io::key_path::runtime_ranks_per_trial, " = ", group_size));
   }
   if (options.trial_index && world_size != group_size) {
-    throw InputError(spec.source + ": --trial-index runs one trial: start it on " +
-                     std::to_string(group_size) + " rank(s) (runtime.ranks_per_trial), not " +
-                     std::to_string(world_size));
+    throw InputError(::md::detail::concat(
+        spec.source, ": --trial-index runs one trial: start it on ", group_size, " rank(s) (",
+        io::key_path::runtime_ranks_per_trial, "), not ", world_size));
   }
   if (options.trial_index && (*options.trial_index < 0 || *options.trial_index >= trial_count)) {
     throw InputError(spec.source + ": --trial-index " + std::to_string(*options.trial_index) +
@@ -339,9 +341,9 @@ SweepSummary run_sweep(const SweepSpec& spec, const SweepOptions& options) {
                      "this sweep has no early_stop (use --trial-index)");
   }
   if (options.worker && (world_size != group_size || options.resume == ResumePolicy::Restart)) {
-    throw InputError(spec.source + ": --worker is one worker of " + std::to_string(group_size) +
-                     " rank(s) (runtime.ranks_per_trial), without "
-                     "--no-resume");
+    throw InputError(::md::detail::concat(spec.source, ": --worker is one worker of ", group_size,
+                                          " rank(s) (", io::key_path::runtime_ranks_per_trial,
+                                          "), without --no-resume"));
   }
   if (spec.early_stop) {
     if (options.trial_index) {

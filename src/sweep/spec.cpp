@@ -211,17 +211,18 @@ EarlyStopSpec read_early_stop(const ConfigTree& node, const std::vector<SweepTri
   std::size_t ending_at_last_rung = 0;
   for (const SweepTrial& trial : trials) {
     if (spec.rungs.back() > trial.config.optim.epochs) {
-      rungs.fail("rung " + std::to_string(spec.rungs.back()) + " is beyond optim.epochs " +
-                 std::to_string(trial.config.optim.epochs) + " of trial " +
-                 std::to_string(trial.index));
+      rungs.fail(detail::concat("rung ", spec.rungs.back(), " is beyond ",
+                                io::key_path::optim_epochs, " ", trial.config.optim.epochs,
+                                " of trial ", trial.index));
     }
     if (spec.rungs.back() == trial.config.optim.epochs) ++ending_at_last_rung;
   }
   // The last rung is the end of every trial or of none (the rungs are the same for all units).
   if (ending_at_last_rung != 0 && ending_at_last_rung != trials.size()) {
-    rungs.fail("the last rung " + std::to_string(spec.rungs.back()) +
-               " equals optim.epochs of some trials only: make it below every trial's "
-               "optim.epochs, or equal to all");
+    rungs.fail(detail::concat("the last rung ", spec.rungs.back(), " equals ",
+                              io::key_path::optim_epochs,
+                              " of some trials only: make it below every trial's ",
+                              io::key_path::optim_epochs, ", or equal to all"));
   }
   if (node.contains("reduction")) {
     spec.reduction = static_cast<int>(read_integer(node.child("reduction"), 2));
@@ -381,11 +382,10 @@ SweepSpec parse_sweep(const std::string& yaml_text, const std::string& source_na
       if (trial.config.runtime.ranks_per_trial != spec.ranks_per_trial) {
         std::string where;
         for (const std::string& assignment : trial.overrides) where += " " + assignment;
-        throw InputError(source_name +
-                         ": runtime.ranks_per_trial must be the same in every trial "
-                         "of a sweep: the trial with" +
-                         where + " has " + std::to_string(trial.config.runtime.ranks_per_trial) +
-                         ", the first has " + std::to_string(spec.ranks_per_trial));
+        throw InputError(detail::concat(
+            source_name, ": ", io::key_path::runtime_ranks_per_trial,
+            " must be the same in every trial of a sweep: the trial with", where, " has ",
+            trial.config.runtime.ranks_per_trial, ", the first has ", spec.ranks_per_trial));
       }
       if (!seen_ids.insert(trial.id).second) continue;
       trial.index = static_cast<int>(spec.trials.size());
@@ -395,7 +395,8 @@ SweepSpec parse_sweep(const std::string& yaml_text, const std::string& source_na
   }
   if (document.contains("early_stop")) {
     const bool grid_has_seed =
-        document.contains("grid") && document.child("grid").contains("runtime.seed");
+        document.contains("grid") &&
+        document.child("grid").contains(std::string(io::replicate_key().path));
     spec.early_stop = read_early_stop(document.child("early_stop"), spec.trials, grid_has_seed);
   }
   if (document.contains("budget")) {

@@ -9,6 +9,7 @@
 #include "backend/backend.h"
 #include "core/error.h"
 #include "core/logging.h"
+#include "io/config_keys.h"
 
 namespace md::train {
 
@@ -179,7 +180,13 @@ Learner::Learner(const LearnerSpec& spec, Collective& collective)
     : spec_(spec), collective_(collective), backend_(backend::get(spec.device)) {
   const models::AuxHeads aux =
       spec.loss.method == MethodKind::Baseline ? models::AuxHeads::None : models::AuxHeads::Byot;
-  student_ = std::make_unique<models::Student>(spec.model, aux);
+  // An InputError here is an architecture models/ does not know (the class and channel counts
+  // are checked against the data before): name the config key.
+  try {
+    student_ = std::make_unique<models::Student>(spec.model, aux);
+  } catch (const InputError& error) {
+    throw InputError(detail::concat(io::key_path::model_arch, ": ", error.what()));
+  }
   model_ = nn::ModelBuffers::allocate(student_->layout(), spec.dtype, spec.device);
   Rng init_rng(spec.seed, /*stream=*/1);
   model_.initialize(student_->layout(), init_rng);
@@ -335,13 +342,14 @@ void Learner::captured_step(const Tensor& images, const Tensor& labels, StepRepo
       captured_->graph = backend_.capture_graph([this] { captured_forward_backward(); });
     } catch (const std::exception& error) {
       captured_.reset();
-      throw Error(std::string("runtime.cuda_graph: recording the training step on ") +
-                  spec_.device.str() +
-                  " failed (set runtime.cuda_graph: false to run it op by op): " + error.what());
+      throw Error(detail::concat(io::key_path::runtime_cuda_graph,
+                                 ": recording the training step on ", spec_.device.str(),
+                                 " failed (set ", io::key_path::runtime_cuda_graph,
+                                 ": false to run it op by op): ", error.what()));
     }
-    log_info("runtime.cuda_graph: recorded the forward, loss and backward of a batch of ",
-             shape_str(images.shape()), " on ", spec_.device.str(),
-             "; steps with batches of that shape replay it");
+    log_info(io::key_path::runtime_cuda_graph,
+             ": recorded the forward, loss and backward of a batch of ", shape_str(images.shape()),
+             " on ", spec_.device.str(), "; steps with batches of that shape replay it");
   }
   collective_.average(model_.gradients);
   clock.lap(&PassTimes::graph_replay);

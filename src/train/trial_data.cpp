@@ -15,6 +15,7 @@
 #include "data/idx.h"
 #include "data/image_set_source.h"
 #include "data/jpeg_source.h"
+#include "io/config_keys.h"
 #include "io/imagenet_shards.h"
 
 namespace md::train {
@@ -57,9 +58,9 @@ void load_imagenet(const io::TrialConfig& config, DataUse use, TrialData& data) 
   const io::DatasetConfig& dataset = config.dataset;
   MD_INPUT_CHECK(!(config.method.name == io::MethodName::MetaDistiller &&
                    config.method.meta.data == io::MetaData::Holdout),
-                 config.source,
-                 ": method.meta.data: holdout is not available with dataset.name imagenet (the "
-                 "shards are not split); use next_batch");
+                 config.source, ": ", io::key_path::method_meta_data,
+                 ": holdout is not available with ", io::key_path::dataset_name,
+                 " imagenet (the shards are not split); use next_batch");
   data.root = dataset.local_copy
                   ? io::stage_imagenet_shards(dataset.root, local_copy_directory(dataset.root))
                   : dataset.root;
@@ -110,15 +111,15 @@ void load_in_memory(const io::TrialConfig& config, TrialData& data) {
     }
   }
   if (dataset.train_count > 0) {
-    MD_INPUT_CHECK(dataset.train_count <= data.train_set.count, config.source,
-                   ": dataset.train_count is ", dataset.train_count, " but ", data.train_set.source,
-                   " has ", data.train_set.count, " images");
+    MD_INPUT_CHECK(dataset.train_count <= data.train_set.count, config.source, ": ",
+                   io::key_path::dataset_train_count, " is ", dataset.train_count, " but ",
+                   data.train_set.source, " has ", data.train_set.count, " images");
     data.train_set = data::first_samples(data.train_set, dataset.train_count);
   }
   if (validation) {
-    MD_INPUT_CHECK(dataset.validation_count < data.train_set.count, config.source,
-                   ": dataset.validation_count is ", dataset.validation_count, " but training has ",
-                   data.train_set.count, " images");
+    MD_INPUT_CHECK(dataset.validation_count < data.train_set.count, config.source, ": ",
+                   io::key_path::dataset_validation_count, " is ", dataset.validation_count,
+                   " but training has ", data.train_set.count, " images");
     // One split for every seed and method, so that all arms are compared on the same images.
     auto [train_part, validation_part] =
         data::split_holdout_count(data.train_set, dataset.validation_count, kValidationSplitSeed);

@@ -56,7 +56,6 @@ TEST(CaptureRegion, HostRoundTripsThrowNamingThemselves) {
   for (std::size_t i = 0; i < messages.size(); ++i) {
     EXPECT_NE(messages[i].find(names[i]), std::string::npos) << messages[i];
     EXPECT_NE(messages[i].find("inside a captured step"), std::string::npos) << messages[i];
-    EXPECT_NE(messages[i].find("runtime.cuda_graph"), std::string::npos) << messages[i];
   }
   // Device work that stays on the device is allowed: copies within it, fills.
   {

@@ -15,6 +15,7 @@
 
 #include "autograd/functions.h"
 #include "backend/backend.h"
+#include "core/error.h"
 #include "support/gradcheck.h"
 #include "train/learner.h"
 
@@ -244,6 +245,20 @@ TEST(LearnerState, PassTimingCoversEveryPassOfTheStep) {
 // bit for bit over steps with changing batches and learning rates; a batch of another shape
 // runs eagerly in between; a report keeps its values after later replays; MetaDistiller steps
 // run eagerly. (tests/gpu checks the CUDA graphs and their memory pool.)
+
+// An architecture models/ does not know is an InputError naming the config key.
+TEST(LearnerErrors, UnknownArchitectureNamesTheKey) {
+  Collective single_rank;
+  LearnerSpec spec = small_spec(MethodKind::Byot, DType::Float32);
+  spec.model.arch = "resnet19";
+  try {
+    Learner learner(spec, single_rank);
+    FAIL() << "no exception";
+  } catch (const InputError& error) {
+    EXPECT_EQ(std::string(error.what()).rfind("model.arch: unknown architecture 'resnet19'", 0), 0u)
+        << error.what();
+  }
+}
 
 LearnerSpec captured_spec(MethodKind method, StepCapture capture) {
   LearnerSpec spec = small_spec(method, DType::Float32);

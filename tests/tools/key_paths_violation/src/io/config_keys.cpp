@@ -1,0 +1,2 @@
+// The key table may spell every path.
+const char* row = "optim.lr";
