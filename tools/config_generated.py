@@ -2,8 +2,8 @@
 """The files generated from the key table (src/io/config_keys.cpp) by `metadistill config`.
 
 - docs/config.md: the key tables between "<!-- BEGIN GENERATED keys:SECTION ... -->" and
-  "<!-- END GENERATED keys:SECTION -->" are `metadistill config --markdown`; the prose around them
-  is written by hand.
+  "<!-- END GENERATED keys:SECTION -->" are `metadistill config --markdown`, and the block
+  keys:defaults is `metadistill config --defaults`; the prose around them is written by hand.
 - analysis/metadistill_analysis/config_schema.json: `metadistill config --schema`, the copy the
   Python package reads (it must work without the binary).
 
@@ -43,6 +43,12 @@ def output_of(binary, *arguments):
 
 def blocks(text):
     return {match["name"]: match.group(0) for match in BLOCK.finditer(text)}
+
+
+def defaults_block(defaults):
+    """The example trial config of docs/config.md: `config --defaults` in a YAML code block."""
+    return ("<!-- BEGIN GENERATED keys:defaults (metadistill config --defaults) -->\n"
+            f"```yaml\n{defaults}```\n<!-- END GENERATED keys:defaults -->\n")
 
 
 def check_schema(text):
@@ -98,6 +104,7 @@ def main():
 
     schema = output_of(args.metadistill, "config", "--schema")
     generated = blocks(output_of(args.metadistill, "config", "--markdown"))
+    generated["defaults"] = defaults_block(output_of(args.metadistill, "config", "--defaults"))
     doc_path = args.root / DOC
     doc = doc_path.read_text()
     present = blocks(doc)
