@@ -12,9 +12,11 @@
 #include <ctime>
 #include <filesystem>
 #include <iostream>
+#include <memory>
 #include <sstream>
 #include <stop_token>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "core/interrupt.h"
@@ -278,6 +280,316 @@ std::vector<int> trials_to_run(const SweepSpec& spec, const SweepOptions& option
   return queue;
 }
 
+// Where this rank runs: its place in the world, its group (the ranks that run a trial
+// together; rank 0 of the group leads it) and its rank on the node (which GPU it takes).
+struct Placement {
+  Placement(const SweepSpec& spec, const SweepOptions& options)
+      : world_rank(comm_rank(world)),
+        world_size(comm_size(world)),
+        group_size(checked_group_size(spec, options, world_rank, world_size)) {
+    Communicator node;
+    MD_MPI_CHECK(
+        MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, world_rank, MPI_INFO_NULL, node.out()));
+    local_rank = comm_rank(node.get());
+    MD_MPI_CHECK(MPI_Comm_split(world, world_rank / group_size, world_rank, group.out()));
+    MD_MPI_CHECK(MPI_Comm_set_errhandler(group.get(), MPI_ERRORS_RETURN));
+    leader = comm_rank(group.get()) == 0;
+  }
+
+  const MPI_Comm world = MPI_COMM_WORLD;
+  const int world_rank;
+  const int world_size;
+  const int group_size;
+  int local_rank = 0;
+  bool leader = false;
+  Communicator group;
+};
+
+// ASHA (an early_stop sweep): every group leader reads and records decisions in the output
+// directory. nullptr without early_stop; InputError where the options do not fit the sweep.
+// Collective over the world (a restart's files are removed by rank 0 before any rank reads).
+std::unique_ptr<AshaQueue> open_asha(const SweepSpec& spec, const SweepOptions& options,
+                                     const Placement& place) {
+  if (options.worker && !spec.early_stop) {
+    throw InputError(spec.source +
+                     ": --worker runs an early_stop sweep's work as it is decided; "
+                     "this sweep has no early_stop (use --trial-index)");
+  }
+  if (options.worker &&
+      (place.world_size != place.group_size || options.resume == ResumePolicy::Restart)) {
+    throw InputError(::md::detail::concat(
+        spec.source, ": --worker is one worker of ", place.group_size, " rank(s) (",
+        io::key_path::runtime_ranks_per_trial, "), without --no-resume"));
+  }
+  if (!spec.early_stop) return nullptr;
+  if (options.trial_index) {
+    throw InputError(spec.source +
+                     ": --trial-index runs one fixed trial; an early_stop sweep "
+                     "decides its work as it goes: run it on MPI ranks");
+  }
+  if (place.world_rank == 0 && options.resume == ResumePolicy::Restart) {
+    std::error_code ignored;
+    fs::remove_all(AshaRecords(options.out_dir).directory(), ignored);
+    for (const SweepTrial& trial : spec.trials) {
+      fs::remove(log_path(options.out_dir, trial.id), ignored);
+      fs::remove(checkpoint_path(options.out_dir, trial.id), ignored);
+    }
+  }
+  MD_MPI_CHECK(MPI_Barrier(place.world));
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  auto asha = std::make_unique<AshaQueue>(
+      spec, options.out_dir,
+      options.worker ? *options.worker
+                     : std::string(host) + " pid " + std::to_string(::getpid()) + " rank " +
+                           std::to_string(place.world_rank));
+  if (options.worker) asha->set_worker_mode(options.stale_seconds);
+  return asha;
+}
+
+// A worker (Slurm array task) marks itself alive every 10 s while it runs, so that others take
+// its work over only when it is gone. Nothing without a queue.
+class Heartbeat {
+ public:
+  explicit Heartbeat(AshaQueue* asha) {
+    if (!asha) return;
+    thread_ = std::jthread([asha](std::stop_token stop) {
+      while (!stop.stop_requested()) {
+        try {
+          asha->heartbeat();
+        } catch (const std::exception& error) {
+          log_warning("ASHA heartbeat: ", error.what());
+        }
+        for (int tick = 0; tick < 50 && !stop.stop_requested(); ++tick) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        }
+      }
+    });
+  }
+
+ private:
+  std::jthread thread_;
+};
+
+// Rank 0's queue. Without early_stop: the trials to run, less those complete (counted in
+// `skipped`). ASHA: the units whose recorded work a killed run left unfinished (no other worker
+// runs them: this sweep owns the directory), taken before any new decision; none for a worker,
+// which resumes its own work through the queue.
+std::vector<int> first_queue(const SweepSpec& spec, const SweepOptions& options, AshaQueue* asha,
+                             long& skipped) {
+  if (!asha) return trials_to_run(spec, options, skipped);
+  if (options.worker) return {};
+  std::vector<int> queue = asha->unfinished_units();
+  if (!queue.empty()) {
+    log_info("ASHA: finishing the work of ", queue.size(), " unit(s) left by an earlier run");
+  }
+  return queue;
+}
+
+// Rank 0's `values` on every rank of `comm`.
+template <typename Int>
+std::vector<Int> broadcast_from_rank0(std::vector<Int> values, MPI_Comm comm) {
+  static_assert(std::is_same_v<Int, int> || std::is_same_v<Int, std::int64_t>);
+  const MPI_Datatype type = std::is_same_v<Int, int> ? MPI_INT : MPI_INT64_T;
+  std::int64_t size = static_cast<std::int64_t>(values.size());
+  MD_MPI_CHECK(MPI_Bcast(&size, 1, MPI_INT64_T, 0, comm));
+  values.resize(static_cast<std::size_t>(size));
+  if (size > 0) MD_MPI_CHECK(MPI_Bcast(values.data(), static_cast<int>(size), type, 0, comm));
+  return values;
+}
+
+// The queue loop of one rank: its group's leader takes the next work (a trial of the queue, or
+// ASHA's next unit to a rung) and the group runs it, until the queue is empty or an interrupt.
+// Counts the outcomes and the time spent inside trials and taking work.
+class TrialLoop {
+ public:
+  TrialLoop(const SweepSpec& spec, const SweepOptions& options, const Placement& place,
+            AshaQueue* asha, const std::vector<int>& queue)
+      : spec_(spec),
+        options_(options),
+        place_(place),
+        asha_(asha),
+        queue_(queue),
+        progress_(options.progress
+                      ? *options.progress
+                      : (place.world_size > 1 ? train::Progress::Lines : train::Progress::Auto)) {}
+
+  // Collective over the world (the queue position's window).
+  void run() {
+    start_ = Clock::now();
+    end_ = start_;
+    QueueCounter counter(place_.world);
+    while (true) {
+      const Clock::time_point queue_start = Clock::now();
+      const std::vector<std::int64_t> work = next_work(counter);
+      seconds_in_queue_ += std::chrono::duration<double>(Clock::now() - queue_start).count();
+      if (work.empty()) {
+        end_ = Clock::now();  // before the window's collective free waits for the others
+        break;
+      }
+      for (std::size_t i = 1; i < work.size() && !stopped_; ++i) {
+        run_here(spec_.trials[static_cast<std::size_t>(work[i])], static_cast<int>(work[0]));
+      }
+    }
+  }
+
+  // Dispatch overhead: the share of this rank's time in the queue loop spent outside run_trial
+  // (queue access, logging, file removal). A trial's time includes its collective's setup and
+  // the failure record of a trial that threw. The wait for the other ranks' last trials after
+  // the queue ran dry is not counted.
+  void log_dispatch_overhead() const {
+    const double loop_seconds = std::chrono::duration<double>(end_ - start_).count();
+    log_info("rank ", place_.world_rank, " ran ", trials_here_, " trial(s): ", seconds_in_trials_,
+             " s inside trials of ", loop_seconds, " s in the queue loop (",
+             loop_seconds > 0 ? 100.0 * seconds_in_trials_ / loop_seconds : 100.0, "%), of which ",
+             seconds_in_queue_, " s taking trials from the queue");
+  }
+
+  const Counts& counts() const { return counts_; }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  // The next work, the same on every rank of the group: [stop epoch, trial index, ...]; empty
+  // when there is none.
+  std::vector<std::int64_t> next_work(QueueCounter& counter) {
+    std::vector<std::int64_t> work;
+    const auto queue_length = static_cast<std::int64_t>(queue_.size());
+    if (place_.leader && !stopped_ && !interrupt_requested()) {
+      const std::int64_t position = counter.fetch_and_increment();
+      if (!asha_) {
+        if (position < queue_length) work = {0, queue_[static_cast<std::size_t>(position)]};
+      } else {
+        const std::optional<AshaWork> next =
+            position < queue_length ? asha_->work_for(queue_[static_cast<std::size_t>(position)])
+                                    : asha_->next([] { return interrupt_requested(); });
+        if (next) {
+          work.push_back(next->stop_epoch);
+          work.insert(work.end(), next->trials.begin(), next->trials.end());
+        }
+      }
+    }
+    return broadcast_from_rank0(std::move(work), place_.group.get());
+  }
+
+  // One trial, on every rank of the group; stop_epoch > 0 halts it there (an ASHA rung).
+  void run_here(const SweepTrial& trial, int stop_epoch) {
+    // A device the trial cannot have (runtime.device: cuda without a GPU) fails the trial.
+    Device device = Device::cpu();
+    std::string device_error;
+    try {
+      device = train::resolve_device(trial.config.runtime.device, place_.local_rank);
+    } catch (const Error& error) {
+      device_error = error.what();
+    }
+    announce(trial, device_error.empty() ? device.str() : trial.config.runtime.device);
+    MD_MPI_CHECK(MPI_Barrier(place_.group.get()));  // files removed before any rank reads them
+
+    train::TrialContext context;
+    context.out_dir = options_.out_dir;
+    context.sweep_name = spec_.name;
+    context.device = device;
+    context.progress = progress_;
+    context.label = progress_label(trial.index, static_cast<int>(spec_.trials.size()), trial.id);
+    context.stop_epoch = stop_epoch;
+    const Clock::time_point started = Clock::now();
+    try {
+      const std::string rank_error =
+          device_error.empty() ? std::string() : trial.config.source + ": " + device_error;
+      std::unique_ptr<train::Collective> collective;
+      // The group's ranks agree before its collective exists: a rank that failed (its device)
+      // ends the trial on every rank instead of leaving the others waiting.
+      if (place_.group_size > 1) {
+        collective = make_group_collective(place_.group.get(), device, rank_error);
+      }
+      if (!rank_error.empty()) throw InputError(rank_error);
+      context.collective = collective.get();
+      const train::TrialResult result = train::run_trial(trial.config, context);
+      const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+      if (result.status == io::TrialStatus::Complete) {
+        ++counts_.complete;
+      } else if (result.status == io::TrialStatus::Stopped) {
+        ++counts_.stopped;
+      } else {
+        ++counts_.diverged;
+      }
+      if (place_.leader) {
+        log_info("trial ", trial.index, " (", trial.id, ") ", io::status_name(result.status),
+                 " in ", seconds, " s");
+      }
+    } catch (const Interrupted& interrupted) {
+      ++counts_.interrupted;
+      stopped_ = true;
+      if (place_.leader) {
+        log_warning("trial ", trial.index, " (", trial.id, "): ", interrupted.what());
+      }
+    } catch (const std::exception& error) {
+      ++counts_.failed;
+      if (place_.leader) {
+        log_error("trial ", trial.index, " (", trial.id, ") failed: ", error.what());
+        record_failure(spec_, trial, options_.out_dir, device, place_.group_size, error.what());
+      }
+    }
+    seconds_in_trials_ += std::chrono::duration<double>(Clock::now() - started).count();
+    ++trials_here_;
+  }
+
+  // The leader counts the start and, with --no-resume, removes the trial's files first (an
+  // ASHA sweep removed them all at its start); each rank says where it runs the trial.
+  void announce(const SweepTrial& trial, const std::string& device) {
+    if (!place_.leader) {
+      log_info("rank ", place_.world_rank, " joins trial ", trial.index, " (", trial.id, ") on ",
+               device);
+      return;
+    }
+    ++counts_.started;
+    if (options_.resume == ResumePolicy::Restart && !asha_) {
+      std::error_code ignored;  // a file that is not there is fine; one that stays fails later
+      fs::remove(log_path(options_.out_dir, trial.id), ignored);
+      fs::remove(checkpoint_path(options_.out_dir, trial.id), ignored);
+    }
+    log_info("rank ", place_.world_rank, " runs trial ", trial.index, " (", trial.id, ") on ",
+             device);
+  }
+
+  const SweepSpec& spec_;
+  const SweepOptions& options_;
+  const Placement& place_;
+  AshaQueue* const asha_;
+  const std::vector<int>& queue_;
+  const train::Progress progress_;
+  Counts counts_;
+  bool stopped_ = false;  // interrupted: this group takes no more work
+  int trials_here_ = 0;
+  double seconds_in_trials_ = 0.0;
+  double seconds_in_queue_ = 0.0;  // taking the next work (fetch-and-add, group broadcast)
+  Clock::time_point start_;
+  Clock::time_point end_;
+};
+
+// The summary from the world's counts. With ASHA the stopped trials and those neither finished
+// nor stopped for good (after an interrupt) come from the directory.
+SweepSummary summarized(const SweepSpec& spec, const Counts& total, long queue_length,
+                        AshaQueue* asha) {
+  SweepSummary summary;
+  summary.complete = total.complete;
+  summary.failed = total.failed;
+  summary.diverged = total.diverged;
+  summary.interrupted = total.interrupted;
+  summary.skipped_complete = total.skipped;
+  summary.not_started = queue_length - total.started;
+  if (asha) {
+    const AshaTotals totals = asha->totals();
+    summary.stopped = totals.stopped_trials;
+    summary.not_started =
+        interrupt_requested() || total.interrupted > 0
+            ? static_cast<long>(spec.trials.size()) - totals.stopped_trials - totals.complete_trials
+            : 0;
+    summary.asha = totals;
+  }
+  return summary;
+}
+
 }  // namespace
 
 MpiSession::MpiSession() {
@@ -315,244 +627,27 @@ int SweepSummary::exit_status() const {
 }
 
 SweepSummary run_sweep(const SweepSpec& spec, const SweepOptions& options) {
-  const MPI_Comm world = MPI_COMM_WORLD;
-  const int world_rank = comm_rank(world);
-  const int world_size = comm_size(world);
-  const int trial_count = static_cast<int>(spec.trials.size());
-
-  const int group_size = checked_group_size(spec, options, world_rank, world_size);
-
-  Communicator node;
-  MD_MPI_CHECK(
-      MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, world_rank, MPI_INFO_NULL, node.out()));
-  const int local_rank = comm_rank(node.get());
-  Communicator group;
-  MD_MPI_CHECK(MPI_Comm_split(world, world_rank / group_size, world_rank, group.out()));
-  MD_MPI_CHECK(MPI_Comm_set_errhandler(group.get(), MPI_ERRORS_RETURN));
-  const bool leader = comm_rank(group.get()) == 0;
-
-  // ASHA: every group leader reads and records decisions in the output directory; the queue
-  // holds the units whose recorded work a killed run left unfinished (no other worker runs them:
-  // this sweep owns the directory), taken before any new decision.
-  std::unique_ptr<AshaQueue> asha;
-  if (options.worker && !spec.early_stop) {
-    throw InputError(spec.source +
-                     ": --worker runs an early_stop sweep's work as it is decided; "
-                     "this sweep has no early_stop (use --trial-index)");
-  }
-  if (options.worker && (world_size != group_size || options.resume == ResumePolicy::Restart)) {
-    throw InputError(::md::detail::concat(spec.source, ": --worker is one worker of ", group_size,
-                                          " rank(s) (", io::key_path::runtime_ranks_per_trial,
-                                          "), without --no-resume"));
-  }
-  if (spec.early_stop) {
-    if (options.trial_index) {
-      throw InputError(spec.source +
-                       ": --trial-index runs one fixed trial; an early_stop sweep "
-                       "decides its work as it goes: run it on MPI ranks");
-    }
-    if (world_rank == 0 && options.resume == ResumePolicy::Restart) {
-      std::error_code ignored;
-      fs::remove_all(AshaRecords(options.out_dir).directory(), ignored);
-      for (const SweepTrial& trial : spec.trials) {
-        fs::remove(log_path(options.out_dir, trial.id), ignored);
-        fs::remove(checkpoint_path(options.out_dir, trial.id), ignored);
-      }
-    }
-    MD_MPI_CHECK(MPI_Barrier(world));
-    char host[256] = {};
-    ::gethostname(host, sizeof host - 1);
-    asha = std::make_unique<AshaQueue>(spec, options.out_dir,
-                                       options.worker ? *options.worker
-                                                      : std::string(host) + " pid " +
-                                                            std::to_string(::getpid()) + " rank " +
-                                                            std::to_string(world_rank));
-    if (options.worker) asha->set_worker_mode(options.stale_seconds);
-  }
-  // A worker marks itself alive while it runs, so that others take its work over only when it
-  // is gone.
-  std::jthread heartbeat;
-  if (options.worker) {
-    heartbeat = std::jthread([&asha](std::stop_token stop) {
-      while (!stop.stop_requested()) {
-        try {
-          asha->heartbeat();
-        } catch (const std::exception& error) {
-          log_warning("ASHA heartbeat: ", error.what());
-        }
-        for (int tick = 0; tick < 50 && !stop.stop_requested(); ++tick) {
-          std::this_thread::sleep_for(std::chrono::milliseconds(200));
-        }
-      }
-    });
-  }
+  const Placement place(spec, options);
+  const std::unique_ptr<AshaQueue> asha = open_asha(spec, options, place);
+  const Heartbeat heartbeat(options.worker ? asha.get() : nullptr);
 
   // The queue: decided by rank 0 from the logs, the same on every rank.
-  Counts counts;
+  long skipped = 0;
   std::vector<int> queue;
-  if (world_rank == 0 && asha && !options.worker) {
-    queue = asha->unfinished_units();
-    if (!queue.empty()) {
-      log_info("ASHA: finishing the work of ", queue.size(), " unit(s) left by an earlier run");
-    }
-  } else if (world_rank == 0 && !asha) {
-    queue = trials_to_run(spec, options, counts.skipped);
-  }
-  int queue_length = static_cast<int>(queue.size());
-  MD_MPI_CHECK(MPI_Bcast(&queue_length, 1, MPI_INT, 0, world));
-  queue.resize(static_cast<std::size_t>(queue_length));
-  if (queue_length > 0) MD_MPI_CHECK(MPI_Bcast(queue.data(), queue_length, MPI_INT, 0, world));
+  if (place.world_rank == 0) queue = first_queue(spec, options, asha.get(), skipped);
+  queue = broadcast_from_rank0(std::move(queue), place.world);
 
-  const train::Progress progress =
-      options.progress ? *options.progress
-                       : (world_size > 1 ? train::Progress::Lines : train::Progress::Auto);
-  bool stopped = false;
-  using Clock = std::chrono::steady_clock;
-  const Clock::time_point loop_start = Clock::now();
-  double seconds_in_trials = 0.0;
-  double seconds_in_queue = 0.0;  // taking the next trial (fetch-and-add, group broadcast)
-  int trials_here = 0;
-  Clock::time_point loop_end = loop_start;
-  {
-    QueueCounter counter(world);
-    // One trial, on every rank of the group; stop_epoch > 0 halts it there (an ASHA rung).
-    const auto run_here = [&](const SweepTrial& trial, int stop_epoch) {
-      // A device the trial cannot have (runtime.device: cuda without a GPU) fails the trial.
-      Device device = Device::cpu();
-      std::string device_error;
-      try {
-        device = train::resolve_device(trial.config.runtime.device, local_rank);
-      } catch (const Error& error) {
-        device_error = error.what();
-      }
-      if (leader) {
-        ++counts.started;
-        if (options.resume == ResumePolicy::Restart && !asha) {  // ASHA: removed at the start
-          std::error_code ignored;  // a file that is not there is fine; one that stays fails below
-          fs::remove(log_path(options.out_dir, trial.id), ignored);
-          fs::remove(checkpoint_path(options.out_dir, trial.id), ignored);
-        }
-        log_info("rank ", world_rank, " runs trial ", trial.index, " (", trial.id, ") on ",
-                 device_error.empty() ? device.str() : trial.config.runtime.device);
-      } else {
-        log_info("rank ", world_rank, " joins trial ", trial.index, " (", trial.id, ") on ",
-                 device_error.empty() ? device.str() : trial.config.runtime.device);
-      }
-      MD_MPI_CHECK(MPI_Barrier(group.get()));  // files removed before any rank reads them
+  TrialLoop loop(spec, options, place, asha.get(), queue);
+  loop.run();
+  loop.log_dispatch_overhead();
+  Counts counts = loop.counts();
+  counts.skipped = skipped;
 
-      train::TrialContext context;
-      context.out_dir = options.out_dir;
-      context.sweep_name = spec.name;
-      context.device = device;
-      context.progress = progress;
-      context.label = progress_label(trial.index, trial_count, trial.id);
-      context.stop_epoch = stop_epoch;
-      const Clock::time_point started = Clock::now();
-      try {
-        const std::string rank_error =
-            device_error.empty() ? std::string() : trial.config.source + ": " + device_error;
-        std::unique_ptr<train::Collective> collective;
-        // The group's ranks agree before its collective exists: a rank that failed (its device)
-        // ends the trial on every rank instead of leaving the others waiting.
-        if (group_size > 1) collective = make_group_collective(group.get(), device, rank_error);
-        if (!rank_error.empty()) throw InputError(rank_error);
-        context.collective = collective.get();
-        const train::TrialResult result = train::run_trial(trial.config, context);
-        const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
-        if (result.status == io::TrialStatus::Complete) {
-          ++counts.complete;
-        } else if (result.status == io::TrialStatus::Stopped) {
-          ++counts.stopped;
-        } else {
-          ++counts.diverged;
-        }
-        if (leader) {
-          log_info("trial ", trial.index, " (", trial.id, ") ", io::status_name(result.status),
-                   " in ", seconds, " s");
-        }
-      } catch (const Interrupted& interrupted) {
-        ++counts.interrupted;
-        stopped = true;
-        if (leader) log_warning("trial ", trial.index, " (", trial.id, "): ", interrupted.what());
-      } catch (const std::exception& error) {
-        ++counts.failed;
-        if (leader) {
-          log_error("trial ", trial.index, " (", trial.id, ") failed: ", error.what());
-          record_failure(spec, trial, options.out_dir, device, group_size, error.what());
-        }
-      }
-      seconds_in_trials += std::chrono::duration<double>(Clock::now() - started).count();
-      ++trials_here;
-    };
-
-    while (true) {
-      // The next work, the same on every rank of the group: [stop epoch, trial index, ...];
-      // empty when there is none.
-      std::vector<std::int64_t> work;
-      const Clock::time_point queue_start = Clock::now();
-      if (leader && !stopped && !interrupt_requested()) {
-        const std::int64_t position = counter.fetch_and_increment();
-        if (!asha) {
-          if (position < queue_length) work = {0, queue[static_cast<std::size_t>(position)]};
-        } else {
-          const std::optional<AshaWork> next =
-              position < queue_length ? asha->work_for(queue[static_cast<std::size_t>(position)])
-                                      : asha->next([] { return interrupt_requested(); });
-          if (next) {
-            work.push_back(next->stop_epoch);
-            work.insert(work.end(), next->trials.begin(), next->trials.end());
-          }
-        }
-      }
-      std::int64_t work_size = static_cast<std::int64_t>(work.size());
-      MD_MPI_CHECK(MPI_Bcast(&work_size, 1, MPI_INT64_T, 0, group.get()));
-      work.resize(static_cast<std::size_t>(work_size));
-      if (work_size > 0) {
-        MD_MPI_CHECK(
-            MPI_Bcast(work.data(), static_cast<int>(work_size), MPI_INT64_T, 0, group.get()));
-      }
-      seconds_in_queue += std::chrono::duration<double>(Clock::now() - queue_start).count();
-      if (work.empty()) {
-        loop_end = Clock::now();  // before the window's collective free waits for the others
-        break;
-      }
-      for (std::size_t i = 1; i < work.size() && !stopped; ++i) {
-        run_here(spec.trials[static_cast<std::size_t>(work[i])], static_cast<int>(work[0]));
-      }
-    }
-  }
-
-  // Dispatch overhead: the share of this rank's time in the queue loop spent outside run_trial
-  // (queue access, logging, file removal). A trial's time includes its collective's setup and
-  // the failure record of a trial that threw. The wait for the other ranks' last trials after
-  // the queue ran dry is not counted.
-  const double loop_seconds = std::chrono::duration<double>(loop_end - loop_start).count();
-  log_info("rank ", world_rank, " ran ", trials_here, " trial(s): ", seconds_in_trials,
-           " s inside trials of ", loop_seconds, " s in the queue loop (",
-           loop_seconds > 0 ? 100.0 * seconds_in_trials / loop_seconds : 100.0, "%), of which ",
-           seconds_in_queue, " s taking trials from the queue");
-
-  const Counts total = summed_over_world(counts, leader, world);
-  SweepSummary summary;
-  summary.complete = total.complete;
-  summary.failed = total.failed;
-  summary.diverged = total.diverged;
-  summary.interrupted = total.interrupted;
-  summary.skipped_complete = total.skipped;
-  summary.not_started = queue_length - total.started;
-  if (asha) {
-    // Trials whose unit is neither finished nor stopped for good (after an interrupt, or left
-    // unstarted by a spent budget), and those stopped for good, from the directory.
-    const AshaTotals totals = asha->totals();
-    summary.stopped = totals.stopped_trials;
-    summary.not_started =
-        interrupt_requested() || total.interrupted > 0
-            ? static_cast<long>(spec.trials.size()) - totals.stopped_trials - totals.complete_trials
-            : 0;
-    summary.asha = totals;
-  }
-  if (world_rank == 0) {
-    print_summary(std::cout, spec, summary, world_size / group_size, group_size, asha.get());
+  const Counts total = summed_over_world(counts, place.leader, place.world);
+  const SweepSummary summary = summarized(spec, total, static_cast<long>(queue.size()), asha.get());
+  if (place.world_rank == 0) {
+    print_summary(std::cout, spec, summary, place.world_size / place.group_size, place.group_size,
+                  asha.get());
   }
   return summary;
 }
