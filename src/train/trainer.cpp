@@ -27,6 +27,7 @@
 #include "train/schedule.h"
 #include "train/target_stats.h"
 #include "train/trial_data.h"
+#include "train/trial_setup.h"
 #include "train/weights.h"
 
 namespace md::train {
@@ -38,59 +39,6 @@ namespace fs = std::filesystem;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-MethodKind method_kind(io::MethodName name) {
-  switch (name) {
-    case io::MethodName::Baseline:
-      return MethodKind::Baseline;
-    case io::MethodName::Byot:
-      return MethodKind::Byot;
-    case io::MethodName::MetaDistiller:
-      return MethodKind::MetaDistiller;
-  }
-  return MethodKind::Baseline;
-}
-
-// The student loss of a trial's config on a trial of `ranks` ranks. A summed hint is summed over
-// each rank's share of the batch and the gradients are averaged over the ranks, so its weight is
-// multiplied by the rank count: the hint is then the sum over the whole trial batch, as in BYOT.
-LossSpec loss_spec(const io::MethodConfig& method, double label_smoothing, int ranks) {
-  const bool summed_hint = method.hint_reduction == io::HintReduction::Sum;
-  return LossSpec{.method = method_kind(method.name),
-                  .temperature = method.temperature,
-                  .alpha = method.alpha,
-                  .hint = summed_hint ? method.hint * static_cast<double>(ranks) : method.hint,
-                  .label_smoothing = label_smoothing,
-                  .kd_temperature_squared = method.kd_temperature_squared,
-                  .deepest_ce = method.deepest_ce == io::DeepestCe::OneMinusAlpha
-                                    ? DeepestCe::OneMinusAlpha
-                                    : DeepestCe::One,
-                  .hint_reduction = summed_hint ? HintReduction::Sum : HintReduction::Mean};
-}
-
-models::AuxWidth aux_width(const io::AuxWidthConfig& width) {
-  switch (width.rule) {
-    case io::AuxWidthRule::InputQuarter:
-      return {.rule = models::AuxWidthRule::InputQuarter};
-    case io::AuxWidthRule::LastStageQuarter:
-      return {.rule = models::AuxWidthRule::LastStageQuarter};
-    case io::AuxWidthRule::Fixed:
-      return {.rule = models::AuxWidthRule::Fixed, .channels = width.channels};
-  }
-  return {};
-}
-
-// The learning-rate schedule of a trial's optimizer config; fixed for the trial.
-ScheduleSpec schedule_spec(const io::OptimConfig& optim) {
-  return ScheduleSpec{.kind = optim.schedule.name == io::ScheduleName::Cosine
-                                  ? ScheduleKind::Cosine
-                                  : ScheduleKind::Multistep,
-                      .base_lr = optim.lr,
-                      .epochs = optim.epochs,
-                      .milestones = optim.schedule.milestones,
-                      .gamma = optim.schedule.gamma,
-                      .warmup_epochs = optim.schedule.warmup_epochs};
 }
 
 class TrialRunner {
@@ -120,9 +68,6 @@ class TrialRunner {
   void load_initial_weights(const std::string& path);
   void train_epoch();
   void train_step(const data::Batch& batch, double learning_rate);
-  // The in-memory training set when runtime.data_on_device asks for device-resident batches
-  // (auto: on a CUDA device for cifar100 and idx), else null.
-  const data::ImageSetSource* device_resident_train_source() const;
   data::Batch next_meta_batch();
   std::map<std::string, double> evaluate();
   void write_log_row(double learning_rate, double images_per_second);
@@ -142,15 +87,12 @@ class TrialRunner {
 
   std::unique_ptr<TrialData> data_;
   std::unique_ptr<Learner> learner_;
-  // The training batches come from exactly one of these (runtime.data_on_device).
-  std::unique_ptr<data::BatchLoader> train_loader_, meta_loader_, test_loader_;
-  std::unique_ptr<DeviceBatches> train_device_batches_;
+  TrialLoaders loaders_;
   std::optional<io::TrialLog> log_;
 
   int epoch_ = 0;                    // the epoch being (or next to be) trained
   std::int64_t batch_in_epoch_ = 0;  // the next batch of that epoch
   std::int64_t meta_epoch_ = 0;
-  std::int64_t batches_per_epoch_ = 0;
   double wall_before_ = 0.0;  // wall seconds of earlier runs of this trial
   Clock::time_point start_ = Clock::now();
   ProgressPrinter progress_;
@@ -196,149 +138,21 @@ Device resolve_device(const std::string& device_text, int local_rank) {
 
 namespace {
 
-backend::MathPrecision math_precision(io::Precision precision) {
-  switch (precision) {
-    case io::Precision::Fp32:
-      return backend::MathPrecision::Fp32;
-    case io::Precision::Tf32:
-      return backend::MathPrecision::Tf32;
-    case io::Precision::Bf16:
-      return backend::MathPrecision::Bf16;
-  }
-  return backend::MathPrecision::Fp32;
-}
-
 void TrialRunner::build() {
-  if (config_.runtime.threads > 0) backend::set_cpu_threads(config_.runtime.threads);
-  // runtime.precision and runtime.deterministic, for every op of this trial.
-  backend::set_compute_options(backend::ComputeOptions{
-      .precision = math_precision(config_.runtime.precision),
-      .determinism = config_.runtime.deterministic ? backend::AlgorithmDeterminism::Deterministic
-                                                   : backend::AlgorithmDeterminism::Fastest});
+  apply_compute_options(config_.runtime);
   data_ = load_trial_data(config_);
-  models::ModelSpec& spec = model_spec_;
-  spec.arch = config_.model.arch;
-  spec.num_classes = config_.model.num_classes > 0 ? config_.model.num_classes : data_->num_classes;
-  spec.in_channels = config_.model.in_channels > 0 ? config_.model.in_channels : data_->channels;
-  spec.aux_width = aux_width(config_.method.aux.width);
-  MD_INPUT_CHECK(spec.in_channels == data_->channels, config_.source, ": model.in_channels is ",
-                 spec.in_channels, " but the data has ", data_->channels, " channels");
-  MD_INPUT_CHECK(spec.num_classes >= data_->num_classes, config_.source, ": model.num_classes is ",
-                 spec.num_classes, " but the data has labels up to ", data_->num_classes - 1);
-  LearnerSpec learner_spec;
-  learner_spec.model = spec;
-  learner_spec.loss = loss_spec_;
-  learner_spec.sgd = SgdParams{.learning_rate = config_.optim.lr,
-                               .momentum = config_.optim.momentum,
-                               .weight_decay = config_.optim.weight_decay,
-                               .nesterov = config_.optim.nesterov};
-  learner_spec.meta = MetaSpec{
-      .every = config_.method.meta.every,
-      .epsilon = config_.method.meta.epsilon,
-      .optimizer = config_.method.meta.optimizer.name == io::MetaOptimizer::Adam
-                       ? GeneratorOptimizer::Adam
-                       : GeneratorOptimizer::Sgd,
-      .learning_rate = config_.method.meta.optimizer.lr,
-      .generator_width = config_.method.meta.generator_width,
-      .generator_resolution =
-          config_.method.meta.generator_resolution == io::GeneratorResolution::Stage
-              ? models::GeneratorResolution::Stage
-              : models::GeneratorResolution::Deepest,
-      .difference = config_.method.meta.difference == io::MetaDifference::Forward
-                        ? FiniteDifference::Forward
-                        : FiniteDifference::Central,
-      .label_weight = config_.method.meta.label_weight,
-      .frozen = config_.method.meta.frozen,
-      .update_order = config_.method.meta.update_order == io::MetaUpdateOrder::GeneratorFirst
-                          ? UpdateOrder::GeneratorFirst
-                          : UpdateOrder::StudentFirst};
-  learner_spec.seed = config_.runtime.seed;
-  learner_spec.device = context_.device;
-  if (config_.runtime.cuda_graph) {
-    learner_spec.capture = StepCapture::Graph;
-    if (loss_spec_.method == MethodKind::MetaDistiller) {
-      log_warning(config_.source,
-                  ": runtime.cuda_graph: metadistiller steps run op by op (the meta "
-                  "step reads values on the host); only baseline and byot steps are replayed");
-    }
-  }
-  learner_ = std::make_unique<Learner>(learner_spec, *collective_);
+  model_spec_ = model_spec(config_, *data_);
+  learner_ = std::make_unique<Learner>(
+      learner_spec(config_, model_spec_, loss_spec_, context_.device), *collective_);
   if (!config_.model.init_from.empty()) load_initial_weights(config_.model.init_from);
-
-  const int world = collective_->size();
-  MD_INPUT_CHECK(config_.optim.batch_size % world == 0, config_.source, ": optim.batch_size ",
-                 config_.optim.batch_size, " is not divisible by the ", world,
-                 " ranks of the trial");
-  data::LoaderSpec train_spec;
-  train_spec.batch_size = config_.optim.batch_size / world;
-  train_spec.shuffle = data::Shuffle::On;
-  train_spec.seed = config_.runtime.seed;
-  train_spec.remainder = data::Remainder::Drop;
-  train_spec.rank = collective_->rank();
-  train_spec.world_size = world;
-  // In-memory sets need little work per sample; JPEG decoding needs every thread the rank has.
-  const int threads = config_.runtime.threads > 0
-                          ? config_.runtime.threads
-                          : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
-  train_spec.threads = config_.dataset.name == io::DatasetName::Imagenet
-                           ? threads
-                           : std::max(1, config_.runtime.threads / 2);
-  if (const data::ImageSetSource* resident = device_resident_train_source()) {
-    train_device_batches_ = std::make_unique<DeviceBatches>(*resident, train_spec, context_.device);
-    batches_per_epoch_ = train_device_batches_->batches_per_epoch();
-  } else {
-    train_loader_ = std::make_unique<data::BatchLoader>(*data_->train, train_spec);
-    batches_per_epoch_ = train_loader_->batches_per_epoch();
-  }
-  if (config_.runtime.max_train_batches > 0) {
-    batches_per_epoch_ = std::min(batches_per_epoch_, config_.runtime.max_train_batches);
-  }
-  MD_INPUT_CHECK(batches_per_epoch_ > 0, config_.source, ": optim.batch_size ",
-                 config_.optim.batch_size, " is larger than the training set (",
-                 data_->train->count(), " images)");
-  if (use_generator()) {
-    data::LoaderSpec meta_spec = train_spec;
-    meta_spec.seed =
-        config_.runtime.seed + 0x9e3779b9ULL;  // an order independent of the training one
-    const bool holdout = data_->meta_holdout != nullptr;
-    if (holdout)
-      meta_spec.batch_size =
-          std::min<std::int64_t>(meta_spec.batch_size, data_->meta_holdout->count() / world);
-    MD_INPUT_CHECK(meta_spec.batch_size > 0, config_.source,
-                   ": method.meta.holdout_fraction leaves no meta batch");
-    meta_loader_ = std::make_unique<data::BatchLoader>(
-        holdout ? *data_->meta_holdout : *data_->train, meta_spec);
-    meta_loader_->start_epoch(meta_epoch_);
-  }
-  data::LoaderSpec test_spec;
-  test_spec.batch_size =
-      std::max<std::int64_t>(1, std::min<std::int64_t>(256, config_.optim.batch_size));
-  test_spec.shuffle = data::Shuffle::Off;
-  test_spec.remainder = data::Remainder::Keep;
-  test_spec.rank = collective_->rank();
-  test_spec.world_size = world;
-  test_spec.threads = train_spec.threads;
-  test_loader_ = std::make_unique<data::BatchLoader>(*data_->test, test_spec);
+  loaders_ = make_trial_loaders(
+      config_, *data_,
+      LoaderPlacement{
+          .rank = collective_->rank(), .world = collective_->size(), .device = context_.device},
+      use_generator());
 
   loss_sum_ = Tensor::zeros({}, DType::Float32, context_.device);
   epoch_loss_sum_ = Tensor::zeros({}, DType::Float32, context_.device);
-}
-
-const data::ImageSetSource* TrialRunner::device_resident_train_source() const {
-  const auto* in_memory = dynamic_cast<const data::ImageSetSource*>(data_->train.get());
-  switch (config_.runtime.data_on_device) {
-    case io::DataOnDevice::Off:
-      return nullptr;
-    case io::DataOnDevice::On:
-      MD_INPUT_CHECK(in_memory != nullptr, config_.source,
-                     ": runtime.data_on_device: true needs an in-memory dataset (cifar100 or idx), "
-                     "not ",
-                     io::to_string(config_.dataset.name));
-      return in_memory;
-    case io::DataOnDevice::Auto:
-      return context_.device.is_cuda() ? in_memory : nullptr;
-  }
-  return nullptr;
 }
 
 void TrialRunner::open_log(bool resuming) {
@@ -404,7 +218,7 @@ void TrialRunner::save_checkpoint() {
   data.attributes["step"] = learner_->steps();
   data.attributes["meta_epoch"] = meta_epoch_;
   if (use_generator()) data.attributes["gen_label_weight"] = learner_->spec().meta.label_weight;
-  data.attributes["meta_position"] = meta_loader_ ? meta_loader_->position() : std::int64_t{0};
+  data.attributes["meta_position"] = loaders_.meta ? loaders_.meta->position() : std::int64_t{0};
   data.attributes["wall_s"] = wall_before_ + seconds_since(start_);
   // The running loss sums of the current log interval and epoch, so that a resumed run logs
   // the same averages as an uninterrupted one.
@@ -463,7 +277,7 @@ bool TrialRunner::load_checkpoint() {
       learner_->set_label_weight(0.0);
     }
     meta_epoch_ = int_attribute(data, checkpoint_path_, "meta_epoch");
-    meta_loader_->start_epoch(meta_epoch_, int_attribute(data, checkpoint_path_, "meta_position"));
+    loaders_.meta->start_epoch(meta_epoch_, int_attribute(data, checkpoint_path_, "meta_position"));
   }
   epoch_ = static_cast<int>(int_attribute(data, checkpoint_path_, "epoch"));
   batch_in_epoch_ = int_attribute(data, checkpoint_path_, "batch_in_epoch");
@@ -497,9 +311,9 @@ bool TrialRunner::load_checkpoint() {
 
 data::Batch TrialRunner::next_meta_batch() {
   data::Batch batch;
-  if (!meta_loader_->next(batch)) {
-    meta_loader_->start_epoch(++meta_epoch_);
-    MD_CHECK(meta_loader_->next(batch), "the meta loader has no batches");
+  if (!loaders_.meta->next(batch)) {
+    loaders_.meta->start_epoch(++meta_epoch_);
+    MD_CHECK(loaders_.meta->next(batch), "the meta loader has no batches");
   }
   return batch;
 }
@@ -543,8 +357,8 @@ void TrialRunner::write_log_row(double learning_rate, double images_per_second) 
   if (!writer_) return;
   std::map<std::string, double> row{
       {"step", static_cast<double>(learner_->steps())},
-      {"epoch",
-       epoch_ + static_cast<double>(batch_in_epoch_) / static_cast<double>(batches_per_epoch_)},
+      {"epoch", epoch_ + static_cast<double>(batch_in_epoch_) /
+                             static_cast<double>(loaders_.batches_per_epoch)},
       {"lr", learning_rate},
       {"loss", loss},
       {"loss_ce", ce_last_},
@@ -565,7 +379,7 @@ void TrialRunner::write_log_row(double learning_rate, double images_per_second) 
 void TrialRunner::report_progress(double images_per_second, bool final_line) {
   progress_.report(ProgressState{.epoch = epoch_,
                                  .batch_in_epoch = batch_in_epoch_,
-                                 .batches_per_epoch = batches_per_epoch_,
+                                 .batches_per_epoch = loaders_.batches_per_epoch,
                                  .loss = last_loss_,
                                  .images_per_second = images_per_second,
                                  .test_accuracy = last_test_accuracy_},
@@ -578,10 +392,10 @@ std::map<std::string, double> TrialRunner::evaluate() {
   autograd::NoGrad no_grad;
   AccuracyCounts counts(student().num_heads());
   double loss_sum = 0.0;
-  test_loader_->start_epoch(0);
+  loaders_.test->start_epoch(0);
   data::Batch batch;
   std::int64_t batches = 0;
-  while (test_loader_->next(batch)) {
+  while (loaders_.test->next(batch)) {
     if (config_.runtime.max_eval_batches > 0 && batches >= config_.runtime.max_eval_batches) break;
     ++batches;
     const Tensor labels = batch.labels;
@@ -604,18 +418,19 @@ std::map<std::string, double> TrialRunner::evaluate() {
 }
 
 void TrialRunner::train_epoch() {
-  if (train_device_batches_) {
-    train_device_batches_->start_epoch(epoch_, batch_in_epoch_);
+  if (loaders_.train_on_device) {
+    loaders_.train_on_device->start_epoch(epoch_, batch_in_epoch_);
   } else {
-    train_loader_->start_epoch(epoch_, batch_in_epoch_);
+    loaders_.train->start_epoch(epoch_, batch_in_epoch_);
   }
   const auto next_train_batch = [this](data::Batch& next) {
-    return train_device_batches_ ? train_device_batches_->next(next) : train_loader_->next(next);
+    return loaders_.train_on_device ? loaders_.train_on_device->next(next)
+                                    : loaders_.train->next(next);
   };
   data::Batch batch;
   log_clock_ = Clock::now();
   images_since_log_ = 0;
-  while (batch_in_epoch_ < batches_per_epoch_ && next_train_batch(batch)) {
+  while (batch_in_epoch_ < loaders_.batches_per_epoch && next_train_batch(batch)) {
     if (collective_->any(interrupt_requested())) {
       save_checkpoint();
       throw Interrupted("trial " + id_ + " interrupted by signal " +
@@ -623,7 +438,7 @@ void TrialRunner::train_epoch() {
                         " batch " + std::to_string(batch_in_epoch_) + "; checkpoint written to " +
                         checkpoint_path_);
     }
-    const double lr = learning_rate(schedule_, epoch_, batch_in_epoch_, batches_per_epoch_);
+    const double lr = learning_rate(schedule_, epoch_, batch_in_epoch_, loaders_.batches_per_epoch);
     train_step(batch, lr);
     ++batch_in_epoch_;
     images_since_log_ += batch.labels.numel() * collective_->size();
@@ -716,7 +531,7 @@ TrialResult TrialRunner::run() {
   }
   // Final summary from the epoch history (restored from the log when resumed).
   const double skipped_samples = collective_->sum(static_cast<double>(
-      (train_loader_ ? train_loader_->skipped_samples() : 0) + test_loader_->skipped_samples()));
+      (loaders_.train ? loaders_.train->skipped_samples() : 0) + loaders_.test->skipped_samples()));
   if (writer_) {
     std::map<std::string, double> final_values;
     for (const auto& [metric, values] : epoch_history_) {
