@@ -26,6 +26,7 @@
 #include "train/progress.h"
 #include "train/schedule.h"
 #include "train/target_stats.h"
+#include "train/trial_checkpoint.h"
 #include "train/trial_data.h"
 #include "train/trial_setup.h"
 #include "train/weights.h"
@@ -62,8 +63,8 @@ class TrialRunner {
 
  private:
   void build();
+  void resume();
   void open_log(bool resuming);
-  bool load_checkpoint();
   void save_checkpoint();
   void load_initial_weights(const std::string& path);
   void train_epoch();
@@ -155,6 +156,27 @@ void TrialRunner::build() {
   epoch_loss_sum_ = Tensor::zeros({}, DType::Float32, context_.device);
 }
 
+void TrialRunner::resume() {
+  const std::optional<TrialPosition> position =
+      load_trial_checkpoint(checkpoint_path_, id_, *learner_, loaders_.meta.get());
+  if (position) {
+    if (use_generator()) meta_epoch_ = position->meta_epoch;
+    epoch_ = position->epoch;
+    batch_in_epoch_ = position->batch_in_epoch;
+    wall_before_ = position->wall_seconds;
+    if (position->losses) {
+      backend_.fill(loss_sum_, position->losses->interval_sum);
+      loss_count_ = position->losses->interval_count;
+      backend_.fill(epoch_loss_sum_, position->losses->epoch_sum);
+      epoch_loss_count_ = position->losses->epoch_count;
+    }
+    epoch_targets_.restore(position->target_sums);
+    log_info("resuming trial ", id_, " at epoch ", epoch_, " batch ", batch_in_epoch_, " (step ",
+             learner_->steps(), ")");
+  }
+  open_log(position.has_value());
+}
+
 void TrialRunner::open_log(bool resuming) {
   if (!writer_) return;
   if (resuming && fs::exists(log_path_)) {
@@ -189,124 +211,22 @@ void TrialRunner::load_initial_weights(const std::string& path) {
 
 void TrialRunner::save_checkpoint() {
   if (!writer_) return;
-  io::CheckpointData data;
-  put_student(data, student(), learner_->model());
-  put_packed(data, "optim", "momentum", student().layout().parameters,
-             learner_->optimizer().momentum_buffer());
-  if (use_generator()) {
-    put_layout(data, "gen", learner_->generator().layout().parameters,
-               learner_->generator_buffers().parameters);
-    if (learner_->generator_adam() != nullptr) {
-      put_packed(data, "gen_optim", "exp_avg", learner_->generator().layout().parameters,
-                 learner_->generator_adam()->exp_avg());
-      put_packed(data, "gen_optim", "exp_avg_sq", learner_->generator().layout().parameters,
-                 learner_->generator_adam()->exp_avg_sq());
-      data.attributes["gen_adam_steps"] = learner_->generator_adam()->steps();
-    } else {
-      put_packed(data, "gen_optim", "momentum", learner_->generator().layout().parameters,
-                 learner_->generator_sgd()->momentum_buffer());
-    }
-  }
-  data.attributes[io::kSchemaVersionAttribute] = io::kCheckpointSchemaVersion;
-  data.attributes["arch"] = config_.model.arch;
-  data.attributes["num_classes"] = static_cast<std::int64_t>(model_spec_.num_classes);
-  data.attributes["in_channels"] = static_cast<std::int64_t>(model_spec_.in_channels);
-  data.attributes["trial_id"] = id_;
-  data.attributes["config"] = io::to_yaml(config_);
-  data.attributes["epoch"] = static_cast<std::int64_t>(epoch_);
-  data.attributes["batch_in_epoch"] = batch_in_epoch_;
-  data.attributes["step"] = learner_->steps();
-  data.attributes["meta_epoch"] = meta_epoch_;
-  if (use_generator()) data.attributes["gen_label_weight"] = learner_->spec().meta.label_weight;
-  data.attributes["meta_position"] = loaders_.meta ? loaders_.meta->position() : std::int64_t{0};
-  data.attributes["wall_s"] = wall_before_ + seconds_since(start_);
-  // The running loss sums of the current log interval and epoch, so that a resumed run logs
-  // the same averages as an uninterrupted one.
-  data.attributes["loss_sum"] = loss_sum_.item();
-  data.attributes["loss_count"] = loss_count_;
-  data.attributes["epoch_loss_sum"] = epoch_loss_sum_.item();
-  data.attributes["epoch_loss_count"] = epoch_loss_count_;
-  for (const auto& [name, sum] : epoch_targets_.sums())
-    data.attributes["epoch_" + name + "_sum"] = sum;
-  io::write_checkpoint(checkpoint_path_, data);
-}
-
-std::int64_t int_attribute(const io::CheckpointData& data, const std::string& path,
-                           const std::string& name) {
-  auto it = data.attributes.find(name);
-  MD_INPUT_CHECK(it != data.attributes.end() && std::holds_alternative<std::int64_t>(it->second),
-                 path, ": checkpoint attribute '", name, "' is missing or not an integer");
-  return std::get<std::int64_t>(it->second);
-}
-
-bool TrialRunner::load_checkpoint() {
-  if (!fs::exists(checkpoint_path_)) return false;
-  io::CheckpointData data = io::read_checkpoint(checkpoint_path_);
-  auto id = data.attributes.find("trial_id");
-  MD_INPUT_CHECK(id != data.attributes.end() && std::holds_alternative<std::string>(id->second) &&
-                     std::get<std::string>(id->second) == id_,
-                 checkpoint_path_, ": belongs to another trial");
-  load_student(data, checkpoint_path_, student(), learner_->model(), WeightGroups::BackboneAndAux);
-  load_packed(data, checkpoint_path_, "optim", "momentum", student().layout().parameters,
-              learner_->optimizer().momentum_buffer());
-  if (use_generator()) {
-    load_layout(data, checkpoint_path_, "gen", learner_->generator().layout().parameters,
-                learner_->generator_buffers().parameters);
-    if (learner_->generator_adam() != nullptr) {
-      load_packed(data, checkpoint_path_, "gen_optim", "exp_avg",
-                  learner_->generator().layout().parameters, learner_->generator_adam()->exp_avg());
-      load_packed(data, checkpoint_path_, "gen_optim", "exp_avg_sq",
-                  learner_->generator().layout().parameters,
-                  learner_->generator_adam()->exp_avg_sq());
-      learner_->generator_adam()->set_steps(
-          int_attribute(data, checkpoint_path_, "gen_adam_steps"));
-    } else {
-      load_packed(data, checkpoint_path_, "gen_optim", "momentum",
-                  learner_->generator().layout().parameters,
-                  learner_->generator_sgd()->momentum_buffer());
-    }
-    if (const auto weight = data.attributes.find("gen_label_weight");
-        weight != data.attributes.end() && std::holds_alternative<double>(weight->second)) {
-      learner_->set_label_weight(std::get<double>(weight->second));
-    } else if (learner_->spec().meta.label_weight != 0.0) {
-      // Written before the label anchor existed: the trial goes on with the objective it began
-      // with.
-      log_warning(checkpoint_path_,
-                  ": checkpoint from before method.meta.label_weight; this trial "
-                  "resumes without the generator's label anchor (label_weight 0), as it started");
-      learner_->set_label_weight(0.0);
-    }
-    meta_epoch_ = int_attribute(data, checkpoint_path_, "meta_epoch");
-    loaders_.meta->start_epoch(meta_epoch_, int_attribute(data, checkpoint_path_, "meta_position"));
-  }
-  epoch_ = static_cast<int>(int_attribute(data, checkpoint_path_, "epoch"));
-  batch_in_epoch_ = int_attribute(data, checkpoint_path_, "batch_in_epoch");
-  learner_->set_steps(int_attribute(data, checkpoint_path_, "step"));
-  if (auto wall = data.attributes.find("wall_s");
-      wall != data.attributes.end() && std::holds_alternative<double>(wall->second)) {
-    wall_before_ = std::get<double>(wall->second);
-  }
-  if (data.attributes.count("epoch_loss_count")) {
-    backend_.fill(loss_sum_, io::attribute_double(data.attributes, "loss_sum", checkpoint_path_));
-    loss_count_ = int_attribute(data, checkpoint_path_, "loss_count");
-    backend_.fill(epoch_loss_sum_,
-                  io::attribute_double(data.attributes, "epoch_loss_sum", checkpoint_path_));
-    epoch_loss_count_ = int_attribute(data, checkpoint_path_, "epoch_loss_count");
-  }
-  std::map<std::string, double> target_sums;
-  for (const auto& [name, value] : data.attributes) {
-    const std::string prefix = "epoch_", suffix = "_sum";
-    if (name.rfind(prefix + "gen_", 0) == 0 && name.size() > prefix.size() + suffix.size() &&
-        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0 &&
-        std::holds_alternative<double>(value)) {
-      target_sums[name.substr(prefix.size(), name.size() - prefix.size() - suffix.size())] =
-          std::get<double>(value);
-    }
-  }
-  epoch_targets_.restore(target_sums);
-  log_info("resuming trial ", id_, " at epoch ", epoch_, " batch ", batch_in_epoch_, " (step ",
-           learner_->steps(), ")");
-  return true;
+  const TrialPosition position{
+      .epoch = epoch_,
+      .batch_in_epoch = batch_in_epoch_,
+      .meta_epoch = meta_epoch_,
+      .meta_position = loaders_.meta ? loaders_.meta->position() : std::int64_t{0},
+      .wall_seconds = wall_before_ + seconds_since(start_),
+      .losses = RunningLossSums{.interval_sum = loss_sum_.item(),
+                                .interval_count = loss_count_,
+                                .epoch_sum = epoch_loss_sum_.item(),
+                                .epoch_count = epoch_loss_count_},
+      .target_sums = epoch_targets_.sums()};
+  save_trial_checkpoint(
+      checkpoint_path_,
+      CheckpointIdentity{
+          .trial_id = id_, .config_yaml = io::to_yaml(config_), .model = model_spec_},
+      *learner_, position);
 }
 
 data::Batch TrialRunner::next_meta_batch() {
@@ -463,8 +383,7 @@ TrialResult TrialRunner::run() {
   result.log_path = log_path_;
   fs::create_directories(context_.out_dir);
   build();
-  const bool resumed = load_checkpoint();
-  open_log(resumed);
+  resume();
   const int end_epoch = context_.stop_epoch > 0
                             ? std::min(context_.stop_epoch, config_.optim.epochs)
                             : config_.optim.epochs;
