@@ -29,6 +29,7 @@
 #include "train/trial_checkpoint.h"
 #include "train/trial_data.h"
 #include "train/trial_setup.h"
+#include "train/trial_stop.h"
 #include "train/weights.h"
 
 namespace md::train {
@@ -49,6 +50,7 @@ class TrialRunner {
         context_(context),
         collective_(context.collective != nullptr ? context.collective : &single_rank_),
         backend_(backend::get(context.device)),
+        stop_(*collective_),
         progress_(collective_->rank() == 0, context.progress, context.label, config.optim.epochs,
                   start_) {
     id_ = io::trial_id(config);
@@ -81,6 +83,7 @@ class TrialRunner {
   Collective single_rank_;
   Collective* collective_;
   Backend& backend_;
+  StopRule stop_;
   bool writer_ = true;
   std::string id_, log_path_, checkpoint_path_;
   LossSpec loss_spec_;
@@ -115,7 +118,6 @@ class TrialRunner {
   double last_images_per_second_ = 0.0;
   double last_test_accuracy_ = NAN;
   double last_loss_ = NAN;
-  bool diverged_ = false;
   std::map<std::string, std::vector<double>> epoch_history_;
   models::ModelSpec model_spec_;
 };
@@ -273,7 +275,7 @@ void TrialRunner::write_log_row(double learning_rate, double images_per_second) 
   last_loss_ = loss;
   backend_.fill(loss_sum_, 0.0);
   loss_count_ = 0;
-  if (!std::isfinite(loss)) diverged_ = true;
+  stop_.observe_loss(loss);
   if (!writer_) return;
   std::map<std::string, double> row{
       {"step", static_cast<double>(learner_->steps())},
@@ -351,12 +353,9 @@ void TrialRunner::train_epoch() {
   log_clock_ = Clock::now();
   images_since_log_ = 0;
   while (batch_in_epoch_ < loaders_.batches_per_epoch && next_train_batch(batch)) {
-    if (collective_->any(interrupt_requested())) {
+    if (stop_.interrupt_requested()) {
       save_checkpoint();
-      throw Interrupted("trial " + id_ + " interrupted by signal " +
-                        std::to_string(interrupt_signal()) + " at epoch " + std::to_string(epoch_) +
-                        " batch " + std::to_string(batch_in_epoch_) + "; checkpoint written to " +
-                        checkpoint_path_);
+      throw interruption(id_, epoch_, batch_in_epoch_, checkpoint_path_);
     }
     const double lr = learning_rate(schedule_, epoch_, batch_in_epoch_, loaders_.batches_per_epoch);
     train_step(batch, lr);
@@ -369,10 +368,7 @@ void TrialRunner::train_epoch() {
       report_progress(last_images_per_second_, false);
       images_since_log_ = 0;
       log_clock_ = Clock::now();
-      if (collective_->any(diverged_)) {
-        diverged_ = true;
-        return;
-      }
+      if (stop_.diverged_on_any_rank()) return;
     }
   }
 }
@@ -391,12 +387,12 @@ TrialResult TrialRunner::run() {
     while (epoch_ < end_epoch) {
       const auto epoch_start = Clock::now();
       train_epoch();
-      if (!diverged_) {
+      if (!stop_.diverged()) {
         const double train_loss =
             epoch_loss_count_ > 0 ? epoch_loss_sum_.item() / static_cast<double>(epoch_loss_count_)
                                   : NAN;
-        diverged_ = collective_->any(!std::isfinite(train_loss));
-        if (!diverged_) {
+        stop_.observe_loss(train_loss);
+        if (!stop_.diverged_on_any_rank()) {
           std::map<std::string, double> row = evaluate();
           row["epoch"] = epoch_ + 1;
           row["train_loss"] = train_loss;
@@ -425,9 +421,9 @@ TrialResult TrialRunner::run() {
           }
         }
       }
-      if (diverged_) {
+      if (stop_.diverged()) {
         result.status = io::TrialStatus::Diverged;
-        result.error = "loss is not finite at step " + std::to_string(learner_->steps());
+        result.error = divergence_error(learner_->steps());
         if (writer_) io::record_status(*log_, io::TrialStatus::Diverged, result.error);
         log_warning("trial ", id_, " diverged: ", result.error);
         return result;
