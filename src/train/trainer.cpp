@@ -1,33 +1,29 @@
 #include "train/trainer.h"
 
-#include <unistd.h>
-
+#include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
-#include <thread>
+#include <string>
+#include <utility>
+#include <vector>
 
-#include "autograd/functions.h"
 #include "backend/backend.h"
-#include "core/interrupt.h"
+#include "core/error.h"
 #include "core/logging.h"
 #include "data/loader.h"
 #include "io/checkpoint.h"
 #include "io/trial_log.h"
-#include "models/label_generator.h"
 #include "models/student.h"
-#include "train/device_batches.h"
-#include "train/evaluation.h"
 #include "train/learner.h"
-#include "train/losses.h"
 #include "train/progress.h"
 #include "train/schedule.h"
-#include "train/target_stats.h"
 #include "train/trial_checkpoint.h"
 #include "train/trial_data.h"
+#include "train/trial_metrics.h"
 #include "train/trial_setup.h"
 #include "train/trial_stop.h"
 #include "train/weights.h"
@@ -35,7 +31,6 @@
 namespace md::train {
 namespace {
 
-using autograd::Variable;
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
@@ -43,6 +38,9 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+// One trial's run: build it from its config (train/trial_setup.h), resume it from its checkpoint
+// (train/trial_checkpoint.h), train and evaluate epoch by epoch until its end, a stop epoch, an
+// interrupt or divergence (train/trial_stop.h), and finish its log.
 class TrialRunner {
  public:
   TrialRunner(const io::TrialConfig& config, const TrialContext& context)
@@ -69,14 +67,20 @@ class TrialRunner {
   void open_log(bool resuming);
   void save_checkpoint();
   void load_initial_weights(const std::string& path);
+  // One epoch's training and, unless the trial diverged (then false), its /epoch row.
+  bool run_epoch();
   void train_epoch();
   void train_step(const data::Batch& batch, double learning_rate);
-  data::Batch next_meta_batch();
-  std::map<std::string, double> evaluate();
+  void after_log_step(double learning_rate);
   void write_log_row(double learning_rate, double images_per_second);
+  void finish_epoch(double train_loss, Clock::time_point epoch_start);
   void report_progress(double images_per_second, bool final_line);
+  data::Batch next_meta_batch();
+  TrialResult finish_diverged(TrialResult result);
+  TrialResult finish_stopped(TrialResult result);
+  TrialResult finish_complete(TrialResult result);
   bool use_generator() const { return loss_spec_.method == MethodKind::MetaDistiller; }
-  const models::Student& student() const { return learner_->student(); }
+  bool log_step() const { return learner_->steps() % std::max(1, config_.runtime.log_every) == 0; }
 
   io::TrialConfig config_;
   TrialContext context_;
@@ -88,11 +92,13 @@ class TrialRunner {
   std::string id_, log_path_, checkpoint_path_;
   LossSpec loss_spec_;
   ScheduleSpec schedule_;
+  models::ModelSpec model_spec_;
 
   std::unique_ptr<TrialData> data_;
   std::unique_ptr<Learner> learner_;
   TrialLoaders loaders_;
   std::optional<io::TrialLog> log_;
+  std::optional<TrainingFigures> figures_;
 
   int epoch_ = 0;                    // the epoch being (or next to be) trained
   std::int64_t batch_in_epoch_ = 0;  // the next batch of that epoch
@@ -101,25 +107,12 @@ class TrialRunner {
   Clock::time_point start_ = Clock::now();
   ProgressPrinter progress_;
 
-  // Running sums since the last log row (device scalars, read at log time only).
-  Tensor loss_sum_;
-  std::int64_t loss_count_ = 0;
-  Tensor epoch_loss_sum_;
-  std::int64_t epoch_loss_count_ = 0;
-  double ce_last_ = 0.0, kd_last_ = 0.0, hint_last_ = 0.0;
-  double meta_loss_last_ = NAN, v_norm_last_ = NAN, epsilon_last_ = NAN,
-         generator_grad_norm_last_ = NAN;
-  // MetaDistiller: the generator targets' statistics of the last log row's batch, and their
-  // mean over this epoch's log rows.
-  std::map<std::string, double> target_row_;
-  TargetStatisticsMean epoch_targets_;
   std::int64_t images_since_log_ = 0;
   Clock::time_point log_clock_ = Clock::now();
   double last_images_per_second_ = 0.0;
   double last_test_accuracy_ = NAN;
   double last_loss_ = NAN;
   std::map<std::string, std::vector<double>> epoch_history_;
-  models::ModelSpec model_spec_;
 };
 
 }  // namespace
@@ -153,9 +146,7 @@ void TrialRunner::build() {
       LoaderPlacement{
           .rank = collective_->rank(), .world = collective_->size(), .device = context_.device},
       use_generator());
-
-  loss_sum_ = Tensor::zeros({}, DType::Float32, context_.device);
-  epoch_loss_sum_ = Tensor::zeros({}, DType::Float32, context_.device);
+  figures_.emplace(backend_, context_.device);
 }
 
 void TrialRunner::resume() {
@@ -166,13 +157,7 @@ void TrialRunner::resume() {
     epoch_ = position->epoch;
     batch_in_epoch_ = position->batch_in_epoch;
     wall_before_ = position->wall_seconds;
-    if (position->losses) {
-      backend_.fill(loss_sum_, position->losses->interval_sum);
-      loss_count_ = position->losses->interval_count;
-      backend_.fill(epoch_loss_sum_, position->losses->epoch_sum);
-      epoch_loss_count_ = position->losses->epoch_count;
-    }
-    epoch_targets_.restore(position->target_sums);
+    figures_->restore(*position);
     log_info("resuming trial ", id_, " at epoch ", epoch_, " batch ", batch_in_epoch_, " (step ",
              learner_->steps(), ")");
   }
@@ -207,7 +192,7 @@ void TrialRunner::open_log(bool resuming) {
 
 void TrialRunner::load_initial_weights(const std::string& path) {
   io::CheckpointData data = io::read_checkpoint(path);
-  load_student(data, path, student(), learner_->model(), WeightGroups::BackboneOnly);
+  load_student(data, path, learner_->student(), learner_->model(), WeightGroups::BackboneOnly);
   log_info("initialized ", config_.model.arch, " from ", path);
 }
 
@@ -219,11 +204,8 @@ void TrialRunner::save_checkpoint() {
       .meta_epoch = meta_epoch_,
       .meta_position = loaders_.meta ? loaders_.meta->position() : std::int64_t{0},
       .wall_seconds = wall_before_ + seconds_since(start_),
-      .losses = RunningLossSums{.interval_sum = loss_sum_.item(),
-                                .interval_count = loss_count_,
-                                .epoch_sum = epoch_loss_sum_.item(),
-                                .epoch_count = epoch_loss_count_},
-      .target_sums = epoch_targets_.sums()};
+      .losses = figures_->loss_sums(),
+      .target_sums = figures_->target_sums()};
   save_trial_checkpoint(
       checkpoint_path_,
       CheckpointIdentity{
@@ -247,55 +229,21 @@ void TrialRunner::train_step(const data::Batch& host_batch, double learning_rate
     const data::Batch batch = next_meta_batch();
     return std::make_pair(batch.images.to(context_.device), batch.labels.to(context_.device));
   });
-  backend_.axpby(1.0, report.loss, 1.0, loss_sum_);
-  backend_.axpby(1.0, report.loss, 1.0, epoch_loss_sum_);
-  ++loss_count_;
-  ++epoch_loss_count_;
-  if (learner_->steps() % std::max(1, config_.runtime.log_every) == 0) {
-    ce_last_ = LossTerms::value(report.terms.ce);
-    kd_last_ = LossTerms::value(report.terms.kd);
-    hint_last_ = LossTerms::value(report.terms.hint);
-    if (!report.targets.empty()) {
-      const TargetStatistics statistics = target_statistics(report.targets, report.deepest_logits,
-                                                            labels, config_.method.temperature);
-      target_row_ = target_statistics_row(statistics);
-      epoch_targets_.add(statistics);
-    }
-  }
-  if (report.meta_step) {
-    meta_loss_last_ = report.meta_loss;
-    v_norm_last_ = report.v_norm;
-    epsilon_last_ = report.epsilon;
-    generator_grad_norm_last_ = report.generator_grad_norm;
-  }
+  figures_->add_step(report, log_step(), labels, config_.method.temperature);
 }
 
 void TrialRunner::write_log_row(double learning_rate, double images_per_second) {
-  const double loss = loss_count_ > 0 ? loss_sum_.item() / static_cast<double>(loss_count_) : NAN;
+  const double loss = figures_->take_interval_loss();
   last_loss_ = loss;
-  backend_.fill(loss_sum_, 0.0);
-  loss_count_ = 0;
   stop_.observe_loss(loss);
   if (!writer_) return;
-  std::map<std::string, double> row{
-      {"step", static_cast<double>(learner_->steps())},
-      {"epoch", epoch_ + static_cast<double>(batch_in_epoch_) /
-                             static_cast<double>(loaders_.batches_per_epoch)},
-      {"lr", learning_rate},
-      {"loss", loss},
-      {"loss_ce", ce_last_},
-      {"loss_kd", kd_last_},
-      {"loss_hint", hint_last_},
-      {"images_per_s", images_per_second},
-  };
-  if (use_generator()) {
-    row["loss_meta"] = meta_loss_last_;
-    row["meta_v_norm"] = v_norm_last_;
-    row["meta_epsilon"] = epsilon_last_;
-    row["generator_grad_norm"] = generator_grad_norm_last_;
-    row.insert(target_row_.begin(), target_row_.end());
-  }
-  log_->append("train", row);
+  const TrainRowPosition position{
+      .step = learner_->steps(),
+      .epoch = epoch_ + static_cast<double>(batch_in_epoch_) /
+                            static_cast<double>(loaders_.batches_per_epoch),
+      .learning_rate = learning_rate,
+      .images_per_second = images_per_second};
+  log_->append("train", figures_->train_row(position, loss, use_generator()));
 }
 
 void TrialRunner::report_progress(double images_per_second, bool final_line) {
@@ -308,35 +256,14 @@ void TrialRunner::report_progress(double images_per_second, bool final_line) {
                    final_line);
 }
 
-// Top-1 and (with more than 5 classes) top-5 accuracy of every head and of the ensemble, by the
-// tie rule of train/evaluation.h, and the final head's test loss.
-std::map<std::string, double> TrialRunner::evaluate() {
-  autograd::NoGrad no_grad;
-  AccuracyCounts counts(student().num_heads());
-  double loss_sum = 0.0;
-  loaders_.test->start_epoch(0);
-  data::Batch batch;
-  std::int64_t batches = 0;
-  while (loaders_.test->next(batch)) {
-    if (config_.runtime.max_eval_batches > 0 && batches >= config_.runtime.max_eval_batches) break;
-    ++batches;
-    const Tensor labels = batch.labels;
-    const auto n = labels.numel();
-    if (n == 0) continue;  // a rank's empty part of the last global batch
-    models::StudentOutput output = learner_->evaluate(batch.images.to(context_.device));
-    Variable final_loss = autograd::cross_entropy(output.logits.back(), labels.to(context_.device));
-    loss_sum += final_loss.value().item() * static_cast<double>(n);
-    std::vector<Tensor> logits;
-    for (const Variable& head : output.logits) logits.push_back(head.value());
-    count_hits(counts, logits, labels);
-  }
-  counts.count = collective_->sum(counts.count);
-  loss_sum = collective_->sum(loss_sum);
-  for (double& hits : counts.top1) hits = collective_->sum(hits);
-  for (double& hits : counts.top5) hits = collective_->sum(hits);
-  std::map<std::string, double> metrics = accuracy_metrics(counts, model_spec_.num_classes);
-  metrics["test_loss"] = loss_sum / counts.count;
-  return metrics;
+// A log step's /train row and progress line, and a new throughput interval.
+void TrialRunner::after_log_step(double learning_rate) {
+  const double seconds = seconds_since(log_clock_);
+  last_images_per_second_ = static_cast<double>(images_since_log_) / std::max(seconds, 1e-9);
+  write_log_row(learning_rate, last_images_per_second_);
+  report_progress(last_images_per_second_, false);
+  images_since_log_ = 0;
+  log_clock_ = Clock::now();
 }
 
 void TrialRunner::train_epoch() {
@@ -361,103 +288,76 @@ void TrialRunner::train_epoch() {
     train_step(batch, lr);
     ++batch_in_epoch_;
     images_since_log_ += batch.labels.numel() * collective_->size();
-    if (learner_->steps() % std::max(1, config_.runtime.log_every) == 0) {
-      const double seconds = seconds_since(log_clock_);
-      last_images_per_second_ = static_cast<double>(images_since_log_) / std::max(seconds, 1e-9);
-      write_log_row(lr, last_images_per_second_);
-      report_progress(last_images_per_second_, false);
-      images_since_log_ = 0;
-      log_clock_ = Clock::now();
+    if (log_step()) {
+      after_log_step(lr);
       if (stop_.diverged_on_any_rank()) return;
     }
   }
 }
 
-TrialResult TrialRunner::run() {
-  TrialResult result;
-  result.trial_id = id_;
-  result.log_path = log_path_;
-  fs::create_directories(context_.out_dir);
-  build();
-  resume();
-  const int end_epoch = context_.stop_epoch > 0
-                            ? std::min(context_.stop_epoch, config_.optim.epochs)
-                            : config_.optim.epochs;
-  try {
-    while (epoch_ < end_epoch) {
-      const auto epoch_start = Clock::now();
-      train_epoch();
-      if (!stop_.diverged()) {
-        const double train_loss =
-            epoch_loss_count_ > 0 ? epoch_loss_sum_.item() / static_cast<double>(epoch_loss_count_)
-                                  : NAN;
-        stop_.observe_loss(train_loss);
-        if (!stop_.diverged_on_any_rank()) {
-          std::map<std::string, double> row = evaluate();
-          row["epoch"] = epoch_ + 1;
-          row["train_loss"] = train_loss;
-          row["wall_s"] = seconds_since(epoch_start);
-          if (!epoch_targets_.empty()) {
-            const std::map<std::string, double> means = epoch_targets_.means();
-            row.insert(means.begin(), means.end());
-          }
-          epoch_targets_.clear();
-          last_test_accuracy_ = row["test_acc_final"];
-          // The epoch's closing line, while epoch_ and batch_in_epoch_ still name its end.
-          report_progress(last_images_per_second_, true);
-          backend_.fill(epoch_loss_sum_, 0.0);
-          epoch_loss_count_ = 0;
-          ++epoch_;
-          batch_in_epoch_ = 0;
-          for (const auto& [metric, value] : row) epoch_history_[metric].push_back(value);
-          if (writer_) {
-            log_->append("epoch", row);
-            log_->flush();
-          }
-          if (config_.runtime.checkpoint_every_epochs > 0 &&
-              (epoch_ % config_.runtime.checkpoint_every_epochs == 0 ||
-               epoch_ == config_.optim.epochs)) {
-            save_checkpoint();
-          }
-        }
-      }
-      if (stop_.diverged()) {
-        result.status = io::TrialStatus::Diverged;
-        result.error = divergence_error(learner_->steps());
-        if (writer_) io::record_status(*log_, io::TrialStatus::Diverged, result.error);
-        log_warning("trial ", id_, " diverged: ", result.error);
-        return result;
-      }
-    }
-    if (end_epoch < config_.optim.epochs) {
-      // An ASHA rung: a checkpoint at the epoch boundary, which a promotion resumes from.
-      save_checkpoint();
-      result.status = io::TrialStatus::Stopped;
-      if (writer_) io::record_status(*log_, io::TrialStatus::Stopped);
-      log_info("trial ", id_, " stopped at epoch ", epoch_, " (an ASHA rung)");
-      return result;
-    }
-  } catch (const Interrupted& interrupted) {
-    if (writer_) io::record_status(*log_, io::TrialStatus::Interrupted, interrupted.what());
-    throw;
-  } catch (const std::exception& error) {
-    if (writer_) io::record_status(*log_, io::TrialStatus::Failed, error.what());
-    throw;
+// The /epoch row of the epoch just trained: its test evaluation, train loss, wall time and the
+// generator targets' means; then the next epoch's position and, when due, a checkpoint.
+void TrialRunner::finish_epoch(double train_loss, Clock::time_point epoch_start) {
+  std::map<std::string, double> row =
+      evaluate_test_set(*learner_, *loaders_.test, *collective_,
+                        TestPass{.max_batches = config_.runtime.max_eval_batches,
+                                 .num_classes = model_spec_.num_classes,
+                                 .device = context_.device});
+  row["epoch"] = epoch_ + 1;
+  row["train_loss"] = train_loss;
+  row["wall_s"] = seconds_since(epoch_start);
+  figures_->take_epoch_target_means(row);
+  last_test_accuracy_ = row["test_acc_final"];
+  // The epoch's closing line, while epoch_ and batch_in_epoch_ still name its end.
+  report_progress(last_images_per_second_, true);
+  figures_->restart_epoch_loss();
+  ++epoch_;
+  batch_in_epoch_ = 0;
+  for (const auto& [metric, value] : row) epoch_history_[metric].push_back(value);
+  if (writer_) {
+    log_->append("epoch", row);
+    log_->flush();
   }
-  // Final summary from the epoch history (restored from the log when resumed).
+  if (config_.runtime.checkpoint_every_epochs > 0 &&
+      (epoch_ % config_.runtime.checkpoint_every_epochs == 0 || epoch_ == config_.optim.epochs)) {
+    save_checkpoint();
+  }
+}
+
+bool TrialRunner::run_epoch() {
+  const auto epoch_start = Clock::now();
+  train_epoch();
+  if (stop_.diverged()) return false;
+  const double train_loss = figures_->epoch_loss();
+  stop_.observe_loss(train_loss);
+  if (stop_.diverged_on_any_rank()) return false;
+  finish_epoch(train_loss, epoch_start);
+  return true;
+}
+
+TrialResult TrialRunner::finish_diverged(TrialResult result) {
+  result.status = io::TrialStatus::Diverged;
+  result.error = divergence_error(learner_->steps());
+  if (writer_) io::record_status(*log_, io::TrialStatus::Diverged, result.error);
+  log_warning("trial ", id_, " diverged: ", result.error);
+  return result;
+}
+
+// An ASHA rung: a checkpoint at the epoch boundary, which a promotion resumes from.
+TrialResult TrialRunner::finish_stopped(TrialResult result) {
+  save_checkpoint();
+  result.status = io::TrialStatus::Stopped;
+  if (writer_) io::record_status(*log_, io::TrialStatus::Stopped);
+  log_info("trial ", id_, " stopped at epoch ", epoch_, " (an ASHA rung)");
+  return result;
+}
+
+// The final summary from the epoch history (restored from the log when resumed).
+TrialResult TrialRunner::finish_complete(TrialResult result) {
   const double skipped_samples = collective_->sum(static_cast<double>(
       (loaders_.train ? loaders_.train->skipped_samples() : 0) + loaders_.test->skipped_samples()));
   if (writer_) {
-    std::map<std::string, double> final_values;
-    for (const auto& [metric, values] : epoch_history_) {
-      if ((metric.rfind("test_acc_", 0) != 0 && metric.rfind("test_top5_", 0) != 0) ||
-          values.empty())
-        continue;
-      final_values["last_" + metric.substr(5)] = values.back();
-      double best = values.front();
-      for (double value : values) best = std::max(best, value);
-      final_values["best_" + metric.substr(5)] = best;
-    }
+    std::map<std::string, double> final_values = final_accuracies(epoch_history_);
     const double wall = wall_before_ + seconds_since(start_);
     final_values["total_wall_s"] = wall;
     final_values["gpu_hours"] =
@@ -472,6 +372,31 @@ TrialResult TrialRunner::run() {
   }
   result.status = io::TrialStatus::Complete;
   return result;
+}
+
+TrialResult TrialRunner::run() {
+  TrialResult result;
+  result.trial_id = id_;
+  result.log_path = log_path_;
+  fs::create_directories(context_.out_dir);
+  build();
+  resume();
+  const int end_epoch = context_.stop_epoch > 0
+                            ? std::min(context_.stop_epoch, config_.optim.epochs)
+                            : config_.optim.epochs;
+  try {
+    while (epoch_ < end_epoch) {
+      if (!run_epoch()) return finish_diverged(std::move(result));
+    }
+    if (end_epoch < config_.optim.epochs) return finish_stopped(std::move(result));
+  } catch (const Interrupted& interrupted) {
+    if (writer_) io::record_status(*log_, io::TrialStatus::Interrupted, interrupted.what());
+    throw;
+  } catch (const std::exception& error) {
+    if (writer_) io::record_status(*log_, io::TrialStatus::Failed, error.what());
+    throw;
+  }
+  return finish_complete(std::move(result));
 }
 
 }  // namespace
