@@ -1,38 +1,36 @@
 #include "train/trainer.h"
 
-#include <unistd.h>
-
+#include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
-#include <thread>
+#include <string>
+#include <utility>
+#include <vector>
 
-#include "autograd/functions.h"
 #include "backend/backend.h"
-#include "core/interrupt.h"
+#include "core/error.h"
 #include "core/logging.h"
 #include "data/loader.h"
 #include "io/checkpoint.h"
 #include "io/trial_log.h"
-#include "models/label_generator.h"
 #include "models/student.h"
-#include "train/device_batches.h"
-#include "train/evaluation.h"
 #include "train/learner.h"
-#include "train/losses.h"
 #include "train/progress.h"
 #include "train/schedule.h"
-#include "train/target_stats.h"
+#include "train/trial_checkpoint.h"
 #include "train/trial_data.h"
+#include "train/trial_metrics.h"
+#include "train/trial_setup.h"
+#include "train/trial_stop.h"
 #include "train/weights.h"
 
 namespace md::train {
 namespace {
 
-using autograd::Variable;
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
@@ -40,59 +38,9 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-MethodKind method_kind(io::MethodName name) {
-  switch (name) {
-    case io::MethodName::Baseline:
-      return MethodKind::Baseline;
-    case io::MethodName::Byot:
-      return MethodKind::Byot;
-    case io::MethodName::MetaDistiller:
-      return MethodKind::MetaDistiller;
-  }
-  return MethodKind::Baseline;
-}
-
-// The student loss of a trial's config on a trial of `ranks` ranks. A summed hint is summed over
-// each rank's share of the batch and the gradients are averaged over the ranks, so its weight is
-// multiplied by the rank count: the hint is then the sum over the whole trial batch, as in BYOT.
-LossSpec loss_spec(const io::MethodConfig& method, double label_smoothing, int ranks) {
-  const bool summed_hint = method.hint_reduction == io::HintReduction::Sum;
-  return LossSpec{.method = method_kind(method.name),
-                  .temperature = method.temperature,
-                  .alpha = method.alpha,
-                  .hint = summed_hint ? method.hint * static_cast<double>(ranks) : method.hint,
-                  .label_smoothing = label_smoothing,
-                  .kd_temperature_squared = method.kd_temperature_squared,
-                  .deepest_ce = method.deepest_ce == io::DeepestCe::OneMinusAlpha
-                                    ? DeepestCe::OneMinusAlpha
-                                    : DeepestCe::One,
-                  .hint_reduction = summed_hint ? HintReduction::Sum : HintReduction::Mean};
-}
-
-models::AuxWidth aux_width(const io::AuxWidthConfig& width) {
-  switch (width.rule) {
-    case io::AuxWidthRule::InputQuarter:
-      return {.rule = models::AuxWidthRule::InputQuarter};
-    case io::AuxWidthRule::LastStageQuarter:
-      return {.rule = models::AuxWidthRule::LastStageQuarter};
-    case io::AuxWidthRule::Fixed:
-      return {.rule = models::AuxWidthRule::Fixed, .channels = width.channels};
-  }
-  return {};
-}
-
-// The learning-rate schedule of a trial's optimizer config; fixed for the trial.
-ScheduleSpec schedule_spec(const io::OptimConfig& optim) {
-  return ScheduleSpec{.kind = optim.schedule.name == io::ScheduleName::Cosine
-                                  ? ScheduleKind::Cosine
-                                  : ScheduleKind::Multistep,
-                      .base_lr = optim.lr,
-                      .epochs = optim.epochs,
-                      .milestones = optim.schedule.milestones,
-                      .gamma = optim.schedule.gamma,
-                      .warmup_epochs = optim.schedule.warmup_epochs};
-}
-
+// One trial's run: build it from its config (train/trial_setup.h), resume it from its checkpoint
+// (train/trial_checkpoint.h), train and evaluate epoch by epoch until its end, a stop epoch, an
+// interrupt or divergence (train/trial_stop.h), and finish its log.
 class TrialRunner {
  public:
   TrialRunner(const io::TrialConfig& config, const TrialContext& context)
@@ -100,6 +48,7 @@ class TrialRunner {
         context_(context),
         collective_(context.collective != nullptr ? context.collective : &single_rank_),
         backend_(backend::get(context.device)),
+        stop_(*collective_),
         progress_(collective_->rank() == 0, context.progress, context.label, config.optim.epochs,
                   start_) {
     id_ = io::trial_id(config);
@@ -114,67 +63,56 @@ class TrialRunner {
 
  private:
   void build();
+  void resume();
   void open_log(bool resuming);
-  bool load_checkpoint();
   void save_checkpoint();
   void load_initial_weights(const std::string& path);
+  // One epoch's training and, unless the trial diverged (then false), its /epoch row.
+  bool run_epoch();
   void train_epoch();
   void train_step(const data::Batch& batch, double learning_rate);
-  // The in-memory training set when runtime.data_on_device asks for device-resident batches
-  // (auto: on a CUDA device for cifar100 and idx), else null.
-  const data::ImageSetSource* device_resident_train_source() const;
-  data::Batch next_meta_batch();
-  std::map<std::string, double> evaluate();
+  void after_log_step(double learning_rate);
   void write_log_row(double learning_rate, double images_per_second);
+  void finish_epoch(double train_loss, Clock::time_point epoch_start);
   void report_progress(double images_per_second, bool final_line);
+  data::Batch next_meta_batch();
+  TrialResult finish_diverged(TrialResult result);
+  TrialResult finish_stopped(TrialResult result);
+  TrialResult finish_complete(TrialResult result);
   bool use_generator() const { return loss_spec_.method == MethodKind::MetaDistiller; }
-  const models::Student& student() const { return learner_->student(); }
+  bool log_step() const { return learner_->steps() % std::max(1, config_.runtime.log_every) == 0; }
 
   io::TrialConfig config_;
   TrialContext context_;
   Collective single_rank_;
   Collective* collective_;
   Backend& backend_;
+  StopRule stop_;
   bool writer_ = true;
   std::string id_, log_path_, checkpoint_path_;
   LossSpec loss_spec_;
   ScheduleSpec schedule_;
+  models::ModelSpec model_spec_;
 
   std::unique_ptr<TrialData> data_;
   std::unique_ptr<Learner> learner_;
-  // The training batches come from exactly one of these (runtime.data_on_device).
-  std::unique_ptr<data::BatchLoader> train_loader_, meta_loader_, test_loader_;
-  std::unique_ptr<DeviceBatches> train_device_batches_;
+  TrialLoaders loaders_;
   std::optional<io::TrialLog> log_;
+  std::optional<TrainingFigures> figures_;
 
   int epoch_ = 0;                    // the epoch being (or next to be) trained
   std::int64_t batch_in_epoch_ = 0;  // the next batch of that epoch
   std::int64_t meta_epoch_ = 0;
-  std::int64_t batches_per_epoch_ = 0;
   double wall_before_ = 0.0;  // wall seconds of earlier runs of this trial
   Clock::time_point start_ = Clock::now();
   ProgressPrinter progress_;
 
-  // Running sums since the last log row (device scalars, read at log time only).
-  Tensor loss_sum_;
-  std::int64_t loss_count_ = 0;
-  Tensor epoch_loss_sum_;
-  std::int64_t epoch_loss_count_ = 0;
-  double ce_last_ = 0.0, kd_last_ = 0.0, hint_last_ = 0.0;
-  double meta_loss_last_ = NAN, v_norm_last_ = NAN, epsilon_last_ = NAN,
-         generator_grad_norm_last_ = NAN;
-  // MetaDistiller: the generator targets' statistics of the last log row's batch, and their
-  // mean over this epoch's log rows.
-  std::map<std::string, double> target_row_;
-  TargetStatisticsMean epoch_targets_;
   std::int64_t images_since_log_ = 0;
   Clock::time_point log_clock_ = Clock::now();
   double last_images_per_second_ = 0.0;
   double last_test_accuracy_ = NAN;
   double last_loss_ = NAN;
-  bool diverged_ = false;
   std::map<std::string, std::vector<double>> epoch_history_;
-  models::ModelSpec model_spec_;
 };
 
 }  // namespace
@@ -196,149 +134,34 @@ Device resolve_device(const std::string& device_text, int local_rank) {
 
 namespace {
 
-backend::MathPrecision math_precision(io::Precision precision) {
-  switch (precision) {
-    case io::Precision::Fp32:
-      return backend::MathPrecision::Fp32;
-    case io::Precision::Tf32:
-      return backend::MathPrecision::Tf32;
-    case io::Precision::Bf16:
-      return backend::MathPrecision::Bf16;
-  }
-  return backend::MathPrecision::Fp32;
-}
-
 void TrialRunner::build() {
-  if (config_.runtime.threads > 0) backend::set_cpu_threads(config_.runtime.threads);
-  // runtime.precision and runtime.deterministic, for every op of this trial.
-  backend::set_compute_options(backend::ComputeOptions{
-      .precision = math_precision(config_.runtime.precision),
-      .determinism = config_.runtime.deterministic ? backend::AlgorithmDeterminism::Deterministic
-                                                   : backend::AlgorithmDeterminism::Fastest});
+  apply_compute_options(config_.runtime);
   data_ = load_trial_data(config_);
-  models::ModelSpec& spec = model_spec_;
-  spec.arch = config_.model.arch;
-  spec.num_classes = config_.model.num_classes > 0 ? config_.model.num_classes : data_->num_classes;
-  spec.in_channels = config_.model.in_channels > 0 ? config_.model.in_channels : data_->channels;
-  spec.aux_width = aux_width(config_.method.aux.width);
-  MD_INPUT_CHECK(spec.in_channels == data_->channels, config_.source, ": model.in_channels is ",
-                 spec.in_channels, " but the data has ", data_->channels, " channels");
-  MD_INPUT_CHECK(spec.num_classes >= data_->num_classes, config_.source, ": model.num_classes is ",
-                 spec.num_classes, " but the data has labels up to ", data_->num_classes - 1);
-  LearnerSpec learner_spec;
-  learner_spec.model = spec;
-  learner_spec.loss = loss_spec_;
-  learner_spec.sgd = SgdParams{.learning_rate = config_.optim.lr,
-                               .momentum = config_.optim.momentum,
-                               .weight_decay = config_.optim.weight_decay,
-                               .nesterov = config_.optim.nesterov};
-  learner_spec.meta = MetaSpec{
-      .every = config_.method.meta.every,
-      .epsilon = config_.method.meta.epsilon,
-      .optimizer = config_.method.meta.optimizer.name == io::MetaOptimizer::Adam
-                       ? GeneratorOptimizer::Adam
-                       : GeneratorOptimizer::Sgd,
-      .learning_rate = config_.method.meta.optimizer.lr,
-      .generator_width = config_.method.meta.generator_width,
-      .generator_resolution =
-          config_.method.meta.generator_resolution == io::GeneratorResolution::Stage
-              ? models::GeneratorResolution::Stage
-              : models::GeneratorResolution::Deepest,
-      .difference = config_.method.meta.difference == io::MetaDifference::Forward
-                        ? FiniteDifference::Forward
-                        : FiniteDifference::Central,
-      .label_weight = config_.method.meta.label_weight,
-      .frozen = config_.method.meta.frozen,
-      .update_order = config_.method.meta.update_order == io::MetaUpdateOrder::GeneratorFirst
-                          ? UpdateOrder::GeneratorFirst
-                          : UpdateOrder::StudentFirst};
-  learner_spec.seed = config_.runtime.seed;
-  learner_spec.device = context_.device;
-  if (config_.runtime.cuda_graph) {
-    learner_spec.capture = StepCapture::Graph;
-    if (loss_spec_.method == MethodKind::MetaDistiller) {
-      log_warning(config_.source,
-                  ": runtime.cuda_graph: metadistiller steps run op by op (the meta "
-                  "step reads values on the host); only baseline and byot steps are replayed");
-    }
-  }
-  learner_ = std::make_unique<Learner>(learner_spec, *collective_);
+  model_spec_ = model_spec(config_, *data_);
+  learner_ = std::make_unique<Learner>(
+      learner_spec(config_, model_spec_, loss_spec_, context_.device), *collective_);
   if (!config_.model.init_from.empty()) load_initial_weights(config_.model.init_from);
-
-  const int world = collective_->size();
-  MD_INPUT_CHECK(config_.optim.batch_size % world == 0, config_.source, ": optim.batch_size ",
-                 config_.optim.batch_size, " is not divisible by the ", world,
-                 " ranks of the trial");
-  data::LoaderSpec train_spec;
-  train_spec.batch_size = config_.optim.batch_size / world;
-  train_spec.shuffle = data::Shuffle::On;
-  train_spec.seed = config_.runtime.seed;
-  train_spec.remainder = data::Remainder::Drop;
-  train_spec.rank = collective_->rank();
-  train_spec.world_size = world;
-  // In-memory sets need little work per sample; JPEG decoding needs every thread the rank has.
-  const int threads = config_.runtime.threads > 0
-                          ? config_.runtime.threads
-                          : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
-  train_spec.threads = config_.dataset.name == io::DatasetName::Imagenet
-                           ? threads
-                           : std::max(1, config_.runtime.threads / 2);
-  if (const data::ImageSetSource* resident = device_resident_train_source()) {
-    train_device_batches_ = std::make_unique<DeviceBatches>(*resident, train_spec, context_.device);
-    batches_per_epoch_ = train_device_batches_->batches_per_epoch();
-  } else {
-    train_loader_ = std::make_unique<data::BatchLoader>(*data_->train, train_spec);
-    batches_per_epoch_ = train_loader_->batches_per_epoch();
-  }
-  if (config_.runtime.max_train_batches > 0) {
-    batches_per_epoch_ = std::min(batches_per_epoch_, config_.runtime.max_train_batches);
-  }
-  MD_INPUT_CHECK(batches_per_epoch_ > 0, config_.source, ": optim.batch_size ",
-                 config_.optim.batch_size, " is larger than the training set (",
-                 data_->train->count(), " images)");
-  if (use_generator()) {
-    data::LoaderSpec meta_spec = train_spec;
-    meta_spec.seed =
-        config_.runtime.seed + 0x9e3779b9ULL;  // an order independent of the training one
-    const bool holdout = data_->meta_holdout != nullptr;
-    if (holdout)
-      meta_spec.batch_size =
-          std::min<std::int64_t>(meta_spec.batch_size, data_->meta_holdout->count() / world);
-    MD_INPUT_CHECK(meta_spec.batch_size > 0, config_.source,
-                   ": method.meta.holdout_fraction leaves no meta batch");
-    meta_loader_ = std::make_unique<data::BatchLoader>(
-        holdout ? *data_->meta_holdout : *data_->train, meta_spec);
-    meta_loader_->start_epoch(meta_epoch_);
-  }
-  data::LoaderSpec test_spec;
-  test_spec.batch_size =
-      std::max<std::int64_t>(1, std::min<std::int64_t>(256, config_.optim.batch_size));
-  test_spec.shuffle = data::Shuffle::Off;
-  test_spec.remainder = data::Remainder::Keep;
-  test_spec.rank = collective_->rank();
-  test_spec.world_size = world;
-  test_spec.threads = train_spec.threads;
-  test_loader_ = std::make_unique<data::BatchLoader>(*data_->test, test_spec);
-
-  loss_sum_ = Tensor::zeros({}, DType::Float32, context_.device);
-  epoch_loss_sum_ = Tensor::zeros({}, DType::Float32, context_.device);
+  loaders_ = make_trial_loaders(
+      config_, *data_,
+      LoaderPlacement{
+          .rank = collective_->rank(), .world = collective_->size(), .device = context_.device},
+      use_generator());
+  figures_.emplace(backend_, context_.device);
 }
 
-const data::ImageSetSource* TrialRunner::device_resident_train_source() const {
-  const auto* in_memory = dynamic_cast<const data::ImageSetSource*>(data_->train.get());
-  switch (config_.runtime.data_on_device) {
-    case io::DataOnDevice::Off:
-      return nullptr;
-    case io::DataOnDevice::On:
-      MD_INPUT_CHECK(in_memory != nullptr, config_.source,
-                     ": runtime.data_on_device: true needs an in-memory dataset (cifar100 or idx), "
-                     "not ",
-                     io::to_string(config_.dataset.name));
-      return in_memory;
-    case io::DataOnDevice::Auto:
-      return context_.device.is_cuda() ? in_memory : nullptr;
+void TrialRunner::resume() {
+  const std::optional<TrialPosition> position =
+      load_trial_checkpoint(checkpoint_path_, id_, *learner_, loaders_.meta.get());
+  if (position) {
+    if (use_generator()) meta_epoch_ = position->meta_epoch;
+    epoch_ = position->epoch;
+    batch_in_epoch_ = position->batch_in_epoch;
+    wall_before_ = position->wall_seconds;
+    figures_->restore(*position);
+    log_info("resuming trial ", id_, " at epoch ", epoch_, " batch ", batch_in_epoch_, " (step ",
+             learner_->steps(), ")");
   }
-  return nullptr;
+  open_log(position.has_value());
 }
 
 void TrialRunner::open_log(bool resuming) {
@@ -369,137 +192,32 @@ void TrialRunner::open_log(bool resuming) {
 
 void TrialRunner::load_initial_weights(const std::string& path) {
   io::CheckpointData data = io::read_checkpoint(path);
-  load_student(data, path, student(), learner_->model(), WeightGroups::BackboneOnly);
+  load_student(data, path, learner_->student(), learner_->model(), WeightGroups::BackboneOnly);
   log_info("initialized ", config_.model.arch, " from ", path);
 }
 
 void TrialRunner::save_checkpoint() {
   if (!writer_) return;
-  io::CheckpointData data;
-  put_student(data, student(), learner_->model());
-  put_packed(data, "optim", "momentum", student().layout().parameters,
-             learner_->optimizer().momentum_buffer());
-  if (use_generator()) {
-    put_layout(data, "gen", learner_->generator().layout().parameters,
-               learner_->generator_buffers().parameters);
-    if (learner_->generator_adam() != nullptr) {
-      put_packed(data, "gen_optim", "exp_avg", learner_->generator().layout().parameters,
-                 learner_->generator_adam()->exp_avg());
-      put_packed(data, "gen_optim", "exp_avg_sq", learner_->generator().layout().parameters,
-                 learner_->generator_adam()->exp_avg_sq());
-      data.attributes["gen_adam_steps"] = learner_->generator_adam()->steps();
-    } else {
-      put_packed(data, "gen_optim", "momentum", learner_->generator().layout().parameters,
-                 learner_->generator_sgd()->momentum_buffer());
-    }
-  }
-  data.attributes[io::kSchemaVersionAttribute] = io::kCheckpointSchemaVersion;
-  data.attributes["arch"] = config_.model.arch;
-  data.attributes["num_classes"] = static_cast<std::int64_t>(model_spec_.num_classes);
-  data.attributes["in_channels"] = static_cast<std::int64_t>(model_spec_.in_channels);
-  data.attributes["trial_id"] = id_;
-  data.attributes["config"] = io::to_yaml(config_);
-  data.attributes["epoch"] = static_cast<std::int64_t>(epoch_);
-  data.attributes["batch_in_epoch"] = batch_in_epoch_;
-  data.attributes["step"] = learner_->steps();
-  data.attributes["meta_epoch"] = meta_epoch_;
-  if (use_generator()) data.attributes["gen_label_weight"] = learner_->spec().meta.label_weight;
-  data.attributes["meta_position"] = meta_loader_ ? meta_loader_->position() : std::int64_t{0};
-  data.attributes["wall_s"] = wall_before_ + seconds_since(start_);
-  // The running loss sums of the current log interval and epoch, so that a resumed run logs
-  // the same averages as an uninterrupted one.
-  data.attributes["loss_sum"] = loss_sum_.item();
-  data.attributes["loss_count"] = loss_count_;
-  data.attributes["epoch_loss_sum"] = epoch_loss_sum_.item();
-  data.attributes["epoch_loss_count"] = epoch_loss_count_;
-  for (const auto& [name, sum] : epoch_targets_.sums())
-    data.attributes["epoch_" + name + "_sum"] = sum;
-  io::write_checkpoint(checkpoint_path_, data);
-}
-
-std::int64_t int_attribute(const io::CheckpointData& data, const std::string& path,
-                           const std::string& name) {
-  auto it = data.attributes.find(name);
-  MD_INPUT_CHECK(it != data.attributes.end() && std::holds_alternative<std::int64_t>(it->second),
-                 path, ": checkpoint attribute '", name, "' is missing or not an integer");
-  return std::get<std::int64_t>(it->second);
-}
-
-bool TrialRunner::load_checkpoint() {
-  if (!fs::exists(checkpoint_path_)) return false;
-  io::CheckpointData data = io::read_checkpoint(checkpoint_path_);
-  auto id = data.attributes.find("trial_id");
-  MD_INPUT_CHECK(id != data.attributes.end() && std::holds_alternative<std::string>(id->second) &&
-                     std::get<std::string>(id->second) == id_,
-                 checkpoint_path_, ": belongs to another trial");
-  load_student(data, checkpoint_path_, student(), learner_->model(), WeightGroups::BackboneAndAux);
-  load_packed(data, checkpoint_path_, "optim", "momentum", student().layout().parameters,
-              learner_->optimizer().momentum_buffer());
-  if (use_generator()) {
-    load_layout(data, checkpoint_path_, "gen", learner_->generator().layout().parameters,
-                learner_->generator_buffers().parameters);
-    if (learner_->generator_adam() != nullptr) {
-      load_packed(data, checkpoint_path_, "gen_optim", "exp_avg",
-                  learner_->generator().layout().parameters, learner_->generator_adam()->exp_avg());
-      load_packed(data, checkpoint_path_, "gen_optim", "exp_avg_sq",
-                  learner_->generator().layout().parameters,
-                  learner_->generator_adam()->exp_avg_sq());
-      learner_->generator_adam()->set_steps(
-          int_attribute(data, checkpoint_path_, "gen_adam_steps"));
-    } else {
-      load_packed(data, checkpoint_path_, "gen_optim", "momentum",
-                  learner_->generator().layout().parameters,
-                  learner_->generator_sgd()->momentum_buffer());
-    }
-    if (const auto weight = data.attributes.find("gen_label_weight");
-        weight != data.attributes.end() && std::holds_alternative<double>(weight->second)) {
-      learner_->set_label_weight(std::get<double>(weight->second));
-    } else if (learner_->spec().meta.label_weight != 0.0) {
-      // Written before the label anchor existed: the trial goes on with the objective it began
-      // with.
-      log_warning(checkpoint_path_,
-                  ": checkpoint from before method.meta.label_weight; this trial "
-                  "resumes without the generator's label anchor (label_weight 0), as it started");
-      learner_->set_label_weight(0.0);
-    }
-    meta_epoch_ = int_attribute(data, checkpoint_path_, "meta_epoch");
-    meta_loader_->start_epoch(meta_epoch_, int_attribute(data, checkpoint_path_, "meta_position"));
-  }
-  epoch_ = static_cast<int>(int_attribute(data, checkpoint_path_, "epoch"));
-  batch_in_epoch_ = int_attribute(data, checkpoint_path_, "batch_in_epoch");
-  learner_->set_steps(int_attribute(data, checkpoint_path_, "step"));
-  if (auto wall = data.attributes.find("wall_s");
-      wall != data.attributes.end() && std::holds_alternative<double>(wall->second)) {
-    wall_before_ = std::get<double>(wall->second);
-  }
-  if (data.attributes.count("epoch_loss_count")) {
-    backend_.fill(loss_sum_, io::attribute_double(data.attributes, "loss_sum", checkpoint_path_));
-    loss_count_ = int_attribute(data, checkpoint_path_, "loss_count");
-    backend_.fill(epoch_loss_sum_,
-                  io::attribute_double(data.attributes, "epoch_loss_sum", checkpoint_path_));
-    epoch_loss_count_ = int_attribute(data, checkpoint_path_, "epoch_loss_count");
-  }
-  std::map<std::string, double> target_sums;
-  for (const auto& [name, value] : data.attributes) {
-    const std::string prefix = "epoch_", suffix = "_sum";
-    if (name.rfind(prefix + "gen_", 0) == 0 && name.size() > prefix.size() + suffix.size() &&
-        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0 &&
-        std::holds_alternative<double>(value)) {
-      target_sums[name.substr(prefix.size(), name.size() - prefix.size() - suffix.size())] =
-          std::get<double>(value);
-    }
-  }
-  epoch_targets_.restore(target_sums);
-  log_info("resuming trial ", id_, " at epoch ", epoch_, " batch ", batch_in_epoch_, " (step ",
-           learner_->steps(), ")");
-  return true;
+  const TrialPosition position{
+      .epoch = epoch_,
+      .batch_in_epoch = batch_in_epoch_,
+      .meta_epoch = meta_epoch_,
+      .meta_position = loaders_.meta ? loaders_.meta->position() : std::int64_t{0},
+      .wall_seconds = wall_before_ + seconds_since(start_),
+      .losses = figures_->loss_sums(),
+      .target_sums = figures_->target_sums()};
+  save_trial_checkpoint(
+      checkpoint_path_,
+      CheckpointIdentity{
+          .trial_id = id_, .config_yaml = io::to_yaml(config_), .model = model_spec_},
+      *learner_, position);
 }
 
 data::Batch TrialRunner::next_meta_batch() {
   data::Batch batch;
-  if (!meta_loader_->next(batch)) {
-    meta_loader_->start_epoch(++meta_epoch_);
-    MD_CHECK(meta_loader_->next(batch), "the meta loader has no batches");
+  if (!loaders_.meta->next(batch)) {
+    loaders_.meta->start_epoch(++meta_epoch_);
+    MD_CHECK(loaders_.meta->next(batch), "the meta loader has no batches");
   }
   return batch;
 }
@@ -511,223 +229,135 @@ void TrialRunner::train_step(const data::Batch& host_batch, double learning_rate
     const data::Batch batch = next_meta_batch();
     return std::make_pair(batch.images.to(context_.device), batch.labels.to(context_.device));
   });
-  backend_.axpby(1.0, report.loss, 1.0, loss_sum_);
-  backend_.axpby(1.0, report.loss, 1.0, epoch_loss_sum_);
-  ++loss_count_;
-  ++epoch_loss_count_;
-  if (learner_->steps() % std::max(1, config_.runtime.log_every) == 0) {
-    ce_last_ = LossTerms::value(report.terms.ce);
-    kd_last_ = LossTerms::value(report.terms.kd);
-    hint_last_ = LossTerms::value(report.terms.hint);
-    if (!report.targets.empty()) {
-      const TargetStatistics statistics = target_statistics(report.targets, report.deepest_logits,
-                                                            labels, config_.method.temperature);
-      target_row_ = target_statistics_row(statistics);
-      epoch_targets_.add(statistics);
-    }
-  }
-  if (report.meta_step) {
-    meta_loss_last_ = report.meta_loss;
-    v_norm_last_ = report.v_norm;
-    epsilon_last_ = report.epsilon;
-    generator_grad_norm_last_ = report.generator_grad_norm;
-  }
+  figures_->add_step(report, log_step(), labels, config_.method.temperature);
 }
 
 void TrialRunner::write_log_row(double learning_rate, double images_per_second) {
-  const double loss = loss_count_ > 0 ? loss_sum_.item() / static_cast<double>(loss_count_) : NAN;
+  const double loss = figures_->take_interval_loss();
   last_loss_ = loss;
-  backend_.fill(loss_sum_, 0.0);
-  loss_count_ = 0;
-  if (!std::isfinite(loss)) diverged_ = true;
+  stop_.observe_loss(loss);
   if (!writer_) return;
-  std::map<std::string, double> row{
-      {"step", static_cast<double>(learner_->steps())},
-      {"epoch",
-       epoch_ + static_cast<double>(batch_in_epoch_) / static_cast<double>(batches_per_epoch_)},
-      {"lr", learning_rate},
-      {"loss", loss},
-      {"loss_ce", ce_last_},
-      {"loss_kd", kd_last_},
-      {"loss_hint", hint_last_},
-      {"images_per_s", images_per_second},
-  };
-  if (use_generator()) {
-    row["loss_meta"] = meta_loss_last_;
-    row["meta_v_norm"] = v_norm_last_;
-    row["meta_epsilon"] = epsilon_last_;
-    row["generator_grad_norm"] = generator_grad_norm_last_;
-    row.insert(target_row_.begin(), target_row_.end());
-  }
-  log_->append("train", row);
+  const TrainRowPosition position{
+      .step = learner_->steps(),
+      .epoch = epoch_ + static_cast<double>(batch_in_epoch_) /
+                            static_cast<double>(loaders_.batches_per_epoch),
+      .learning_rate = learning_rate,
+      .images_per_second = images_per_second};
+  log_->append("train", figures_->train_row(position, loss, use_generator()));
 }
 
 void TrialRunner::report_progress(double images_per_second, bool final_line) {
   progress_.report(ProgressState{.epoch = epoch_,
                                  .batch_in_epoch = batch_in_epoch_,
-                                 .batches_per_epoch = batches_per_epoch_,
+                                 .batches_per_epoch = loaders_.batches_per_epoch,
                                  .loss = last_loss_,
                                  .images_per_second = images_per_second,
                                  .test_accuracy = last_test_accuracy_},
                    final_line);
 }
 
-// Top-1 and (with more than 5 classes) top-5 accuracy of every head and of the ensemble, by the
-// tie rule of train/evaluation.h, and the final head's test loss.
-std::map<std::string, double> TrialRunner::evaluate() {
-  autograd::NoGrad no_grad;
-  AccuracyCounts counts(student().num_heads());
-  double loss_sum = 0.0;
-  test_loader_->start_epoch(0);
-  data::Batch batch;
-  std::int64_t batches = 0;
-  while (test_loader_->next(batch)) {
-    if (config_.runtime.max_eval_batches > 0 && batches >= config_.runtime.max_eval_batches) break;
-    ++batches;
-    const Tensor labels = batch.labels;
-    const auto n = labels.numel();
-    if (n == 0) continue;  // a rank's empty part of the last global batch
-    models::StudentOutput output = learner_->evaluate(batch.images.to(context_.device));
-    Variable final_loss = autograd::cross_entropy(output.logits.back(), labels.to(context_.device));
-    loss_sum += final_loss.value().item() * static_cast<double>(n);
-    std::vector<Tensor> logits;
-    for (const Variable& head : output.logits) logits.push_back(head.value());
-    count_hits(counts, logits, labels);
-  }
-  counts.count = collective_->sum(counts.count);
-  loss_sum = collective_->sum(loss_sum);
-  for (double& hits : counts.top1) hits = collective_->sum(hits);
-  for (double& hits : counts.top5) hits = collective_->sum(hits);
-  std::map<std::string, double> metrics = accuracy_metrics(counts, model_spec_.num_classes);
-  metrics["test_loss"] = loss_sum / counts.count;
-  return metrics;
+// A log step's /train row and progress line, and a new throughput interval.
+void TrialRunner::after_log_step(double learning_rate) {
+  const double seconds = seconds_since(log_clock_);
+  last_images_per_second_ = static_cast<double>(images_since_log_) / std::max(seconds, 1e-9);
+  write_log_row(learning_rate, last_images_per_second_);
+  report_progress(last_images_per_second_, false);
+  images_since_log_ = 0;
+  log_clock_ = Clock::now();
 }
 
 void TrialRunner::train_epoch() {
-  if (train_device_batches_) {
-    train_device_batches_->start_epoch(epoch_, batch_in_epoch_);
+  if (loaders_.train_on_device) {
+    loaders_.train_on_device->start_epoch(epoch_, batch_in_epoch_);
   } else {
-    train_loader_->start_epoch(epoch_, batch_in_epoch_);
+    loaders_.train->start_epoch(epoch_, batch_in_epoch_);
   }
   const auto next_train_batch = [this](data::Batch& next) {
-    return train_device_batches_ ? train_device_batches_->next(next) : train_loader_->next(next);
+    return loaders_.train_on_device ? loaders_.train_on_device->next(next)
+                                    : loaders_.train->next(next);
   };
   data::Batch batch;
   log_clock_ = Clock::now();
   images_since_log_ = 0;
-  while (batch_in_epoch_ < batches_per_epoch_ && next_train_batch(batch)) {
-    if (collective_->any(interrupt_requested())) {
+  while (batch_in_epoch_ < loaders_.batches_per_epoch && next_train_batch(batch)) {
+    if (stop_.interrupt_requested()) {
       save_checkpoint();
-      throw Interrupted("trial " + id_ + " interrupted by signal " +
-                        std::to_string(interrupt_signal()) + " at epoch " + std::to_string(epoch_) +
-                        " batch " + std::to_string(batch_in_epoch_) + "; checkpoint written to " +
-                        checkpoint_path_);
+      throw interruption(id_, epoch_, batch_in_epoch_, checkpoint_path_);
     }
-    const double lr = learning_rate(schedule_, epoch_, batch_in_epoch_, batches_per_epoch_);
+    const double lr = learning_rate(schedule_, epoch_, batch_in_epoch_, loaders_.batches_per_epoch);
     train_step(batch, lr);
     ++batch_in_epoch_;
     images_since_log_ += batch.labels.numel() * collective_->size();
-    if (learner_->steps() % std::max(1, config_.runtime.log_every) == 0) {
-      const double seconds = seconds_since(log_clock_);
-      last_images_per_second_ = static_cast<double>(images_since_log_) / std::max(seconds, 1e-9);
-      write_log_row(lr, last_images_per_second_);
-      report_progress(last_images_per_second_, false);
-      images_since_log_ = 0;
-      log_clock_ = Clock::now();
-      if (collective_->any(diverged_)) {
-        diverged_ = true;
-        return;
-      }
+    if (log_step()) {
+      after_log_step(lr);
+      if (stop_.diverged_on_any_rank()) return;
     }
   }
 }
 
-TrialResult TrialRunner::run() {
-  TrialResult result;
-  result.trial_id = id_;
-  result.log_path = log_path_;
-  fs::create_directories(context_.out_dir);
-  build();
-  const bool resumed = load_checkpoint();
-  open_log(resumed);
-  const int end_epoch = context_.stop_epoch > 0
-                            ? std::min(context_.stop_epoch, config_.optim.epochs)
-                            : config_.optim.epochs;
-  try {
-    while (epoch_ < end_epoch) {
-      const auto epoch_start = Clock::now();
-      train_epoch();
-      if (!diverged_) {
-        const double train_loss =
-            epoch_loss_count_ > 0 ? epoch_loss_sum_.item() / static_cast<double>(epoch_loss_count_)
-                                  : NAN;
-        diverged_ = collective_->any(!std::isfinite(train_loss));
-        if (!diverged_) {
-          std::map<std::string, double> row = evaluate();
-          row["epoch"] = epoch_ + 1;
-          row["train_loss"] = train_loss;
-          row["wall_s"] = seconds_since(epoch_start);
-          if (!epoch_targets_.empty()) {
-            const std::map<std::string, double> means = epoch_targets_.means();
-            row.insert(means.begin(), means.end());
-          }
-          epoch_targets_.clear();
-          last_test_accuracy_ = row["test_acc_final"];
-          // The epoch's closing line, while epoch_ and batch_in_epoch_ still name its end.
-          report_progress(last_images_per_second_, true);
-          backend_.fill(epoch_loss_sum_, 0.0);
-          epoch_loss_count_ = 0;
-          ++epoch_;
-          batch_in_epoch_ = 0;
-          for (const auto& [metric, value] : row) epoch_history_[metric].push_back(value);
-          if (writer_) {
-            log_->append("epoch", row);
-            log_->flush();
-          }
-          if (config_.runtime.checkpoint_every_epochs > 0 &&
-              (epoch_ % config_.runtime.checkpoint_every_epochs == 0 ||
-               epoch_ == config_.optim.epochs)) {
-            save_checkpoint();
-          }
-        }
-      }
-      if (diverged_) {
-        result.status = io::TrialStatus::Diverged;
-        result.error = "loss is not finite at step " + std::to_string(learner_->steps());
-        if (writer_) io::record_status(*log_, io::TrialStatus::Diverged, result.error);
-        log_warning("trial ", id_, " diverged: ", result.error);
-        return result;
-      }
-    }
-    if (end_epoch < config_.optim.epochs) {
-      // An ASHA rung: a checkpoint at the epoch boundary, which a promotion resumes from.
-      save_checkpoint();
-      result.status = io::TrialStatus::Stopped;
-      if (writer_) io::record_status(*log_, io::TrialStatus::Stopped);
-      log_info("trial ", id_, " stopped at epoch ", epoch_, " (an ASHA rung)");
-      return result;
-    }
-  } catch (const Interrupted& interrupted) {
-    if (writer_) io::record_status(*log_, io::TrialStatus::Interrupted, interrupted.what());
-    throw;
-  } catch (const std::exception& error) {
-    if (writer_) io::record_status(*log_, io::TrialStatus::Failed, error.what());
-    throw;
-  }
-  // Final summary from the epoch history (restored from the log when resumed).
-  const double skipped_samples = collective_->sum(static_cast<double>(
-      (train_loader_ ? train_loader_->skipped_samples() : 0) + test_loader_->skipped_samples()));
+// The /epoch row of the epoch just trained: its test evaluation, train loss, wall time and the
+// generator targets' means; then the next epoch's position and, when due, a checkpoint.
+void TrialRunner::finish_epoch(double train_loss, Clock::time_point epoch_start) {
+  std::map<std::string, double> row =
+      evaluate_test_set(*learner_, *loaders_.test, *collective_,
+                        TestPass{.max_batches = config_.runtime.max_eval_batches,
+                                 .num_classes = model_spec_.num_classes,
+                                 .device = context_.device});
+  row["epoch"] = epoch_ + 1;
+  row["train_loss"] = train_loss;
+  row["wall_s"] = seconds_since(epoch_start);
+  figures_->take_epoch_target_means(row);
+  last_test_accuracy_ = row["test_acc_final"];
+  // The epoch's closing line, while epoch_ and batch_in_epoch_ still name its end.
+  report_progress(last_images_per_second_, true);
+  figures_->restart_epoch_loss();
+  ++epoch_;
+  batch_in_epoch_ = 0;
+  for (const auto& [metric, value] : row) epoch_history_[metric].push_back(value);
   if (writer_) {
-    std::map<std::string, double> final_values;
-    for (const auto& [metric, values] : epoch_history_) {
-      if ((metric.rfind("test_acc_", 0) != 0 && metric.rfind("test_top5_", 0) != 0) ||
-          values.empty())
-        continue;
-      final_values["last_" + metric.substr(5)] = values.back();
-      double best = values.front();
-      for (double value : values) best = std::max(best, value);
-      final_values["best_" + metric.substr(5)] = best;
-    }
+    log_->append("epoch", row);
+    log_->flush();
+  }
+  if (config_.runtime.checkpoint_every_epochs > 0 &&
+      (epoch_ % config_.runtime.checkpoint_every_epochs == 0 || epoch_ == config_.optim.epochs)) {
+    save_checkpoint();
+  }
+}
+
+bool TrialRunner::run_epoch() {
+  const auto epoch_start = Clock::now();
+  train_epoch();
+  if (stop_.diverged()) return false;
+  const double train_loss = figures_->epoch_loss();
+  stop_.observe_loss(train_loss);
+  if (stop_.diverged_on_any_rank()) return false;
+  finish_epoch(train_loss, epoch_start);
+  return true;
+}
+
+TrialResult TrialRunner::finish_diverged(TrialResult result) {
+  result.status = io::TrialStatus::Diverged;
+  result.error = divergence_error(learner_->steps());
+  if (writer_) io::record_status(*log_, io::TrialStatus::Diverged, result.error);
+  log_warning("trial ", id_, " diverged: ", result.error);
+  return result;
+}
+
+// An ASHA rung: a checkpoint at the epoch boundary, which a promotion resumes from.
+TrialResult TrialRunner::finish_stopped(TrialResult result) {
+  save_checkpoint();
+  result.status = io::TrialStatus::Stopped;
+  if (writer_) io::record_status(*log_, io::TrialStatus::Stopped);
+  log_info("trial ", id_, " stopped at epoch ", epoch_, " (an ASHA rung)");
+  return result;
+}
+
+// The final summary from the epoch history (restored from the log when resumed).
+TrialResult TrialRunner::finish_complete(TrialResult result) {
+  const double skipped_samples = collective_->sum(static_cast<double>(
+      (loaders_.train ? loaders_.train->skipped_samples() : 0) + loaders_.test->skipped_samples()));
+  if (writer_) {
+    std::map<std::string, double> final_values = final_accuracies(epoch_history_);
     const double wall = wall_before_ + seconds_since(start_);
     final_values["total_wall_s"] = wall;
     final_values["gpu_hours"] =
@@ -742,6 +372,31 @@ TrialResult TrialRunner::run() {
   }
   result.status = io::TrialStatus::Complete;
   return result;
+}
+
+TrialResult TrialRunner::run() {
+  TrialResult result;
+  result.trial_id = id_;
+  result.log_path = log_path_;
+  fs::create_directories(context_.out_dir);
+  build();
+  resume();
+  const int end_epoch = context_.stop_epoch > 0
+                            ? std::min(context_.stop_epoch, config_.optim.epochs)
+                            : config_.optim.epochs;
+  try {
+    while (epoch_ < end_epoch) {
+      if (!run_epoch()) return finish_diverged(std::move(result));
+    }
+    if (end_epoch < config_.optim.epochs) return finish_stopped(std::move(result));
+  } catch (const Interrupted& interrupted) {
+    if (writer_) io::record_status(*log_, io::TrialStatus::Interrupted, interrupted.what());
+    throw;
+  } catch (const std::exception& error) {
+    if (writer_) io::record_status(*log_, io::TrialStatus::Failed, error.what());
+    throw;
+  }
+  return finish_complete(std::move(result));
 }
 
 }  // namespace

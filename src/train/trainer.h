@@ -1,7 +1,10 @@
 // run_trial: one trial from a resolved config to a finished HDF5 log and checkpoint. It owns
 // the training loop of every method (baseline, BYOT, MetaDistiller), evaluation, logging,
 // checkpoint/resume and the interrupt protocol. It knows nothing of MPI or Slurm: the ranks of
-// a data-parallel trial reach it as a train::Collective, and the caller picks the device.
+// a data-parallel trial reach it as a train::Collective, and the caller picks the device. Its
+// parts: train/trial_setup.h (config → specs and loaders), train/trial_checkpoint.h (what a
+// checkpoint holds), train/trial_metrics.h (log rows and test evaluation), train/trial_stop.h
+// (interrupt and divergence) and train/progress.h (progress lines).
 #pragma once
 
 #include <map>
