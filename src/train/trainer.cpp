@@ -16,6 +16,7 @@
 #include "core/logging.h"
 #include "data/loader.h"
 #include "io/checkpoint.h"
+#include "io/config_keys.h"
 #include "io/trial_log.h"
 #include "models/student.h"
 #include "train/learner.h"
@@ -126,7 +127,8 @@ Device resolve_device(const std::string& device_text, int local_rank) {
   if (device.is_cuda() && device_text == "cuda") {
     int count = backend::cuda_device_count();
     if (count == 0)
-      throw InputError("runtime.device: cuda requested but no CUDA device is available");
+      throw InputError(detail::concat(io::key_path::runtime_device,
+                                      ": cuda requested but no CUDA device is available"));
     device.index = local_rank % count;
   }
   return device;

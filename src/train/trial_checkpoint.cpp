@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/logging.h"
 #include "io/checkpoint.h"
+#include "io/config_keys.h"
 #include "io/log_schema.h"
 #include "train/weights.h"
 
@@ -53,9 +54,9 @@ void load_generator(const io::CheckpointData& data, const std::string& path, Lea
   } else if (learner.spec().meta.label_weight != 0.0) {
     // Written before the label anchor existed: the trial goes on with the objective it began
     // with.
-    log_warning(path,
-                ": checkpoint from before method.meta.label_weight; this trial "
-                "resumes without the generator's label anchor (label_weight 0), as it started");
+    log_warning(path, ": checkpoint from before ", io::key_path::method_meta_label_weight,
+                "; this trial resumes without the generator's label anchor (label_weight 0), as it "
+                "started");
     learner.set_label_weight(0.0);
   }
 }

@@ -7,6 +7,7 @@
 #include "backend/backend.h"
 #include "core/error.h"
 #include "core/logging.h"
+#include "io/config_keys.h"
 
 namespace md::train {
 namespace {
@@ -72,9 +73,9 @@ MetaSpec meta_spec(const io::MetaConfig& meta) {
 data::LoaderSpec train_loader_spec(const io::TrialConfig& config,
                                    const LoaderPlacement& placement) {
   const int world = placement.world;
-  MD_INPUT_CHECK(config.optim.batch_size % world == 0, config.source, ": optim.batch_size ",
-                 config.optim.batch_size, " is not divisible by the ", world,
-                 " ranks of the trial");
+  MD_INPUT_CHECK(config.optim.batch_size % world == 0, config.source, ": ",
+                 io::key_path::optim_batch_size, " ", config.optim.batch_size,
+                 " is not divisible by the ", world, " ranks of the trial");
   data::LoaderSpec spec;
   spec.batch_size = config.optim.batch_size / world;
   spec.shuffle = data::Shuffle::On;
@@ -100,8 +101,8 @@ data::LoaderSpec meta_loader_spec(const io::TrialConfig& config, const TrialData
   spec.seed = config.runtime.seed + 0x9e3779b9ULL;  // an order independent of the training one
   if (data.meta_holdout != nullptr)
     spec.batch_size = std::min<std::int64_t>(spec.batch_size, data.meta_holdout->count() / world);
-  MD_INPUT_CHECK(spec.batch_size > 0, config.source,
-                 ": method.meta.holdout_fraction leaves no meta batch");
+  MD_INPUT_CHECK(spec.batch_size > 0, config.source, ": ",
+                 io::key_path::method_meta_holdout_fraction, " leaves no meta batch");
   return spec;
 }
 
@@ -127,9 +128,9 @@ const data::ImageSetSource* device_resident_train_source(const io::TrialConfig& 
     case io::DataOnDevice::Off:
       return nullptr;
     case io::DataOnDevice::On:
-      MD_INPUT_CHECK(in_memory != nullptr, config.source,
-                     ": runtime.data_on_device: true needs an in-memory dataset (cifar100 or idx), "
-                     "not ",
+      MD_INPUT_CHECK(in_memory != nullptr, config.source, ": ",
+                     io::key_path::runtime_data_on_device,
+                     ": true needs an in-memory dataset (cifar100 or idx), not ",
                      io::to_string(config.dataset.name));
       return in_memory;
     case io::DataOnDevice::Auto:
@@ -179,10 +180,12 @@ models::ModelSpec model_spec(const io::TrialConfig& config, const TrialData& dat
   spec.num_classes = config.model.num_classes > 0 ? config.model.num_classes : data.num_classes;
   spec.in_channels = config.model.in_channels > 0 ? config.model.in_channels : data.channels;
   spec.aux_width = aux_width(config.method.aux.width);
-  MD_INPUT_CHECK(spec.in_channels == data.channels, config.source, ": model.in_channels is ",
-                 spec.in_channels, " but the data has ", data.channels, " channels");
-  MD_INPUT_CHECK(spec.num_classes >= data.num_classes, config.source, ": model.num_classes is ",
-                 spec.num_classes, " but the data has labels up to ", data.num_classes - 1);
+  MD_INPUT_CHECK(spec.in_channels == data.channels, config.source, ": ",
+                 io::key_path::model_in_channels, " is ", spec.in_channels, " but the data has ",
+                 data.channels, " channels");
+  MD_INPUT_CHECK(spec.num_classes >= data.num_classes, config.source, ": ",
+                 io::key_path::model_num_classes, " is ", spec.num_classes,
+                 " but the data has labels up to ", data.num_classes - 1);
   return spec;
 }
 
@@ -201,9 +204,9 @@ LearnerSpec learner_spec(const io::TrialConfig& config, const models::ModelSpec&
   if (config.runtime.cuda_graph) {
     spec.capture = StepCapture::Graph;
     if (loss.method == MethodKind::MetaDistiller) {
-      log_warning(config.source,
-                  ": runtime.cuda_graph: metadistiller steps run op by op (the meta "
-                  "step reads values on the host); only baseline and byot steps are replayed");
+      log_warning(config.source, ": ", io::key_path::runtime_cuda_graph,
+                  ": metadistiller steps run op by op (the meta step reads values on the host); "
+                  "only baseline and byot steps are replayed");
     }
   }
   return spec;
@@ -226,9 +229,9 @@ TrialLoaders make_trial_loaders(const io::TrialConfig& config, const TrialData& 
     loaders.batches_per_epoch =
         std::min(loaders.batches_per_epoch, config.runtime.max_train_batches);
   }
-  MD_INPUT_CHECK(loaders.batches_per_epoch > 0, config.source, ": optim.batch_size ",
-                 config.optim.batch_size, " is larger than the training set (", data.train->count(),
-                 " images)");
+  MD_INPUT_CHECK(loaders.batches_per_epoch > 0, config.source, ": ", io::key_path::optim_batch_size,
+                 " ", config.optim.batch_size, " is larger than the training set (",
+                 data.train->count(), " images)");
   if (meta_batches) {
     loaders.meta = std::make_unique<data::BatchLoader>(
         data.meta_holdout != nullptr ? *data.meta_holdout : *data.train,
