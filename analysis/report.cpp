@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "core/error.h"
 #include "io/config_keys.h"
@@ -256,8 +257,8 @@ std::vector<std::string> trial_key_cells(const SweepSummary& summary, const Tria
   return key_cells(summary, values);
 }
 
-std::string format_markdown(const SweepSummary& summary) {
-  std::ostringstream out;
+// The title, the --where selection and the sentence on grouping.
+void markdown_preamble(std::ostringstream& out, const SweepSummary& summary) {
   out << "# Sweep report: " << summary.directory << "\n\n";
   if (!summary.where.empty()) {
     out << "Only the trials with";
@@ -273,53 +274,129 @@ std::string format_markdown(const SweepSummary& summary) {
           << " skipped: not readable trial logs)";
     }
     out << ".\n";
+    return;
+  }
+  out << summary.trial_count << " trial" << (summary.trial_count == 1 ? "" : "s") << " in "
+      << summary.groups.size() << " group" << (summary.groups.size() == 1 ? "" : "s") << ", ";
+  if (summary.group_by.empty()) {
+    out << "not grouped (no config key varies apart from " << io::replicate_key().path << ").";
   } else {
-    out << summary.trial_count << " trial" << (summary.trial_count == 1 ? "" : "s") << " in "
-        << summary.groups.size() << " group" << (summary.groups.size() == 1 ? "" : "s") << ", ";
-    if (summary.group_by.empty()) {
-      out << "not grouped (no config key varies apart from " << io::replicate_key().path << ").";
-    } else {
-      out << "grouped by";
-      for (std::size_t i = 0; i < summary.group_by.size(); ++i) {
-        out << (i == 0 ? " " : ", ") << "`" << summary.group_by[i] << "`";
-      }
-      out << ".";
+    out << "grouped by";
+    for (std::size_t i = 0; i < summary.group_by.size(); ++i) {
+      out << (i == 0 ? " " : ", ") << "`" << summary.group_by[i] << "`";
     }
-    out << " Accuracies in percent: mean ± sample standard deviation (n − 1) over the complete "
-           "trials of a group (± 0.00 for a single trial); *last* is the last epoch, *best* the "
-           "best epoch. Wall time is the mean per trial, GPU-hours the sum over the group.\n\n";
+    out << ".";
+  }
+  out << " Accuracies in percent: mean ± sample standard deviation (n − 1) over the complete "
+         "trials of a group (± 0.00 for a single trial); *last* is the last epoch, *best* the "
+         "best epoch. Wall time is the mean per trial, GPU-hours the sum over the group.\n\n";
+}
 
-    const std::string& lead = summary.metric;
-    const std::string kind = is_top5(lead) ? "top5_" : "acc_";
-    const std::string second = lead == kind + "ensemble" ? kind + "final" : kind + "ensemble";
-    std::vector<std::string> header = key_headers(summary);
-    for (const char* column : {"n", "status"}) header.emplace_back(column);
+// The leading metric and the second one beside it (the ensemble, or the final head when the
+// ensemble leads), of the same kind (top-1 or top-5).
+std::pair<std::string, std::string> lead_and_second(const std::string& lead) {
+  const std::string kind = is_top5(lead) ? "top5_" : "acc_";
+  return {lead, lead == kind + "ensemble" ? kind + "final" : kind + "ensemble"};
+}
+
+// The table of groups: keys, n, status, the two metrics last and best, epochs, wall, GPU-hours.
+void markdown_group_table(std::ostringstream& out, const SweepSummary& summary) {
+  const auto [lead, second] = lead_and_second(summary.metric);
+  std::vector<std::string> header = key_headers(summary);
+  for (const char* column : {"n", "status"}) header.emplace_back(column);
+  for (const std::string& metric : {lead, second}) {
+    header.push_back(metric + " last");
+    header.push_back(metric + " best");
+  }
+  for (const char* column : {"epochs", "wall", "GPU-hours"}) header.emplace_back(column);
+  table_header(out, header);
+  bool any_in_progress_values = false;
+  for (const GroupSummary& group : summary.groups) {
+    const bool in_progress = group.values_from == ValuesFrom::InProgress;
+    any_in_progress_values = any_in_progress_values || in_progress;
+    std::vector<std::string> cells = key_cells(summary, group.key_values);
+    cells.push_back(std::to_string(group.trials.size()));
+    cells.push_back(status_text(group));
     for (const std::string& metric : {lead, second}) {
-      header.push_back(metric + " last");
-      header.push_back(metric + " best");
+      cells.push_back(percent_cell(group.last.at(metric), in_progress));
+      cells.push_back(percent_cell(group.best.at(metric), in_progress));
     }
-    for (const char* column : {"epochs", "wall", "GPU-hours"}) header.emplace_back(column);
-    table_header(out, header);
-    bool any_in_progress_values = false;
+    cells.push_back(epochs_text(group.epochs.mean));
+    cells.push_back(duration_text(group.wall_s.mean));
+    cells.push_back(printf_text("%.2f", group.gpu_hours));
+    table_row(out, cells);
+  }
+  if (any_in_progress_values) {
+    out << "\n\\* No complete trial yet: the running and interrupted trials at their last "
+           "epoch.\n";
+  }
+}
+
+// Every head's accuracy per group, at the last and at the best epoch (trials with heads only).
+void markdown_head_tables(std::ostringstream& out, const SweepSummary& summary) {
+  for (const bool best : {false, true}) {
+    out << "\n## Every head, " << (best ? "best" : "last") << " epoch\n\n";
+    if (!best) {
+      out << "*head s*: the auxiliary classifier after stage s + 1, over the trials that "
+             "have it (a trial's last head is its *final* head; a baseline has no "
+             "auxiliary head).\n\n";
+    }
+    std::vector<std::string> head_header = key_headers(summary);
+    for (int head = 0; head + 1 < summary.heads; ++head) {
+      head_header.push_back("head " + std::to_string(head));
+    }
+    head_header.emplace_back("final");
+    head_header.emplace_back("ensemble");
+    table_header(out, head_header);
     for (const GroupSummary& group : summary.groups) {
       const bool in_progress = group.values_from == ValuesFrom::InProgress;
-      any_in_progress_values = any_in_progress_values || in_progress;
+      const auto& statistics = best ? group.best : group.last;
+      const auto& auxiliary = best ? group.auxiliary_best : group.auxiliary_last;
       std::vector<std::string> cells = key_cells(summary, group.key_values);
-      cells.push_back(std::to_string(group.trials.size()));
-      cells.push_back(status_text(group));
-      for (const std::string& metric : {lead, second}) {
-        cells.push_back(percent_cell(group.last.at(metric), in_progress));
-        cells.push_back(percent_cell(group.best.at(metric), in_progress));
+      for (const Statistic& statistic : auxiliary) {
+        cells.push_back(percent_cell(statistic, in_progress));
       }
-      cells.push_back(epochs_text(group.epochs.mean));
-      cells.push_back(duration_text(group.wall_s.mean));
-      cells.push_back(printf_text("%.2f", group.gpu_hours));
+      cells.push_back(percent_cell(statistics.at("acc_final"), in_progress));
+      cells.push_back(percent_cell(statistics.at("acc_ensemble"), in_progress));
       table_row(out, cells);
     }
-    if (any_in_progress_values) {
-      out << "\n\\* No complete trial yet: the running and interrupted trials at their last "
-             "epoch.\n";
+  }
+}
+
+// The running and interrupted trials, one row each, at their last epoch; nothing when none.
+void markdown_in_progress(std::ostringstream& out, const SweepSummary& summary) {
+  std::vector<const TrialRecord*> in_progress;
+  for (const GroupSummary& group : summary.groups) {
+    for (const TrialRecord& trial : group.trials) {
+      if (is_in_progress(trial)) in_progress.push_back(&trial);
     }
+  }
+  if (in_progress.empty()) return;
+  const std::string& lead = summary.metric;
+  out << "\n## In progress\n\nRunning and interrupted trials at their last epoch.\n\n";
+  std::vector<std::string> progress_header{"trial"};
+  for (const std::string& key : key_headers(summary)) progress_header.push_back(key);
+  for (const std::string& column :
+       {std::string("status"), std::string("epochs"), lead + " last", lead + " best"}) {
+    progress_header.push_back(column);
+  }
+  table_header(out, progress_header);
+  for (const TrialRecord* trial : in_progress) {
+    std::vector<std::string> cells{markdown_cell(trial->trial_id)};
+    for (const std::string& cell : trial_key_cells(summary, *trial)) cells.push_back(cell);
+    cells.push_back(trial->status);
+    cells.push_back(epochs_text(trial->epochs));
+    cells.push_back(percent_value(value_or_missing(trial->last, lead)));
+    cells.push_back(percent_value(value_or_missing(trial->best, lead)));
+    table_row(out, cells);
+  }
+}
+
+std::string format_markdown(const SweepSummary& summary) {
+  std::ostringstream out;
+  markdown_preamble(out, summary);
+  if (summary.trial_count > 0) {
+    markdown_group_table(out, summary);
     if (summary.early_stop) {
       std::vector<std::vector<std::string>> cells;
       for (const GroupSummary& group : summary.groups) {
@@ -327,62 +404,8 @@ std::string format_markdown(const SweepSummary& summary) {
       }
       out << early_stop_markdown(*summary.early_stop, key_headers(summary), cells);
     }
-
-    if (summary.heads > 1) {
-      for (const bool best : {false, true}) {
-        out << "\n## Every head, " << (best ? "best" : "last") << " epoch\n\n";
-        if (!best) {
-          out << "*head s*: the auxiliary classifier after stage s + 1, over the trials that "
-                 "have it (a trial's last head is its *final* head; a baseline has no "
-                 "auxiliary head).\n\n";
-        }
-        std::vector<std::string> head_header = key_headers(summary);
-        for (int head = 0; head + 1 < summary.heads; ++head) {
-          head_header.push_back("head " + std::to_string(head));
-        }
-        head_header.emplace_back("final");
-        head_header.emplace_back("ensemble");
-        table_header(out, head_header);
-        for (const GroupSummary& group : summary.groups) {
-          const bool in_progress = group.values_from == ValuesFrom::InProgress;
-          const auto& statistics = best ? group.best : group.last;
-          const auto& auxiliary = best ? group.auxiliary_best : group.auxiliary_last;
-          std::vector<std::string> cells = key_cells(summary, group.key_values);
-          for (const Statistic& statistic : auxiliary) {
-            cells.push_back(percent_cell(statistic, in_progress));
-          }
-          cells.push_back(percent_cell(statistics.at("acc_final"), in_progress));
-          cells.push_back(percent_cell(statistics.at("acc_ensemble"), in_progress));
-          table_row(out, cells);
-        }
-      }
-    }
-
-    std::vector<const TrialRecord*> in_progress;
-    for (const GroupSummary& group : summary.groups) {
-      for (const TrialRecord& trial : group.trials) {
-        if (is_in_progress(trial)) in_progress.push_back(&trial);
-      }
-    }
-    if (!in_progress.empty()) {
-      out << "\n## In progress\n\nRunning and interrupted trials at their last epoch.\n\n";
-      std::vector<std::string> progress_header{"trial"};
-      for (const std::string& key : key_headers(summary)) progress_header.push_back(key);
-      for (const std::string& column :
-           {std::string("status"), std::string("epochs"), lead + " last", lead + " best"}) {
-        progress_header.push_back(column);
-      }
-      table_header(out, progress_header);
-      for (const TrialRecord* trial : in_progress) {
-        std::vector<std::string> cells{markdown_cell(trial->trial_id)};
-        for (const std::string& cell : trial_key_cells(summary, *trial)) cells.push_back(cell);
-        cells.push_back(trial->status);
-        cells.push_back(epochs_text(trial->epochs));
-        cells.push_back(percent_value(value_or_missing(trial->last, lead)));
-        cells.push_back(percent_value(value_or_missing(trial->best, lead)));
-        table_row(out, cells);
-      }
-    }
+    if (summary.heads > 1) markdown_head_tables(out, summary);
+    markdown_in_progress(out, summary);
   }
   if (summary.comparison) out << comparison_markdown(*summary.comparison);
   if (!summary.skipped.empty()) {
