@@ -197,16 +197,28 @@ with h5py.File(sys.argv[1], "r") as log:
 EOF
 }
 
-# wait_for_jobs SECONDS: until the queue is empty.
+# wait_for_jobs SECONDS: until the queue is empty. A job that a script requeued on its own
+# (mpi.sbatch after a step that never started) and that Slurm holds for BeginTime is released
+# after 12 s on hold (the old credential's expiry, see interrupt below) instead of Slurm's delay.
 wait_for_jobs() {
-  local limit=$1 queue
+  local limit=$1 queue job state reason second
   local empty_polls=0
-  # Empty on three polls in a row: a job being requeued can vanish from squeue for a moment.
-  for _ in $(seq 1 "$limit"); do
-    if queue=$(squeue -h -o %i 2>/dev/null) && [[ -z $queue ]]; then
+  declare -A held_since=()
+  for second in $(seq 1 "$limit"); do
+    # Empty on three polls in a row: a job being requeued can vanish from squeue for a moment.
+    if queue=$(squeue -h -o "%i %t %r" 2>/dev/null) && [[ -z $queue ]]; then
       ((++empty_polls >= 3)) && return 0
     else
       empty_polls=0
+      while read -r job state reason; do
+        [[ -n $job && $state == PD && $reason == BeginTime ]] || continue
+        [[ -n ${held_since["$job"]:-} ]] || held_since["$job"]=$second
+        if ((second - ${held_since["$job"]} >= 12)); then
+          scontrol update JobId="$job" StartTime=now 2>/dev/null || true
+          say "job $job released from a BeginTime hold after its script requeued it"
+          unset 'held_since["$job"]'
+        fi
+      done <<<"$queue"
     fi
     sleep 1
   done
