@@ -937,6 +937,9 @@ const std::vector<SweepKey>& sweep_spec_keys() {
        "the sweep's name, recorded in every trial log (`sweep` attribute)"},
       {"base", "string or mapping", "required",
        "a trial config file, relative to the sweep file, or an inline trial config"},
+      {"cases", "list of mappings", "none",
+       "arms that set several keys together: a non-empty list of `{key.path: value, ...}`, "
+       "crossed with the grid (the cases varying slowest); a key may not be in both"},
       {"grid", "mapping", "none",
        "trial key path → non-empty list of values; the cartesian product in the order written, "
        "the first key varying slowest"},
@@ -961,7 +964,8 @@ const std::vector<SweepKey>& sweep_spec_keys() {
        "`optim.epochs`"},
       {"early_stop.reduction", "int ≥ 2", "3",
        "the top floor(n / reduction) of the n units that reached a rung go on"},
-      {"early_stop.by", "string", "config when the grid sweeps `runtime.seed`, else trial",
+      {"early_stop.by", "string",
+       "config when the grid or the cases set `runtime.seed`, else trial",
        "`config`: all seeds of a configuration go on or stop together on their score; `trial`: "
        "each trial alone"},
       {"early_stop.score", "string", "mean",

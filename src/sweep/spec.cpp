@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <unordered_set>
 
@@ -75,9 +76,13 @@ void check_key_path(const ConfigTree& node, const std::string& key) {
   }
 }
 
+// One point of an axis: the keys it sets (one for a grid value, several for a case).
+using Point = std::vector<Assignment>;
+using Axis = std::vector<Point>;
+
 // grid: {key.path: [v1, v2, ...], ...} -> one axis per key, in document order.
-std::vector<std::vector<Assignment>> read_grid(const ConfigTree& grid, const std::string& source) {
-  std::vector<std::vector<Assignment>> axes;
+std::vector<Axis> read_grid(const ConfigTree& grid, const std::string& source) {
+  std::vector<Axis> axes;
   if (grid.kind() != ConfigTree::Kind::Mapping)
     grid.fail("expected a mapping of key paths to lists");
   for (const std::string& key : grid.keys()) {
@@ -86,13 +91,39 @@ std::vector<std::vector<Assignment>> read_grid(const ConfigTree& grid, const std
     if (values.kind() != ConfigTree::Kind::Sequence || values.size() == 0) {
       values.fail("expected a non-empty list of values");
     }
-    std::vector<Assignment> axis;
+    Axis axis;
     for (std::size_t i = 0; i < values.size(); ++i) {
-      axis.push_back({key, values.element(i), source + " grid " + key});
+      axis.push_back({{key, values.element(i), source + " grid " + key}});
     }
     axes.push_back(std::move(axis));
   }
   return axes;
+}
+
+// cases: [{key.path: value, ...}, ...] -> one axis whose points set several keys together
+// (arms that differ in more than one key). A key may not be set by both cases and the grid.
+Axis read_cases(const ConfigTree& cases, const ConfigTree* grid, const std::string& source) {
+  if (cases.kind() != ConfigTree::Kind::Sequence || cases.size() == 0) {
+    cases.fail("expected a non-empty list of mappings {key.path: value, ...}");
+  }
+  Axis axis;
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const ConfigTree arm = cases.element(i);
+    if (arm.kind() != ConfigTree::Kind::Mapping || arm.keys().empty()) {
+      arm.fail("expected a non-empty mapping {key.path: value, ...}");
+    }
+    Point point;
+    for (const std::string& key : arm.keys()) {
+      const ConfigTree value = arm.child(key);
+      check_key_path(value, key);
+      if (grid && grid->kind() == ConfigTree::Kind::Mapping && grid->contains(key)) {
+        value.fail("'" + key + "' is also a grid key: set it in the cases or in the grid");
+      }
+      point.push_back({key, value, source + " cases[" + std::to_string(i) + "] " + key});
+    }
+    axis.push_back(std::move(point));
+  }
+  return axis;
 }
 
 std::pair<double, double> read_range(const ConfigTree& node, bool positive) {
@@ -273,8 +304,7 @@ bool needs_quotes(const std::string& text) {
 }
 
 // Advances `position` to the next grid point, the last key varying fastest; false after the last.
-bool next_grid_point(std::vector<std::size_t>& position,
-                     const std::vector<std::vector<Assignment>>& axes) {
+bool next_grid_point(std::vector<std::size_t>& position, const std::vector<Axis>& axes) {
   for (std::size_t axis = axes.size(); axis-- > 0;) {
     if (++position[axis] < axes[axis].size()) return true;
     position[axis] = 0;
@@ -353,8 +383,16 @@ SweepSpec parse_sweep(const std::string& yaml_text, const std::string& source_na
     base_node.fail("expected a trial config file name or an inline trial config mapping");
   }
 
-  const auto axes = document.contains("grid") ? read_grid(document.child("grid"), source_name)
-                                              : std::vector<std::vector<Assignment>>{};
+  // The axes: the cases first (varying slowest), then the grid's keys.
+  std::vector<Axis> axes;
+  std::optional<ConfigTree> grid;
+  if (document.contains("grid")) grid = document.child("grid");
+  if (document.contains("cases")) {
+    axes.push_back(read_cases(document.child("cases"), grid ? &*grid : nullptr, source_name));
+  }
+  if (grid) {
+    for (Axis& axis : read_grid(*grid, source_name)) axes.push_back(std::move(axis));
+  }
   const auto samples = document.contains("random")
                            ? read_random(document.child("random"), source_name)
                            : std::vector<std::vector<Assignment>>{{}};
@@ -366,7 +404,9 @@ SweepSpec parse_sweep(const std::string& yaml_text, const std::string& source_na
     for (const std::vector<Assignment>& sample : samples) {
       std::vector<const Assignment*> assignments;
       for (std::size_t axis = 0; axis < axes.size(); ++axis) {
-        assignments.push_back(&axes[axis][position[axis]]);
+        for (const Assignment& assignment : axes[axis][position[axis]]) {
+          assignments.push_back(&assignment);
+        }
       }
       for (const Assignment& draw : sample) assignments.push_back(&draw);
       ConfigTree tree = base;
@@ -394,9 +434,17 @@ SweepSpec parse_sweep(const std::string& yaml_text, const std::string& source_na
     if (!next_grid_point(position, axes)) break;
   }
   if (document.contains("early_stop")) {
-    const bool grid_has_seed =
-        document.contains("grid") &&
-        document.child("grid").contains(std::string(io::replicate_key().path));
+    // Seeds set by the grid or the cases: a unit is a configuration, over its seeds.
+    const std::string seed(io::replicate_key().path);
+    bool grid_has_seed =
+        grid && grid->contains(seed);  // (a grid that is not a mapping failed above)
+    if (document.contains("cases")) {
+      for (const Point& point : axes.front()) {
+        for (const Assignment& assignment : point) {
+          grid_has_seed = grid_has_seed || assignment.key == seed;
+        }
+      }
+    }
     spec.early_stop = read_early_stop(document.child("early_stop"), spec.trials, grid_has_seed);
   }
   if (document.contains("budget")) {

@@ -1,7 +1,8 @@
 // Tests of the sweep spec (src/sweep/spec.h) and of `metadistill sweep --list/--dry-run`:
-// grid expansion order, seeded random sampling (reproducible, inside its ranges, grid x random),
-// duplicate collapse, errors naming the sweep file and key (exit status 2 from the CLI), trial
-// states from logs, and the --list line format that slurm/submit relies on.
+// grid expansion order, cases (several keys set together, crossed with the grid), seeded random
+// sampling (reproducible, inside its ranges, grid x random), duplicate collapse, errors naming the
+// sweep file and key (exit status 2 from the CLI), trial states from logs, and the --list line
+// format that slurm/submit relies on.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -90,6 +91,56 @@ TEST(SweepSpec, GridIsCartesianProductFirstKeySlowest) {
   std::set<std::string> ids;
   for (const SweepTrial& trial : spec.trials) ids.insert(trial.id);
   EXPECT_EQ(ids.size(), 6u);
+}
+
+TEST(SweepSpec, CasesSetSeveralKeysTogetherAndVarySlowerThanTheGrid) {
+  const SweepSpec spec = parse(std::string(kBase) +
+                               "cases:\n"
+                               "  - {method.name: baseline}\n"
+                               "  - {method.name: metadistiller, method.meta.frozen: true}\n"
+                               "grid:\n"
+                               "  runtime.seed: [0, 1]\n");
+  std::vector<std::string> rows;
+  for (const SweepTrial& trial : spec.trials) {
+    std::string row;
+    for (const std::string& assignment : trial.overrides)
+      row += (row.empty() ? "" : " ") + assignment;
+    rows.push_back(row);
+  }
+  EXPECT_THAT(
+      rows,
+      ElementsAre("method.name=baseline runtime.seed=0", "method.name=baseline runtime.seed=1",
+                  "method.name=metadistiller method.meta.frozen=true runtime.seed=0",
+                  "method.name=metadistiller method.meta.frozen=true runtime.seed=1"));
+  EXPECT_TRUE(spec.trials[3].config.method.meta.frozen);
+  EXPECT_EQ(spec.trials[3].config.runtime.seed, 1u);
+  // A trial's id is its config's, however the sweep reached it.
+  const SweepSpec by_grid = parse(std::string(kBase) +
+                                  "grid:\n"
+                                  "  method.name: [metadistiller]\n"
+                                  "  method.meta.frozen: [true]\n"
+                                  "  runtime.seed: [1]\n");
+  EXPECT_EQ(spec.trials[3].id, by_grid.trials[0].id);
+  // Seeds among the axes: ASHA's unit is a configuration by default.
+  const SweepSpec asha = parse(std::string(kBase) +
+                               "cases:\n"
+                               "  - {method.name: baseline, runtime.seed: 0}\n"
+                               "  - {method.name: baseline, runtime.seed: 1}\n"
+                               "early_stop: {method: asha, rungs: [1]}\n");
+  ASSERT_TRUE(asha.early_stop.has_value());
+  EXPECT_EQ(asha.early_stop->by, EarlyStopUnit::Config);
+}
+
+TEST(SweepSpec, BadCasesNameTheSweepFileAndCase) {
+  EXPECT_THAT(error_of(std::string(kBase) + "cases: {method.name: byot}\n"),
+              AllOf(HasSubstr("test.yaml"), HasSubstr("cases"), HasSubstr("non-empty list")));
+  EXPECT_THAT(error_of(std::string(kBase) + "cases: [{method.name: byot}, []]\n"),
+              AllOf(HasSubstr("cases[1]"), HasSubstr("non-empty mapping")));
+  EXPECT_THAT(
+      error_of(std::string(kBase) + "cases: [{runtime.seed: 1}]\ngrid: {runtime.seed: [0, 1]}\n"),
+      AllOf(HasSubstr("cases[0].runtime.seed"), HasSubstr("also a grid key")));
+  EXPECT_THAT(error_of(std::string(kBase) + "cases: [{method.nam: byot}]\n"),
+              AllOf(HasSubstr("method.nam"), HasSubstr("cases[0]")));
 }
 
 TEST(SweepSpec, NoGridIsTheBaseTrialAlone) {
