@@ -170,9 +170,9 @@ TEST(ConfigKeys, KeysOutsideTheTrialId) {
 }
 
 TEST(ConfigKeys, SweepTableGivesTheSweepFileKeys) {
-  EXPECT_EQ(
-      sweep_spec_child_keys(""),
-      (std::vector<std::string_view>{"name", "base", "grid", "random", "early_stop", "budget"}));
+  EXPECT_EQ(sweep_spec_child_keys(""),
+            (std::vector<std::string_view>{"name", "base", "cases", "grid", "random", "early_stop",
+                                           "budget"}));
   EXPECT_EQ(sweep_spec_child_keys("random"), (std::vector<std::string_view>{"n", "seed", "space"}));
   EXPECT_EQ(
       sweep_spec_child_keys("early_stop"),
