@@ -208,13 +208,13 @@ std::vector<std::vector<Assignment>> read_random(const ConfigTree& random,
 
 // early_stop: {method: asha, metric, rungs: [e1, e2, ...], reduction, by: config|trial, score}.
 // Rungs are checked against every trial's optim.epochs; `by` defaults to config when the grid
-// sweeps runtime.seed.
+// or the cases set the seed (axes_set_seed).
 EarlyStopSpec read_early_stop(const ConfigTree& node, const std::vector<SweepTrial>& trials,
-                              bool grid_has_seed) {
+                              bool axes_set_seed) {
   if (node.kind() != ConfigTree::Kind::Mapping) node.fail("expected a mapping {method: asha, ...}");
   check_keys(node, "early_stop");
   EarlyStopSpec spec;
-  spec.by = grid_has_seed ? EarlyStopUnit::Config : EarlyStopUnit::Trial;
+  spec.by = axes_set_seed ? EarlyStopUnit::Config : EarlyStopUnit::Trial;
   if (!node.contains("method")) node.fail("missing key 'method' (allowed: asha)");
   const ConfigTree method = node.child("method");
   if (method.kind() != ConfigTree::Kind::Scalar || method.scalar() != "asha") {
@@ -436,16 +436,16 @@ SweepSpec parse_sweep(const std::string& yaml_text, const std::string& source_na
   if (document.contains("early_stop")) {
     // Seeds set by the grid or the cases: a unit is a configuration, over its seeds.
     const std::string seed(io::replicate_key().path);
-    bool grid_has_seed =
+    bool axes_set_seed =
         grid && grid->contains(seed);  // (a grid that is not a mapping failed above)
     if (document.contains("cases")) {
       for (const Point& point : axes.front()) {
         for (const Assignment& assignment : point) {
-          grid_has_seed = grid_has_seed || assignment.key == seed;
+          axes_set_seed = axes_set_seed || assignment.key == seed;
         }
       }
     }
-    spec.early_stop = read_early_stop(document.child("early_stop"), spec.trials, grid_has_seed);
+    spec.early_stop = read_early_stop(document.child("early_stop"), spec.trials, axes_set_seed);
   }
   if (document.contains("budget")) {
     spec.budget = read_budget(document.child("budget"));
